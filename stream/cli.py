@@ -1,0 +1,151 @@
+"""`scenestream` command line.
+
+Arguments for every command are declared here (so `--help` is fast and complete); each command's
+work lives in its own module, imported only when that command runs, exposing
+`run(args: argparse.Namespace) -> int`. Anything a user can cause ends as one clear line on
+stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from stream import __version__
+
+
+class UserError(Exception):
+    """An error the user can fix (bad flag, unreachable URL, missing file): printed as one line."""
+
+
+COMMANDS: dict[str, str] = {
+    "demo": "stream.demo",
+    "serve": "stream.serve",
+    "send": "stream.sender.cli",
+    "events": "stream.subscribe",
+    "engines": "engines.cli",
+    "train": "engines.training.cli",
+    "evaluate": "engines.evaluation.cli",
+    "bench": "stream.bench",
+}
+
+
+def _serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", type=Path, help="TOML configuration file")
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    p.add_argument("--redis", help="Redis URL (default: SCENESTREAM_REDIS__URL, else embedded)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full argument parser (no heavy imports)."""
+    parser = argparse.ArgumentParser(
+        prog="scenestream",
+        description="Real-time audio-visual perception: WebRTC (WHIP) in, scene events to Redis.",
+    )
+    parser.add_argument("--version", action="version", version=f"scenestream {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="embedded Redis + service + synthetic camera, prints events")
+    _serve_args(p)
+    p.add_argument("--seconds", type=float, help="stop by itself after this long, with a summary")
+    p.add_argument("--scenario", default="emergency", help="scenario the camera plays")
+
+    p = sub.add_parser("serve", help="run the service")
+    _serve_args(p)
+
+    p = sub.add_parser("send", help="WHIP client: publish a scenario, a file or a device")
+    p.add_argument("url", help="WHIP endpoint, e.g. http://127.0.0.1:8080/whip/cam1")
+    p.add_argument("--token", help="bearer token")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--scenario", help="scenario name or script file")
+    src.add_argument("--file", type=Path, help="media file PyAV can open")
+    src.add_argument("--device", help="V4L2 video device (e.g. /dev/video0) and/or ALSA input")
+    p.add_argument("--loop", action="store_true", help="loop the file or scenario")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+    p.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help="video codec")
+    p.add_argument("--truth", type=Path, help="write the scenario's ground truth here (JSON)")
+
+    p = sub.add_parser("events", help="subscribe and print scene messages and events")
+    p.add_argument("--redis", help="Redis URL (default: SCENESTREAM_REDIS__URL)")
+    p.add_argument("--prefix", default="scenestream", help="Redis key prefix")
+    p.add_argument("--stream", help="only this stream id (default: all)")
+    p.add_argument("--kind", choices=["scene", "events", "status"], action="append",
+                   help="message kinds (default: events and status); repeatable")  # fmt: skip
+    p.add_argument("--json", action="store_true", help="one JSON object a line")
+    p.add_argument("--seconds", type=float, help="stop after this long")
+
+    p = sub.add_parser("engines", help="list, build, verify and benchmark engines")
+    esub = p.add_subparsers(dest="engines_command", metavar="ACTION", required=True)
+    for name, text in [
+        ("list", "engines and backends available here"),
+        ("build", "export/compile engines (cached)"),
+        ("verify", "check parity across every available backend"),
+        ("bench", "latency and throughput per backend per batch size"),
+    ]:
+        ep = esub.add_parser(name, help=text)
+        ep.add_argument("names", nargs="*", help="engine names (default: all)")
+        ep.add_argument("--config", type=Path, help="TOML configuration file")
+        ep.add_argument("--backend", action="append", help="only these backends; repeatable")
+        ep.add_argument("--json", type=Path, help="also write results as JSON here")
+        if name == "bench":
+            ep.add_argument("--batch", type=int, action="append", help="batch sizes")
+            ep.add_argument("--iterations", type=int, default=50, help="timed calls per size")
+
+    p = sub.add_parser("train", help="train the avfusion reference model on generated scenes")
+    p.add_argument("--out", type=Path, default=Path("engines/bundled/avfusion"))
+    p.add_argument("--epochs", type=int, help="maximum epochs")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", type=Path, help="train on your own clips: a directory + labels.csv")
+    p.add_argument("--cache", type=Path, help="directory for the generated training set")
+    p.add_argument("--minutes", type=float, help="stop training after this wall time")
+
+    p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
+    p.add_argument("--engine", default="avfusion")
+    p.add_argument("--set", dest="set_name", default="heldout", help="set name or directory")
+    p.add_argument("--backend", help="backend to use")
+    p.add_argument("--json", type=Path, help="write metrics as JSON here")
+    p.add_argument("--markdown", type=Path, help="write the table as markdown here")
+    p.add_argument("--windows", type=int, help="number of windows to evaluate")
+
+    p = sub.add_parser("bench", help="load benchmark: N loopback streams against the service")
+    p.add_argument("--streams", type=int, default=4)
+    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--find-capacity", action="store_true", help="search the largest N in budget")
+    p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
+                   help="also run the naive per-frame baseline")  # fmt: skip
+    p.add_argument("--no-engine", action="store_true", help="ingest and windows only")
+    p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `scenestream` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    module = importlib.import_module(COMMANDS[args.command])
+    try:
+        return int(module.run(args))
+    except KeyboardInterrupt:
+        return 130
+    except UserError as exc:
+        print(f"scenestream {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a user-caused error from a library still ends as one line
+        from stream.config import ConfigError
+
+        if isinstance(exc, ConfigError | FileNotFoundError | ConnectionError | PermissionError):
+            print(f"scenestream {args.command}: {exc}", file=sys.stderr)
+            return 2
+        raise
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Service configuration: validated once at start.
+
+Sources, later ones winning: defaults, a TOML file (`--config`), `SCENESTREAM_*` environment
+variables (nested with `__`, e.g. `SCENESTREAM_SERVER__PORT=9000`), then command-line flags.
+Every section forbids unknown keys so that a typo is an error at start, not a silent default.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+
+
+class ConfigError(Exception):
+    """A configuration file or value is invalid; the message names the field."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    """HTTP/WHIP endpoint."""
+
+    host: str = Field("127.0.0.1", description="address to listen on (0.0.0.0 in containers)")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port (0 picks a free one)")
+    tokens: list[SecretStr] = Field(
+        default_factory=list, description="bearer tokens accepted; empty means open (warned)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="origins allowed to call WHIP from a browser; '*' = any"
+    )
+    max_body_bytes: int = Field(128_000, gt=0, description="largest accepted SDP offer")
+    max_streams: int = Field(16, gt=0, description="live streams before POST answers 503")
+    post_rate_per_minute: int = Field(
+        60, gt=0, description="WHIP POST/PATCH/DELETE per client address per minute"
+    )
+    public_url: str | None = Field(
+        None, description="URL other workers use to redirect here (scale-out); None = host:port"
+    )
+
+
+class SessionConfig(_Section):
+    """WebRTC sessions."""
+
+    ice_servers: list[str] = Field(
+        default_factory=list, description="STUN/TURN URLs; none by default (no outside traffic)"
+    )
+    setup_timeout_s: float = Field(15.0, gt=0, description="offer to ICE connected, else closed")
+    media_timeout_s: float = Field(
+        10.0, gt=0, description="no media for this long closes the stream (status offline)"
+    )
+    include_loopback: bool = Field(
+        False, description="also offer 127.0.0.1 ICE candidates (single-host demos and tests)"
+    )
+
+
+class IngestConfig(_Section):
+    """Rings and window cutting."""
+
+    ring_seconds: float = Field(4.0, gt=0, description="media kept per stream in the rings")
+    max_wait_s: float = Field(
+        0.25, ge=0, description="how long a window waits for a late modality before it is cut"
+    )
+
+
+class RedisConfig(_Section):
+    """Publishing to Redis."""
+
+    url: str | None = Field(None, description="redis:// URL; None starts an embedded redis-server")
+    prefix: str = Field("scenestream", pattern=r"^[A-Za-z0-9_.-]+$", description="key prefix")
+    log_maxlen: int = Field(10_000, gt=0, description="approximate cap of each stream's log")
+    outbox_max: int = Field(10_000, gt=0, description="messages buffered while Redis is away")
+    publish_scene: bool = Field(True, description="publish a scene message per window")
+
+
+class LabelThresholds(_Section):
+    """Event hysteresis for one label."""
+
+    on: float = Field(0.6, gt=0, lt=1, description="score that (after min_duration) starts")
+    off: float = Field(0.4, gt=0, lt=1, description="score under which (after hold) it ends")
+    min_duration_s: float = Field(0.0, ge=0, description="time above `on` before start")
+    hold_s: float = Field(1.0, ge=0, description="time under `off` before end")
+
+
+class EngineOverride(_Section):
+    """Per-engine settings that override the engine manifest."""
+
+    backend: str | None = Field(None, description="force a backend (tensorrt/onnxruntime/torch)")
+    budget_ms: float | None = Field(None, gt=0, description="latency budget after window end")
+    max_queue_delay_ms: float | None = Field(None, ge=0, description="longest batch collection")
+    hop_s: float | None = Field(None, gt=0, description="window hop")
+    thresholds: dict[str, LabelThresholds] = Field(default_factory=dict)
+
+
+class EnginesConfig(_Section):
+    """Which engines run and where they come from."""
+
+    enabled: list[str] = Field(
+        default_factory=lambda: ["avfusion", "silero-vad"], description="engine names to run"
+    )
+    user_dir: Path | None = Field(None, description="directory of user engine directories")
+    backends: list[str] = Field(
+        default_factory=lambda: ["tensorrt", "onnxruntime", "torch"],
+        description="backend preference order",
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "scenestream", description="ONNX/TensorRT build cache"
+    )
+    overrides: dict[str, EngineOverride] = Field(default_factory=dict)
+
+
+class Settings(BaseSettings):
+    """The whole service configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SCENESTREAM_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    server: ServerConfig = Field(default_factory=ServerConfig)  # type: ignore[arg-type]
+    session: SessionConfig = Field(default_factory=SessionConfig)  # type: ignore[arg-type]
+    ingest: IngestConfig = Field(default_factory=IngestConfig)  # type: ignore[arg-type]
+    redis: RedisConfig = Field(default_factory=RedisConfig)  # type: ignore[arg-type]
+    engines: EnginesConfig = Field(default_factory=EnginesConfig)  # type: ignore[arg-type]
+    log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (passed as init kwargs), as a container user expects.
+        return (env_settings, init_settings)
+
+
+def load_settings(path: Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from an optional TOML file, the environment and explicit overrides.
+
+    `overrides` are dotted section values from the command line, e.g.
+    `{"server": {"port": 9000}}`; they win over everything else.
+    """
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text())
+        except FileNotFoundError as exc:
+            raise ConfigError(f"config file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        base = Settings(**data)
+        if not overrides:
+            return base
+        merged = _deep_merge(base.model_dump(), overrides)
+        return Settings.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        origin = f"{path}: " if path else ""
+        raise ConfigError(f"{origin}{where}: {first['msg']}") from exc
+
+
+def _deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        elif value is not None:
+            out[key] = value
+    return out

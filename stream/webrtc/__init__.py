@@ -1,0 +1,1 @@
+"""WebRTC adapters (aiortc/aioice glue). Every reach into aiortc internals lives in this package."""

@@ -1,0 +1,63 @@
+"""Time-aligned audio+video windows: what an engine sees.
+
+`WindowSpec` says what one engine wants (length, hop, frames, size, sample rate); `Window` is one
+cut of a stream, on the capture clock (Unix seconds at the camera/microphone).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True, slots=True)
+class VideoSpec:
+    """Video an engine wants per window: `frames` RGB frames of `height`x`width`, at `fps`."""
+
+    frames: int
+    fps: float
+    height: int
+    width: int
+
+
+@dataclass(frozen=True, slots=True)
+class AudioSpec:
+    """Audio an engine wants per window: `samples` mono float32 samples at `sample_rate`."""
+
+    sample_rate: int
+    samples: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSpec:
+    """The window an engine consumes, every `hop_s` seconds, covering `length_s` seconds."""
+
+    length_s: float
+    hop_s: float
+    video: VideoSpec | None = None
+    audio: AudioSpec | None = None
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Window:
+    """One cut `[start, end]` of a stream for one engine, on the capture clock.
+
+    A modality the engine wants but the stream lacks (audio-only publisher, or late beyond the
+    maximum wait) is listed in `missing` and its array is filled with zeros, so engines always
+    receive full shapes. `gaps` are capture-clock stretches inside the window with no media.
+    """
+
+    stream: str
+    engine: str
+    seq: int
+    start: float
+    end: float
+    video: npt.NDArray[np.uint8] | None  # [T, H, W, 3]
+    frame_times: npt.NDArray[np.float64] | None  # [T] capture times of the frames
+    audio: npt.NDArray[np.float32] | None  # [S]
+    gaps: tuple[tuple[float, float], ...] = ()
+    missing: frozenset[str] = field(default_factory=frozenset)
+    cut_at: float = 0.0  # time.monotonic() when cut: queue latency starts here
+    av_skew_s: float = 0.0  # |audio clock - video clock| at the cut, for the skew histogram
