@@ -7,6 +7,7 @@ cut of a stream, on the capture clock (Unix seconds at the camera/microphone).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -61,3 +62,13 @@ class Window:
     missing: frozenset[str] = field(default_factory=frozenset)
     cut_at: float = 0.0  # time.monotonic() when cut: queue latency starts here
     av_skew_s: float = 0.0  # |audio clock - video clock| at the cut, for the skew histogram
+
+
+class WindowSink(Protocol):
+    """Where cut windows go (the scheduler). Both calls must return at once, never block."""
+
+    def submit(self, window: Window) -> None: ...
+
+    def stream_ended(self, stream: str) -> None:
+        """The stream is gone: release its per-stream state and close its open events."""
+        ...

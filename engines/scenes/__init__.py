@@ -1,0 +1,1 @@
+"""Generated audio-visual scenes with exact ground truth (synthetic camera, training, tests)."""
