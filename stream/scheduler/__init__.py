@@ -1,0 +1,1 @@
+"""Deadline scheduling: a pure batching policy per engine and the async runner around it."""
