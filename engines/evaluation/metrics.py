@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-Array = npt.NDArray[np.floating]
+Array = npt.NDArray[np.generic]
 
 
 @dataclass(frozen=True, slots=True)
