@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-Array = npt.NDArray[np.generic]
+Array = npt.ArrayLike
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +82,12 @@ def average_precision(truth: Array, scores: Array) -> float:
 
     NaN when there is no positive.
     """
-    truth = np.asarray(truth, dtype=bool)
-    positives = int(truth.sum())
+    is_pos = np.asarray(truth, dtype=np.float64) > 0.5
+    positives = int(is_pos.sum())
     if positives == 0:
         return float("nan")
     order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
-    hits = truth[order]
+    hits = is_pos[order]
     precision_at_rank = np.cumsum(hits) / np.arange(1, len(hits) + 1)
     return float(precision_at_rank[hits].sum() / positives)
 
@@ -96,8 +96,9 @@ def label_scores(
     truth: Array, scores: Array, labels: Sequence[str], threshold: float = 0.5
 ) -> list[LabelScores]:
     """Per-label counts and AP; `truth` 0/1 and `scores` probabilities, both `[N, L]`."""
-    truth_b = np.asarray(truth) > 0.5
-    pred = np.asarray(scores) >= threshold
+    truth_b = np.asarray(truth, dtype=np.float64) > 0.5
+    scores_a = np.asarray(scores, dtype=np.float64)
+    pred = scores_a >= threshold
     out = []
     for j, label in enumerate(labels):
         t, p = truth_b[:, j], pred[:, j]
@@ -108,7 +109,7 @@ def label_scores(
                 fp=int(np.sum(~t & p)),
                 fn=int(np.sum(t & ~p)),
                 tn=int(np.sum(~t & ~p)),
-                ap=average_precision(t, np.asarray(scores)[:, j]),
+                ap=average_precision(t, scores_a[:, j]),
             )
         )
     return out
@@ -141,8 +142,9 @@ def false_positive_rates(
     `{kind: {label: {"fpr": ..., "fp": ..., "negatives": ...}}}`; only windows where the label is
     false in the truth count (a kind can mix positive and negative windows).
     """
-    truth_b = np.asarray(truth) > 0.5
-    pred = np.asarray(scores) >= threshold
+    truth_b = np.asarray(truth, dtype=np.float64) > 0.5
+    scores_a = np.asarray(scores, dtype=np.float64)
+    pred = scores_a >= threshold
     kinds_a = np.asarray(kinds)
     out: dict[str, dict[str, dict[str, float | int]]] = {}
     for kind in sorted(set(kinds)):
