@@ -1,0 +1,1 @@
+"""Publishing to Redis: a pure bounded outbox and the redis.asyncio publisher around it."""
