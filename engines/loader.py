@@ -125,16 +125,24 @@ def load_engine(manifest: Manifest, config: EnginesConfig) -> tuple[Engine, Load
 
 
 def try_backend(
-    manifest: Manifest, name: str, cache_dir: Path, report: LoadReport
+    manifest: Manifest,
+    name: str,
+    cache_dir: Path,
+    report: LoadReport,
+    backend: Backend | None = None,
 ) -> Backend | None:
-    """Load and warm one backend; on any failure record why in `report` and return None."""
-    cls = BACKENDS[name]
+    """Load and warm one backend; on any failure record why in `report` and return None.
+
+    `backend` is a preconfigured instance (e.g. torch with `compile=True`); by default a
+    fresh one of the registered class `name`.
+    """
+    cls = type(backend) if backend is not None else BACKENDS[name]
     for check in (cls.available, lambda: cls.supports(manifest)):
         ok, why = check()
         if not ok:
             report.skipped[name] = why
             return None
-    backend = cls()
+    backend = backend if backend is not None else cls()
     try:
         start = time.perf_counter()
         backend.load(manifest, cache_dir)

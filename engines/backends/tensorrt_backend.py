@@ -202,6 +202,9 @@ class TensorRTBackend(Backend):
             raise EngineError(f"{manifest.name}: TensorRT cannot parse the ONNX graph: {errors}")
         config = builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, self._workspace)
+        tf32 = getattr(trt.BuilderFlag, "TF32", None)
+        if tf32 is not None and manifest.doc.engine.precision == "fp32":
+            config.clear_flag(tf32)  # fp32 means fp32: TF32 alone breaks 1e-4 parity
         timing_path = timing_cache_file(cache_dir, key)
         timing_bytes = timing_path.read_bytes() if timing_path.is_file() else b""
         timing = config.create_timing_cache(timing_bytes)
