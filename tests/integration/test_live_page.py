@@ -1,0 +1,200 @@
+"""The live page's SSE bridge against a real redis-server: messages published to the stream's
+channels reach the browser, other streams' do not, and a disconnect frees the subscription."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import aiohttp
+import pytest
+import redis.asyncio as aioredis
+from aiohttp import web
+
+from stream.embedded_redis import EmbeddedRedis, free_port
+from stream.web.live import LIVE_BRIDGE, LiveBridge, setup_live_routes
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
+
+PREFIX = "livetest"
+
+
+@dataclass
+class LiveApp:
+    base: str
+    bridge: LiveBridge
+    runner: web.AppRunner
+    redis: aioredis.Redis
+
+
+@pytest.fixture
+async def live_app(redis_server: EmbeddedRedis) -> AsyncIterator[LiveApp]:
+    app = web.Application()
+    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, poll_s=0.05)
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    try:
+        yield LiveApp(f"http://127.0.0.1:{port}", app[LIVE_BRIDGE], runner, client)
+    finally:
+        await client.aclose()
+        await runner.cleanup()
+
+
+async def _next_event(resp: aiohttp.ClientResponse) -> tuple[str, str]:
+    """The next SSE frame's (event, data); comments and `retry:` lines are skipped."""
+    event, data = "message", list[str]()
+    while True:
+        raw = await resp.content.readline()
+        assert raw, "event stream ended"
+        line = raw.decode().rstrip("\n")
+        if not line:
+            if data:
+                return event, "\n".join(data)
+            continue
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            event = value
+        elif field == "data":
+            data.append(value)
+
+
+async def _wait_subscribed(live: LiveApp, *, channel: str | None = None) -> None:
+    """Until the bridge has subscribed to `channel` (or to a pattern when None)."""
+    while True:
+        if channel is None:
+            count = await live.redis.pubsub_numpat()
+        else:
+            count = dict(await live.redis.pubsub_numsub(channel)).get(channel, 0)
+        if count >= 1:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _wait_released(live: LiveApp, channel: str) -> None:
+    while True:
+        numsub = dict(await live.redis.pubsub_numsub(channel)).get(channel, 0)
+        if numsub == 0 and await live.redis.pubsub_numpat() == 0 and live.bridge.clients == 0:
+            return
+        await asyncio.sleep(0.05)
+
+
+def _msg(kind: str, stream: str, **fields: object) -> str:
+    return json.dumps({"v": 1, "type": kind, "stream": stream, **fields})
+
+
+async def test_one_stream_gets_its_messages_and_disconnect_frees_subscription(
+    live_app: LiveApp,
+) -> None:
+    scene_channel = f"{PREFIX}:cam1:scene"
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{live_app.base}/api/live?stream=cam1") as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        async with asyncio.timeout(5):
+            await _wait_subscribed(live_app, channel=scene_channel)
+        assert live_app.bridge.clients == 1
+        r = live_app.redis
+        await r.publish(f"{PREFIX}:cam2:events", _msg("event", "cam2", phase="start"))
+        await r.publish(f"{PREFIX}:status", _msg("status", "cam2", state="online"))
+        await r.publish(scene_channel, _msg("scene", "cam1", scores={"siren": 0.9}))
+        await r.publish(f"{PREFIX}:cam1:events", _msg("event", "cam1", phase="start"))
+        await r.publish(f"{PREFIX}:status", _msg("status", "cam1", state="online"))
+        async with asyncio.timeout(5):
+            got = [await _next_event(resp) for _ in range(3)]
+        assert [kind for kind, _ in got] == ["scene", "event", "status"]
+        assert {json.loads(data)["stream"] for _, data in got} == {"cam1"}
+        assert json.loads(got[0][1])["scores"] == {"siren": 0.9}
+    # The browser is gone: the handler notices, unsubscribes and forgets the client.
+    async with asyncio.timeout(5):
+        await _wait_released(live_app, scene_channel)
+
+
+async def test_all_streams_and_kind_filter(live_app: LiveApp) -> None:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{live_app.base}/api/live?kinds=events,status") as resp,
+    ):
+        assert resp.status == 200
+        async with asyncio.timeout(5):
+            await _wait_subscribed(live_app)
+        r = live_app.redis
+        await r.publish(f"{PREFIX}:cam1:scene", _msg("scene", "cam1"))  # not asked for
+        await r.publish(f"{PREFIX}:cam1:events", _msg("event", "cam1", phase="start"))
+        await r.publish(f"{PREFIX}:cam2:events", _msg("event", "cam2", phase="end"))
+        await r.publish(f"{PREFIX}:status", _msg("status", "cam3", state="offline"))
+        async with asyncio.timeout(5):
+            got = [await _next_event(resp) for _ in range(3)]
+        assert [(k, json.loads(d)["stream"]) for k, d in got] == [
+            ("event", "cam1"),
+            ("event", "cam2"),
+            ("status", "cam3"),
+        ]
+    async with asyncio.timeout(5):
+        await _wait_released(live_app, f"{PREFIX}:status")
+
+
+async def test_page_static_files_and_bad_requests(live_app: LiveApp) -> None:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{live_app.base}/") as resp:
+            assert resp.status == 200
+            page = await resp.text()
+            assert "/static/app.js" in page
+            assert "/static/style.css" in page
+        for path in ("/static/app.js", "/static/style.css"):
+            async with http.get(live_app.base + path) as resp:
+                assert resp.status == 200, path
+        async with http.get(f"{live_app.base}/static/../live.py") as resp:
+            assert resp.status in (403, 404)
+        async with http.get(f"{live_app.base}/api/live?stream=bad*id") as resp:
+            assert resp.status == 400
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+        async with http.get(f"{live_app.base}/api/live?kinds=nope") as resp:
+            assert resp.status == 400
+    assert live_app.bridge.clients == 0
+
+
+async def test_viewer_limit_answers_503(redis_server: EmbeddedRedis) -> None:
+    app = web.Application()
+    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, max_clients=1, poll_s=0.05)
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"http://127.0.0.1:{port}/api/live") as first,
+        ):
+            assert first.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/api/live") as second:
+                assert second.status == 503
+                assert second.headers["Retry-After"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_shutdown_ends_open_event_streams(redis_server: EmbeddedRedis) -> None:
+    app = web.Application()
+    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, poll_s=0.05)
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    async with aiohttp.ClientSession() as http:
+        resp = await http.get(f"http://127.0.0.1:{port}/api/live?stream=cam1")
+        assert resp.status == 200
+        async with asyncio.timeout(5):
+            await runner.cleanup()  # would wait for shutdown_timeout if the stream hung on
+        async with asyncio.timeout(5):
+            rest = await resp.content.read()
+        assert b"event:" not in rest
+        resp.release()
+    assert app[LIVE_BRIDGE].clients == 0
