@@ -1,0 +1,153 @@
+"""`scenestream send URL (--scenario NAME | --file PATH [--loop] | --device DEV)`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import ipaddress
+import logging
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from aiortc.mediastreams import MediaStreamTrack
+
+from engines.scenes.base import SceneRenderer
+from stream.cli import UserError
+from stream.sender.relay import RELAYABLE_AUDIO, RELAYABLE_VIDEO, LoopingPacketTrack, load_clip
+from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
+from stream.sender.whip_client import WhipPublisher, WhipRefused
+from stream.webrtc.loopback import use_loopback_candidates
+
+logger = logging.getLogger(__name__)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Publish until the source ends, `--seconds` pass, or Ctrl-C; always DELETEs the session."""
+    if urlsplit(args.url).scheme not in ("http", "https"):
+        raise UserError(f"not a WHIP URL: {args.url!r} (expected http://host:port/whip/STREAM)")
+    try:
+        return asyncio.run(_send(args))
+    except WhipRefused as exc:
+        raise UserError(f"offer refused: {exc}") from None
+
+
+async def _send(args: argparse.Namespace) -> int:
+    if _is_loopback(args.url):
+        use_loopback_candidates()  # same-host server: 127.0.0.1 must be a candidate
+    tracks, codec = _open_source(args)
+    publisher = WhipPublisher(args.url, token=args.token)
+    ended = asyncio.Event()
+
+    @publisher.pc.on("connectionstatechange")
+    def _state() -> None:
+        state = publisher.pc.connectionState
+        print(f"connection {state}", file=sys.stderr, flush=True)
+        if state in ("failed", "closed"):
+            ended.set()
+
+    for track in tracks:
+        track.on("ended", ended.set)
+    try:
+        await publisher.publish(tracks, codec=codec)
+        print(f"publishing to {publisher.location}", file=sys.stderr, flush=True)
+        seconds = args.seconds if args.seconds is not None else math.inf
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ended.wait(), None if math.isinf(seconds) else seconds)
+        return 0
+    finally:
+        await publisher.close()
+        for track in tracks:
+            track.stop()
+        print("session closed", file=sys.stderr, flush=True)
+
+
+def _open_source(args: argparse.Namespace) -> tuple[Sequence[MediaStreamTrack], str | None]:
+    """(tracks, forced video codec or None); stopping the tracks releases the source."""
+    if args.scenario:
+        scene = load_scene(args.scenario)
+        clock = SceneClock(
+            loop_s=scene.duration_s if args.loop and math.isfinite(scene.duration_s) else None
+        )
+        return [SceneVideoTrack(scene, clock), SceneAudioTrack(scene, clock)], args.codec
+    if args.file:
+        return _open_file(args.file, loop=args.loop, codec=args.codec)
+    return _open_device(args.device)
+
+
+def load_scene(name: str, seed: int = 0) -> SceneRenderer:
+    """A scenario by name: the scenario registry when present, else the built-in `sync`."""
+    try:
+        registry = importlib.import_module("engines.scenes.registry")
+    except ModuleNotFoundError:
+        registry = None
+    if registry is not None:
+        try:
+            return registry.load_scenario(name, seed)  # type: ignore[no-any-return]
+        except (KeyError, ValueError, FileNotFoundError) as exc:
+            raise UserError(f"unknown scenario {name!r}: {exc}") from None
+    if name != "sync":
+        raise UserError(f"unknown scenario {name!r} (only `sync` is available here)")
+    from engines.scenes.sync import SyncScene
+
+    return SyncScene(seed)
+
+
+def _open_file(path: Path, *, loop: bool, codec: str) -> tuple[list[MediaStreamTrack], str | None]:
+    from aiortc.contrib.media import MediaPlayer
+
+    from stream.sender.relay import relay_codecs
+
+    if not path.is_file():
+        raise UserError(f"no such file: {path}")
+    try:
+        video, audio = relay_codecs(path)
+    except Exception as exc:  # PyAV raises many kinds for an unreadable file
+        raise UserError(f"cannot open {path}: {exc}") from None
+    relayable = (video is None or video in RELAYABLE_VIDEO) and (
+        audio is None or audio in RELAYABLE_AUDIO
+    )
+    if loop:
+        if not relayable:
+            raise UserError(f"--loop relays VP8/H.264 + Opus only; {path} has {video}/{audio}")
+        try:
+            clips = load_clip(path)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        start = time.time() + 0.1
+        tracks: list[MediaStreamTrack] = [
+            LoopingPacketTrack(c, start=start) for c in clips.values()
+        ]
+        return tracks, RELAYABLE_VIDEO.get(video or "", codec)
+    player = MediaPlayer(str(path), decode=not relayable)
+    tracks = [t for t in (player.video, player.audio) if t is not None]
+    forced = RELAYABLE_VIDEO.get(video or "") if relayable else codec
+    return tracks, forced
+
+
+def _open_device(device: str) -> tuple[list[MediaStreamTrack], str | None]:
+    from aiortc.contrib.media import MediaPlayer
+
+    fmt = "v4l2" if device.startswith("/dev/video") else "alsa"
+    options = {"video_size": "640x480", "framerate": "30"} if fmt == "v4l2" else {}
+    try:
+        player = MediaPlayer(device, format=fmt, options=options)
+    except Exception as exc:  # PyAV raises many kinds for a missing device
+        raise UserError(f"cannot open {fmt} device {device}: {exc}") from None
+    tracks = [t for t in (player.video, player.audio) if t is not None]
+    return tracks, None
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

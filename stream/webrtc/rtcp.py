@@ -1,0 +1,127 @@
+"""The one place that reaches into aiortc's receiver: RTCP Sender Reports and RTP timelines.
+
+aiortc (pinned 1.16.*) neither exposes the NTP↔RTP pair of a Sender Report on the track nor the
+RTP timestamp of a decoded frame (`frame.pts` is rebased to 0 per track). Both are needed to put
+audio and video of one stream on the sender's capture clock. This module
+
+- wraps the receiver's `_handle_rtcp_packet` (instance attribute; the original still runs) to
+  report every `RtcpSrPacket` as a `SenderReport`;
+- reads the receiver's private timestamp mapper origin to turn a frame's pts back into the wire
+  RTP timestamp, and the negotiated codec's clock rate.
+
+`tests/unit/test_rtcp_hook.py` fails loudly when a new aiortc changes any of these internals.
+Callers must treat `RtcpHookError` as "no Sender Reports": map by arrival time instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import aiortc
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSrPacket
+
+from stream.clock import ntp_to_unix
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_AIORTC = "1.16."
+_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
+_CODECS_ATTR = "_RTCRtpReceiver__codecs"
+_HOOK_ATTR = "_handle_rtcp_packet"
+RTP_MODULO = 1 << 32
+
+
+class RtcpHookError(RuntimeError):
+    """aiortc's receiver internals are not what this module was written against."""
+
+
+@dataclass(frozen=True, slots=True)
+class SenderReport:
+    """One RTCP Sender Report: the sender's wall clock at `rtp_timestamp`, and when it arrived."""
+
+    ntp_unix: float
+    rtp_timestamp: int
+    arrival: float
+
+
+def check_internals(receiver: RTCRtpReceiver) -> None:
+    """Raise `RtcpHookError` unless `receiver` has every internal this module relies on."""
+    if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
+        raise RtcpHookError(f"aiortc {aiortc.__version__} is not the pinned {SUPPORTED_AIORTC}*")
+    mapper = getattr(receiver, _MAPPER_ATTR, None)
+    if mapper is None or not hasattr(mapper, "_origin"):
+        raise RtcpHookError("aiortc RTCRtpReceiver has no timestamp mapper with `_origin`")
+    if not isinstance(getattr(receiver, _CODECS_ATTR, None), dict):
+        raise RtcpHookError("aiortc RTCRtpReceiver has no codec table")
+    if not callable(getattr(receiver, _HOOK_ATTR, None)):
+        raise RtcpHookError("aiortc RTCRtpReceiver has no `_handle_rtcp_packet`")
+
+
+class ReceiverTimeline:
+    """Sender Reports and wire RTP timestamps of one aiortc receiver (one track)."""
+
+    def __init__(
+        self,
+        receiver: RTCRtpReceiver,
+        on_report: Callable[[SenderReport], None],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        check_internals(receiver)
+        self._receiver = receiver
+        self._mapper: Any = getattr(receiver, _MAPPER_ATTR)
+        self._on_report = on_report
+        self._wall_clock = wall_clock
+        self.reports = 0
+        original = getattr(receiver, _HOOK_ATTR)
+
+        async def handle_rtcp_packet(packet: Any) -> None:
+            if isinstance(packet, RtcpSrPacket):
+                self._report(packet)
+            await original(packet)
+
+        setattr(receiver, _HOOK_ATTR, handle_rtcp_packet)
+
+    def _report(self, packet: RtcpSrPacket) -> None:
+        info = packet.sender_info
+        report = SenderReport(
+            ntp_to_unix(info.ntp_timestamp), info.rtp_timestamp, self._wall_clock()
+        )
+        self.reports += 1
+        try:
+            self._on_report(report)
+        except Exception:  # a bad report must not break aiortc's RTCP handling
+            logger.exception("sender report handler failed")
+
+    @property
+    def clock_rate(self) -> int | None:
+        """The RTP clock rate of the negotiated (non-RTX) codec, once negotiated."""
+        codecs: dict[int, Any] = getattr(self._receiver, _CODECS_ATTR)
+        for codec in codecs.values():
+            if str(codec.mimeType).lower().endswith("/rtx"):
+                continue
+            return int(codec.clockRate)
+        return None
+
+    def rtp_timestamp(self, pts: int | None, time_base: Fraction | None) -> int | None:
+        """The wire RTP timestamp (mod 2**32) of a decoded frame, from its rebased pts."""
+        origin = self._mapper._origin
+        rate = self.clock_rate
+        if origin is None or pts is None or time_base is None or rate is None:
+            return None
+        ticks = round(pts * time_base * rate)  # pts is in the decoder's time base
+        return int((origin + ticks) % RTP_MODULO)
+
+    def detach(self) -> None:
+        """Stop reporting (the receiver keeps working); drops the reference to the callback."""
+        self._on_report = _ignore
+
+
+def _ignore(_: SenderReport) -> None:
+    return None

@@ -1,0 +1,1 @@
+"""WHIP (RFC 9725) ingest endpoint: HTTP routes, offer validation, auth and rate limiting."""

@@ -1,0 +1,226 @@
+"""The aiohttp application: WHIP routes, health, readiness, metrics and `/api/streams`.
+
+`create_app` is the injectable factory the composition root (and the tests) call; it owns the
+stream registry and closes every session on shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Mapping
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from stream.config import STREAM_ID_PATTERN, Settings
+from stream.ingest import StreamIngest
+from stream.metrics import Metrics
+from stream.registry import AtCapacity, StreamLive, StreamRegistry
+from stream.session import IngestSession
+from stream.status import StatusSink
+from stream.webrtc.loopback import use_loopback_candidates
+from stream.whip.auth import token_allowed
+from stream.whip.cors import cors_middleware
+from stream.whip.problems import Problem, problem_response
+from stream.whip.ratelimit import RateLimiter
+from stream.whip.sdp import OfferError, validate_offer
+from stream.windows import WindowSink, WindowSpec
+
+logger = logging.getLogger(__name__)
+
+REGISTRY: web.AppKey[StreamRegistry] = web.AppKey("registry", StreamRegistry)
+_STREAM_ID = re.compile(STREAM_ID_PATTERN)
+SESSION_METHODS = "DELETE, OPTIONS"
+RETRY_AFTER_FULL_S = 10
+
+
+@web.middleware
+async def problem_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Every error leaves as `application/problem+json` (RFC 9457)."""
+    try:
+        return await handler(request)
+    except Problem as problem:
+        return problem.response(instance=request.path)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
+        return problem_response(exc.status, exc.reason, headers=headers, instance=request.path)
+
+
+class WhipEndpoint:
+    """The WHIP handlers, with everything they need injected."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: Metrics,
+        specs: Mapping[str, WindowSpec],
+        window_sink: WindowSink,
+        status: StatusSink,
+    ) -> None:
+        self.settings, self.metrics = settings, metrics
+        self.specs, self.window_sink, self.status = dict(specs), window_sink, status
+        self.registry = StreamRegistry(settings.server.max_streams, metrics)
+        self.tokens = [t.get_secret_value() for t in settings.server.tokens]
+        self.limiter = RateLimiter(settings.server.post_rate_per_minute)
+
+    def _check(self, request: web.Request, stream: str) -> None:
+        """Stream id, bearer token and rate limit, in that order."""
+        if not _STREAM_ID.match(stream):
+            raise Problem(400, f"invalid stream id; it must match {STREAM_ID_PATTERN}")
+        if not token_allowed(request.headers.get("Authorization"), self.tokens):
+            raise Problem(401, "missing or invalid bearer token",
+                          headers={"WWW-Authenticate": 'Bearer realm="scenestream"'})  # fmt: skip
+        address = request.remote or "unknown"
+        if not self.limiter.allow(address, time.monotonic()):
+            wait = max(1, round(self.limiter.retry_after(address)))
+            raise Problem(429, "too many requests from this address",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+
+    async def post(self, request: web.Request) -> web.Response:
+        """`POST /whip/{stream}`: an SDP offer in, `201` + answer + `Location` out."""
+        stream = request.match_info["stream"]
+        self._check(request, stream)
+        if request.content_type != "application/sdp":
+            raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
+        body = await _read_limited(request, self.settings.server.max_body_bytes)
+        try:
+            self.registry.reserve(stream)
+        except StreamLive:
+            raise Problem(409, f"stream {stream!r} is already live") from None
+        except AtCapacity:
+            raise Problem(503, "this worker is at capacity; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)}) from None  # fmt: skip
+        try:
+            offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
+            session = self._new_session(stream, summary.has_video, summary.has_audio)
+        except OfferError as exc:
+            self.registry.release(stream)
+            raise Problem(exc.status, exc.detail) from None
+        self.registry.add(session)
+        try:
+            answer = await session.answer(offer)
+        except Exception as exc:
+            await session.close("offer rejected")
+            logger.info("offer could not be applied", extra={"stream": stream})
+            raise Problem(400, f"the offer could not be applied: {exc}") from None
+        location = f"/whip/{stream}/{session.id}"
+        logger.info("session created", extra={"stream": stream, "session": session.id})
+        return web.Response(
+            status=201, text=answer, content_type="application/sdp",
+            headers={"Location": location, "ETag": session.etag},
+        )  # fmt: skip
+
+    def _new_session(self, stream: str, has_video: bool, has_audio: bool) -> IngestSession:
+        ingest = StreamIngest(
+            stream, self.specs, self.window_sink, self.metrics, self.settings.ingest,
+            has_video=has_video, has_audio=has_audio,
+        )  # fmt: skip
+        missing = frozenset(k for k, has in (("video", has_video), ("audio", has_audio)) if not has)
+        return IngestSession(
+            stream, ingest, self.settings.session, self.status, self._closed, missing=missing
+        )
+
+    def _closed(self, session: IngestSession) -> None:
+        self.registry.release(session.stream, session)
+        self.window_sink.stream_ended(session.stream)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """`DELETE /whip/{stream}/{session}`: close and free the session."""
+        stream, session_id = request.match_info["stream"], request.match_info["session"]
+        self._check(request, stream)
+        session = self.registry.get(stream, session_id)
+        if session is None:
+            raise Problem(404, "no such session (already closed, or never existed)")
+        await session.close("deleted")
+        return web.Response(status=200)
+
+    async def patch(self, request: web.Request) -> web.Response:
+        """Trickle ICE and ICE restart are not supported: `405` + `Allow` (RFC 9725 §4.3)."""
+        self._check(request, request.match_info["stream"])
+        raise Problem(405, "trickle ICE and ICE restart are not supported; send a full offer",
+                      headers={"Allow": SESSION_METHODS})  # fmt: skip
+
+    async def close_all(self, _: web.Application) -> None:
+        """Shutdown: close every session."""
+        sessions = self.registry.sessions()
+        await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing with 413 as soon as it exceeds `limit` (never buffers more)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, f"offer over {limit} bytes")
+    chunks, size = [], 0
+    while chunk := await request.content.read(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"offer over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def create_app(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    specs: Mapping[str, WindowSpec],
+    window_sink: WindowSink,
+    status: StatusSink,
+    ready: Callable[[], Awaitable[bool]] | None = None,
+) -> web.Application:
+    """The HTTP application; `ready` decides `/readyz` (engines warmed, Redis answering)."""
+    if settings.session.include_loopback:
+        use_loopback_candidates()
+    if not settings.server.tokens:
+        logger.warning("no bearer tokens configured: the WHIP endpoint is open to anyone")
+    whip = WhipEndpoint(settings, metrics, specs, window_sink, status)
+    app = web.Application(
+        middlewares=[cors_middleware(settings.server.cors_origins), problem_middleware],
+        client_max_size=settings.server.max_body_bytes + 1,
+    )
+    app[REGISTRY] = whip.registry
+    app.router.add_post("/whip/{stream}", whip.post)
+    app.router.add_delete("/whip/{stream}/{session}", whip.delete)
+    app.router.add_patch("/whip/{stream}/{session}", whip.patch)
+    app.router.add_get("/healthz", _healthz)
+    app.router.add_get("/readyz", _readyz(ready))
+    app.router.add_get("/metrics", _metrics(metrics))
+    app.router.add_get("/api/streams", _streams(whip.registry))
+    app.on_shutdown.append(whip.close_all)
+    return app
+
+
+async def _healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+def _readyz(
+    ready: Callable[[], Awaitable[bool]] | None,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        ok = True if ready is None else await ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    return handler
+
+
+def _metrics(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handler
+
+
+def _streams(registry: StreamRegistry) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response({"streams": registry.snapshot()})
+
+    return handler

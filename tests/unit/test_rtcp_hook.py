@@ -1,0 +1,78 @@
+"""The aiortc receiver hook: fails loudly if aiortc's internals move (aiortc is pinned 1.16.*)."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any
+
+import aiortc
+import pytest
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc.codecs import CODECS
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
+
+from stream.clock import unix_to_ntp
+from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport, check_internals
+
+pytestmark = pytest.mark.unit
+
+
+def internal(rx: RTCRtpReceiver, name: str) -> Any:
+    """A name-mangled private attribute of aiortc's receiver."""
+    return getattr(rx, f"_RTCRtpReceiver__{name}")
+
+
+def receiver(kind: str = "audio") -> RTCRtpReceiver:
+    # A real, never-started transport: the receiver only checks its state until it receives.
+    transport = RTCDtlsTransport(
+        RTCIceTransport(RTCIceGatherer()), [RTCCertificate.generateCertificate()]
+    )
+    rx = RTCRtpReceiver(kind, transport)
+    codec = CODECS[kind][0]
+    internal(rx, "codecs")[codec.payloadType] = codec
+    return rx
+
+
+def test_aiortc_is_the_pinned_version() -> None:
+    assert aiortc.__version__.startswith("1.16."), (
+        "stream/webrtc/rtcp.py reads aiortc 1.16 receiver internals: re-check it, then re-pin"
+    )
+
+
+def test_receiver_internals_are_present() -> None:
+    check_internals(receiver())  # raises RtcpHookError naming what moved
+
+
+def test_missing_internals_raise() -> None:
+    class NotAReceiver:
+        pass
+
+    with pytest.raises(RtcpHookError):
+        check_internals(NotAReceiver())  # type: ignore[arg-type]
+
+
+async def test_sender_reports_reach_the_callback_and_aiortc_still_handles_them() -> None:
+    rx = receiver()
+    reports: list[SenderReport] = []
+    ReceiverTimeline(rx, reports.append, wall_clock=lambda: 123.0)
+    info = RtcpSenderInfo(ntp_timestamp=unix_to_ntp(1_795_929_600.25), rtp_timestamp=48_000,
+                          packet_count=1, octet_count=10)  # fmt: skip
+    await rx._handle_rtcp_packet(RtcpSrPacket(ssrc=1234, sender_info=info))
+    assert len(reports) == 1
+    assert reports[0].ntp_unix == pytest.approx(1_795_929_600.25, abs=1e-6)
+    assert (reports[0].rtp_timestamp, reports[0].arrival) == (48_000, 123.0)
+    assert 1234 in internal(rx, "lsr")  # the original handler ran too
+
+
+def test_wire_rtp_timestamp_is_recovered_from_the_rebased_pts() -> None:
+    rx = receiver("video")
+    timeline = ReceiverTimeline(rx, lambda _: None)
+    assert timeline.clock_rate == 90_000
+    assert timeline.rtp_timestamp(0, Fraction(1, 90_000)) is None  # nothing received yet
+    mapper = internal(rx, "timestamp_mapper")
+    first = (1 << 32) - 3000
+    assert mapper.map(first) == 0
+    assert timeline.rtp_timestamp(0, Fraction(1, 90_000)) == first
+    pts = mapper.map(3000)  # wrapped on the wire
+    assert timeline.rtp_timestamp(pts, Fraction(1, 90_000)) == 3000
