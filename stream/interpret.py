@@ -12,7 +12,9 @@ Pure logic (no asyncio, no I/O). For each label of one stream on one engine:
 
 "Window time" is the window's end on the capture clock: the first moment the whole window that
 crossed the threshold had been captured. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
-counting that label's events on that stream from 1.
+counting that label's events on that stream from 1. The counters can be shared (`counters`) by
+the trackers of one stream on several engines, and across a stream's reconnections, so that an
+id is never given twice.
 """
 
 from __future__ import annotations
@@ -58,7 +60,7 @@ def resolve_thresholds(
 @dataclass(slots=True)
 class _LabelState:
     thresholds: LabelThresholds
-    count: int = 0  # events started so far (for ids)
+    count: int = 0  # `n` of the current (or last) event's id
     pending_since: float | None = None  # first window at/above `on`, not yet started
     active: bool = False
     start: float = 0.0
@@ -78,7 +80,7 @@ class EventTracker:
     thresholds: Mapping[str, LabelThresholds]
     update_delta: float = 0.1
     update_interval_s: float = 1.0
-    first_counts: Mapping[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = field(default_factory=dict)  # label -> events so far (shared)
     _labels: dict[str, _LabelState] = field(default_factory=dict, init=False)
     last_time: float | None = field(default=None, init=False)
 
@@ -86,12 +88,7 @@ class EventTracker:
         for label, th in self.thresholds.items():
             if th.off > th.on:
                 raise ValueError(f"{label}: off ({th.off}) must not exceed on ({th.on})")
-            self._labels[label] = _LabelState(thresholds=th, count=self.first_counts.get(label, 0))
-
-    def counts(self) -> dict[str, int]:
-        """Events started per label so far: hand them to the stream's next tracker (a stream
-        that reconnects under the same id) so that event ids never repeat."""
-        return {label: st.count for label, st in self._labels.items()}
+            self._labels[label] = _LabelState(thresholds=th)
 
     def active_labels(self) -> list[str]:
         """Labels with an event in progress (started and not yet ended)."""
@@ -152,7 +149,7 @@ class EventTracker:
 
     def _start(self, label: str, st: _LabelState, time: float, score: float) -> Event:
         assert st.pending_since is not None
-        st.count += 1
+        st.count = self.counters[label] = self.counters.get(label, 0) + 1
         st.active = True
         st.start = st.pending_since
         st.pending_since = None

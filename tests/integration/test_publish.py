@@ -37,10 +37,10 @@ def scene(n: int, stream: str = "cam1") -> m.Message:
 async def log_entries(url: str, key: str) -> list[m.Message]:
     client = aioredis.Redis.from_url(url)
     try:
-        entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrange(key)
+        entries = await client.xrange(key) or []
     finally:
         await client.aclose()
-    return [m.decode(fields[b"data"]) for _, fields in entries]
+    return [m.decode((fields or {})[b"data"]) for _, fields in entries]
 
 
 async def test_messages_reach_channels_and_events_the_log(redis_server: EmbeddedRedis) -> None:

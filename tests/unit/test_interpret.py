@@ -92,7 +92,12 @@ def test_ids_count_per_label_and_continue_across_trackers() -> None:
     tr = EventTracker("cam1", th)
     evs = run(tr, [0.9, 0.1, 0.9, 0.1])
     assert [e.id for _, e in evs] == ["cam1-siren-1"] * 2 + ["cam1-siren-2"] * 2
-    again = EventTracker("cam1", th, first_counts=tr.counts())
+    shared: dict[str, int] = {}
+    first = EventTracker("cam1", th, counters=shared)
+    other_engine = EventTracker("cam1", th, counters=shared)
+    assert run(first, [0.9])[0][1].id == "cam1-siren-1"
+    assert run(other_engine, [0.9])[0][1].id == "cam1-siren-2"
+    again = EventTracker("cam1", th, counters=shared)  # the stream reconnected
     assert run(again, [0.9], t0=200.0)[0][1].id == "cam1-siren-3"
 
 

@@ -1,0 +1,247 @@
+"""The async side of scheduling: one task and one inference thread per engine.
+
+`Scheduler` is the `WindowSink` the window cutter feeds. Each window goes to its engine's
+`DeadlineBatcher` (pure policy, `policy.py`); the engine's task asks the batcher what to run
+and when, runs batches in the engine's own executor thread (one thread per engine keeps a CUDA
+context on one thread and the event loop free), and hands each window's scores to a
+`ResultSink` (the pipeline: interpretation and publishing). Outcomes are counted in
+`scenestream_windows_total`: `stale`, `superseded` and `error` here, `published`/`late` by the
+pipeline once Redis has the scene message. A stream whose windows are shed too often is
+reported `degraded` through the `StatusSink`, and `online` again once it recovers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from engines.runtime import EngineError, EngineRuntime
+from stream.metrics import Metrics
+from stream.scheduler.health import HealthTracker
+from stream.scheduler.policy import ComputeEstimate, DeadlineBatcher
+from stream.status import StatusSink
+from stream.windows import Window
+
+logger = logging.getLogger(__name__)
+
+Shed = Literal["stale", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class WindowResult:
+    """One window's scores from its engine, with the time it queued and the batch's compute."""
+
+    window: Window
+    engine: str
+    scores: dict[str, float]
+    queue_s: float
+    infer_s: float
+    batch_size: int
+
+
+class ResultSink(Protocol):
+    """Receives results on the event loop (must not block)."""
+
+    def window_result(self, result: WindowResult) -> None: ...
+
+    def stream_closed(self, stream: str, engine: str) -> None:
+        """Every window of the stream on this engine has been delivered; it is gone."""
+        ...
+
+
+@dataclass(slots=True)
+class _Lane:
+    """One engine: its batcher, its inference thread, its task."""
+
+    engine: EngineRuntime
+    batcher: DeadlineBatcher
+    executor: ThreadPoolExecutor
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    ends: list[str] = field(default_factory=list)  # streams to release, in order
+    task: asyncio.Task[None] | None = None
+    batches: int = 0
+
+
+class Scheduler:
+    """Deadline scheduling of windows onto engines (see the module docstring)."""
+
+    def __init__(
+        self,
+        engines: Sequence[EngineRuntime],
+        metrics: Metrics,
+        sink: ResultSink,
+        status: StatusSink,
+        *,
+        health: HealthTracker | None = None,
+        queue_capacity: int = 256,
+    ) -> None:
+        self.metrics = metrics
+        self.sink = sink
+        self.status = status
+        self.health = health or HealthTracker()
+        self._lanes: dict[str, _Lane] = {}
+        for engine in engines:
+            estimate = ComputeEstimate(engine.batch_sizes, initial_s=min(0.05, engine.budget_s / 4))
+            batcher = DeadlineBatcher(
+                engine.batch_sizes,
+                engine.budget_s,
+                engine.max_queue_delay_s,
+                estimate=estimate,
+                capacity=queue_capacity,
+            )
+            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"infer-{engine.name}")
+            self._lanes[engine.name] = _Lane(engine, batcher, executor)
+
+    async def start(self) -> None:
+        """Start one task per engine."""
+        for name, lane in self._lanes.items():
+            if lane.task is None:
+                lane.task = asyncio.create_task(self._run_lane(lane), name=f"scheduler-{name}")
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Stop the engine tasks, then wait (bounded) for in-flight inference threads."""
+        tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for lane in self._lanes.values():
+            lane.task = None
+            lane.executor.shutdown(wait=False, cancel_futures=True)
+        # A batch already running in a thread cannot be interrupted: give it a moment.
+        waits = [asyncio.to_thread(lane.executor.shutdown, True) for lane in self._lanes.values()]
+        try:
+            async with asyncio.timeout(timeout_s):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            logger.warning("inference still running at shutdown")
+
+    # -- WindowSink -------------------------------------------------------------------------
+    def submit(self, window: Window) -> None:
+        """Queue a window for its engine (latest wins per stream). Never blocks."""
+        lane = self._lanes.get(window.engine)
+        if lane is None:
+            logger.warning("window for an engine not running", extra={"engine": window.engine})
+            self.metrics.windows.labels(engine=window.engine, outcome="error").inc()
+            return
+        superseded, evicted = lane.batcher.offer(window, time.time())
+        if superseded is not None:
+            self._shed(lane, superseded, "superseded")
+        if evicted is not None:
+            self._shed(lane, evicted, "stale")
+        self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
+        lane.wake.set()
+
+    def stream_ended(self, stream: str) -> None:
+        """The stream is gone: its queued windows are dropped (counted `superseded`: nothing
+        newer will come), and once its in-flight windows are delivered the engines release
+        its state and the sink closes its open events."""
+        for lane in self._lanes.values():
+            queued = lane.batcher.remove_stream(stream)
+            if queued is not None:
+                self.metrics.windows.labels(engine=lane.engine.name, outcome="superseded").inc()
+            lane.ends.append(stream)
+            lane.wake.set()
+        self.health.forget(stream)
+
+    # -- read API ---------------------------------------------------------------------------
+    def engines(self) -> dict[str, dict[str, object]]:
+        """Per engine: backend, queue length, batches run and the compute-time estimates."""
+        return {
+            name: {
+                "backend": lane.engine.backend_name,
+                "queued": len(lane.batcher),
+                "batches": lane.batches,
+                "budget_ms": lane.engine.budget_s * 1000,
+                "compute_ms": {
+                    str(n): round(lane.batcher.estimate.estimate(n) * 1000, 2)
+                    for n in lane.batcher.estimate.sizes
+                },
+            }
+            for name, lane in self._lanes.items()
+        }
+
+    def shed_ratio(self, stream: str) -> float:
+        """Fraction of the stream's recent windows shed (stale or superseded)."""
+        return self.health.shed_ratio(stream)
+
+    # -- the engine task --------------------------------------------------------------------
+    async def _run_lane(self, lane: _Lane) -> None:
+        while True:
+            lane.wake.clear()
+            await self._release_ended(lane)
+            decision = lane.batcher.poll(time.time())
+            for window in decision.stale:
+                self._shed(lane, window, "stale")
+            self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
+            if decision.batch:
+                await self._run_batch(lane, decision.batch)
+                continue
+            if lane.ends:
+                continue
+            try:
+                async with asyncio.timeout(decision.wait_s):
+                    await lane.wake.wait()
+            except TimeoutError:
+                pass
+
+    async def _run_batch(self, lane: _Lane, batch: list[Window]) -> None:
+        name = lane.engine.name
+        mono = time.monotonic()
+        queue_s = [max(0.0, mono - w.cut_at) if w.cut_at else 0.0 for w in batch]
+        for q in queue_s:
+            self.metrics.stage_seconds.labels(stage="queue", engine=name).observe(q)
+        self.metrics.batch_size.labels(engine=name).observe(len(batch))
+        lane.batches += 1
+        loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        try:
+            scores = await loop.run_in_executor(lane.executor, lane.engine.infer, batch)
+            if len(scores) != len(batch):
+                raise EngineError(f"{name}: {len(scores)} results for {len(batch)} windows")
+        except Exception:
+            # One bad batch fails its windows, not the streams or the engine.
+            logger.exception("engine failed on a batch", extra={"engine": name, "n": len(batch)})
+            self.metrics.windows.labels(engine=name, outcome="error").inc(len(batch))
+            return
+        infer_s = time.perf_counter() - t0
+        lane.batcher.estimate.observe(len(batch), infer_s)
+        self.metrics.stage_seconds.labels(stage="infer", engine=name).observe(infer_s)
+        for window, s, q in zip(batch, scores, queue_s, strict=True):
+            self._record_health(window.stream, shed=False)
+            try:
+                self.sink.window_result(WindowResult(window, name, s, q, infer_s, len(batch)))
+            except Exception:
+                logger.exception("result sink failed", extra={"engine": name})
+
+    async def _release_ended(self, lane: _Lane) -> None:
+        while lane.ends:
+            stream = lane.ends.pop(0)
+            loop = asyncio.get_running_loop()
+            try:
+                # Same thread as inference: runs after any batch holding this stream.
+                await loop.run_in_executor(lane.executor, lane.engine.release, stream)
+            except Exception:
+                logger.exception("engine release failed", extra={"engine": lane.engine.name})
+            self.health.forget(stream)  # again: in-flight results may have recorded since
+            try:
+                self.sink.stream_closed(stream, lane.engine.name)
+            except Exception:
+                logger.exception("result sink failed", extra={"engine": lane.engine.name})
+
+    def _shed(self, lane: _Lane, window: Window, outcome: Shed) -> None:
+        self.metrics.windows.labels(engine=lane.engine.name, outcome=outcome).inc()
+        self._record_health(window.stream, shed=True)
+
+    def _record_health(self, stream: str, *, shed: bool) -> None:
+        change = self.health.record(stream, shed)
+        if change == "degraded":
+            ratio = self.health.shed_ratio(stream)
+            reason = f"overloaded: {ratio:.0%} of recent windows shed (stale or superseded)"
+            self.status.stream_status(stream, "degraded", reason)
+        elif change == "online":
+            self.status.stream_status(stream, "online", "recovered")
