@@ -1,0 +1,182 @@
+"""Moving objects and their lamps: motion over time, drawing for a batch of frames, labels.
+
+Sizes are fractions of the frame height; an object stands on the ground at `cy` and is `s`
+tall. Approaching objects grow exponentially (a steady closing rate reads the same at 64x64 and
+at 640x480) and slide down towards the camera; after their approach they rest where they
+stopped, which is what `collision` ties to the impact sound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from engines.scenes.base import LabelInterval
+from engines.scenes.truth import Stop
+from engines.scenes.video import AMBER, BLUE, F32, F64, RED
+
+MIN_APPROACH_GROWTH = 1.25  # per second: slower closing is not labelled approaching
+IN_VIEW = (0.03, 0.97)
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """Pose over time: `approach`/`recede` (scale s0→s1), `pass` (x0→x1) or `static`."""
+
+    kind: str
+    t0: float
+    t1: float
+    x0: float
+    x1: float
+    s0: float
+    s1: float
+    ground: float
+    depth: float
+
+    def at(self, t: F64) -> tuple[F64, F64, F64]:
+        """Centre x, ground-contact y and height at times `t`."""
+        p = np.clip((t - self.t0) / max(1e-6, self.t1 - self.t0), 0.0, 1.0)
+        if self.kind in ("approach", "recede"):
+            s = self.s0 * (self.s1 / self.s0) ** p
+            q = (s - self.s0) / (self.s1 - self.s0)
+        elif self.kind == "pass":
+            s, q = np.full_like(p, self.s0), p
+        else:
+            s, q = np.full_like(p, self.s0), np.zeros_like(p)
+        cx = self.x0 + (self.x1 - self.x0) * q
+        return cx, self.ground + self.depth * s, s
+
+    @property
+    def growth_per_s(self) -> float:
+        return float((self.s1 / self.s0) ** (1.0 / max(1e-6, self.t1 - self.t0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    """An object in view during `visible`, with optional lamps lit during `lamps_on`.
+
+    `lamps`: `none`; `emergency` (red/blue alternating on the roof: `flashing_lights`);
+    `hazard` (amber, both together: a distractor, not `flashing_lights`); `tail` (steady red).
+    """
+
+    motion: Motion
+    visible: tuple[float, float]
+    shape: str
+    ratio: float
+    colour: tuple[float, float, float]
+    lamps: str = "none"
+    lamps_on: tuple[float, float] = (0.0, 0.0)
+    flash_hz: float = 2.0
+    flash_phase: float = 0.0
+
+    def primitives(self) -> tuple[list[LabelInterval], list[Stop]]:
+        """What this object contributes to the ground truth."""
+        out: list[LabelInterval] = []
+        stops: list[Stop] = []
+        m, (v0, v1) = self.motion, self.visible
+        if m.kind == "approach" and m.growth_per_s >= MIN_APPROACH_GROWTH:
+            a, b = max(m.t0, v0), min(m.t1, v1)
+            if b > a:
+                out.append(LabelInterval("approaching_object", a, b))
+            if v1 >= m.t1 + 0.25 and v0 < m.t1:
+                stops.append(Stop(m.t1))
+        if self.lamps == "emergency":
+            a, b = max(self.lamps_on[0], v0), min(self.lamps_on[1], v1)
+            out += [LabelInterval("flashing_lights", s, e) for s, e in self._in_view(a, b)]
+        return out, stops
+
+    def _in_view(self, a: float, b: float) -> list[tuple[float, float]]:
+        """Sub-intervals of [a, b) where the lamps' centre is inside the frame."""
+        if b <= a:
+            return []
+        ts = np.arange(a, b, 0.02)
+        cx, _, _ = self.motion.at(ts)
+        inside = (cx > IN_VIEW[0]) & (cx < IN_VIEW[1])
+        spans: list[tuple[float, float]] = []
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(int), [0]])))
+        for s, e in zip(edges[::2], edges[1::2], strict=True):
+            spans.append((float(ts[s]), float(ts[e]) if e < len(ts) else b))
+        return spans
+
+
+def _soft_box(y: F32, x: F32, cx: F64, top: F64, bot: F64, half: F64, h: int, w: int) -> F64:
+    """Antialiased rectangle mask `[T, H, W]` (separable: two 1-D ramps multiplied)."""
+    mx = np.clip((half[:, None, None] - np.abs(x - cx[:, None, None])) * w + 0.5, 0, 1)
+    my = np.clip(np.minimum(y - top[:, None, None], bot[:, None, None] - y) * h + 0.5, 0, 1)
+    out: F64 = mx * my
+    return out
+
+
+def _ellipse(y: F32, x: F32, cx: F64, cy: F64, rx: F64, ry: F64, h: int) -> F64:
+    d = ((x - cx[:, None, None]) / rx[:, None, None]) ** 2
+    d = d + ((y - cy[:, None, None]) / ry[:, None, None]) ** 2
+    out: F64 = np.clip((1.0 - np.sqrt(d)) * ry[:, None, None] * h + 0.5, 0, 1)
+    return out
+
+
+def _paint(frames: F32, mask: F64, colour: F64 | tuple[float, ...]) -> None:
+    """Alpha-blend `colour` into `frames` where `mask` (in place)."""
+    m = mask[..., None].astype(np.float32)
+    frames += m * (np.asarray(colour, dtype=np.float32) - frames)
+
+
+def draw_body(
+    frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
+) -> None:
+    """Draw `v` into `frames` `[T, H, W, 3]` at times `t` (hidden frames untouched)."""
+    y, x = grid
+    _, h, w, _ = frames.shape
+    cx, cy, s = v.motion.at(t)
+    cx, cy = cx + shake[0], cy + shake[1]
+    vis = (t >= v.visible[0]) & (t < v.visible[1])
+    if not vis.any():
+        return
+    shown = vis.astype(np.float64)[:, None, None]
+    half = 0.5 * s * v.ratio * h / w
+    col = np.asarray(v.colour)
+    if v.shape == "ball":
+        _paint(frames, shown * _ellipse(y, x, cx, cy - 0.5 * s, half, 0.5 * s, h), col)
+        return
+    body_top = cy - (0.9 if v.shape in ("van", "box") else 0.55) * s
+    _paint(frames, shown * _soft_box(y, x, cx, body_top, cy - 0.12 * s, half, h, w), col)
+    if v.shape in ("car", "van"):
+        cabin = _soft_box(y, x, cx, cy - s, body_top + 0.02 * s, half * 0.62, h, w)
+        _paint(frames, shown * cabin, col * 0.45 + 0.25)
+    for side in (-0.62, 0.62):
+        wheel = _ellipse(y, x, cx + side * half, cy - 0.12 * s, half * 0.22, 0.12 * s, h)
+        _paint(frames, shown * wheel, (0.05, 0.05, 0.05))
+
+
+def lamp_glow(
+    frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
+) -> None:
+    """Add the light of `v`'s lamps (emission: added after lighting, not tinted by it)."""
+    if v.lamps == "none":
+        return
+    y, x = grid
+    _, h, w, _ = frames.shape
+    cx, cy, s = v.motion.at(t)
+    cx, cy = cx + shake[0], cy + shake[1]
+    lit = (t >= max(v.lamps_on[0], v.visible[0])) & (t < min(v.lamps_on[1], v.visible[1]))
+    vis = (t >= v.visible[0]) & (t < v.visible[1])
+    phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
+    half = 0.5 * s * v.ratio * h / w
+    if v.lamps == "emergency":
+        ly = cy - s - 0.05 * s
+        lamps = [(cx - 0.3 * half, ly, RED, phase), (cx + 0.3 * half, ly, BLUE, ~phase)]
+    else:
+        ly = cy - 0.35 * s
+        on = phase if v.lamps == "hazard" else np.ones_like(phase)
+        colour = AMBER if v.lamps == "hazard" else RED
+        lamps = [(cx - 0.85 * half, ly, colour, on), (cx + 0.85 * half, ly, colour, on)]
+    r = np.maximum(0.13 * s, 2.0 / h)
+    aspect = w / h
+    for lx, lyy, colour, on in lamps:
+        d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - lyy[:, None, None]) ** 2
+        r2 = (r**2)[:, None, None]
+        glow = np.exp(-d2 / r2) + 0.35 * np.exp(-d2 / (9.0 * r2))
+        level = np.where(lit & on, 1.2 if v.lamps != "tail" else 0.5, 0.1) * vis
+        frames += (glow * level[:, None, None])[..., None].astype(np.float32) * np.asarray(
+            colour, dtype=np.float32
+        )

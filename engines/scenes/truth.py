@@ -1,0 +1,138 @@
+"""Ground truth: primitive intervals → fused labels, and the window label rule.
+
+Fused labels are never written by hand: they are derived here from what the scene actually
+renders, so a script cannot claim an `emergency_vehicle` it does not show and play.
+
+* `emergency_vehicle` = time where a `siren` interval and a `flashing_lights` interval overlap.
+* `collision` = an impact sound within `COLLISION_TOLERANCE_S` of the instant an approaching
+  object stops; the interval is `[impact, impact + COLLISION_SPAN_S)`.
+
+Window rule (what a 1 s window "is"): a durative label is positive when its intervals cover at
+least half of the window. `collision` is an instant: positive when the impact lies in
+`[start + 0.3 L, start + 0.9 L]`, so the window holds the approach before the impact and the
+stop after it. Windows where a label is present but not decidable (coverage between 0.3 and 0.7,
+or an impact outside that span) are flagged by `window_care` so evaluation can skip them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from engines.scenes.base import LABELS, LabelInterval
+
+COLLISION_TOLERANCE_S = 0.1
+COLLISION_SPAN_S = 0.5
+POSITIVE_COVERAGE = 0.5
+AMBIGUOUS_COVERAGE = (0.3, 0.7)
+COLLISION_ZONE = (0.3, 0.9)  # fractions of the window length
+INSTANT_LABELS = frozenset({"collision"})
+
+
+@dataclass(frozen=True, slots=True)
+class Stop:
+    """An approaching object came to rest at `t_s` (end of its approach)."""
+
+    t_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Impact:
+    """An impact sound starts at `t_s`."""
+
+    t_s: float
+
+
+def merge(intervals: Iterable[LabelInterval]) -> list[LabelInterval]:
+    """Union of intervals per label, sorted by (label order, start)."""
+    out: list[LabelInterval] = []
+    by_label: dict[str, list[tuple[float, float]]] = {}
+    for iv in intervals:
+        if iv.end_s > iv.start_s:
+            by_label.setdefault(iv.label, []).append((iv.start_s, iv.end_s))
+    for label in sorted(by_label, key=_label_order):
+        spans = sorted(by_label[label])
+        cur_s, cur_e = spans[0]
+        for s, e in spans[1:]:
+            if s <= cur_e:
+                cur_e = max(cur_e, e)
+            else:
+                out.append(LabelInterval(label, cur_s, cur_e))
+                cur_s, cur_e = s, e
+        out.append(LabelInterval(label, cur_s, cur_e))
+    return out
+
+
+def _label_order(label: str) -> int:
+    return LABELS.index(label) if label in LABELS else len(LABELS)
+
+
+def derive_truth(
+    primitives: Sequence[LabelInterval], stops: Sequence[Stop], impacts: Sequence[Impact]
+) -> list[LabelInterval]:
+    """Primitive label intervals plus the fused labels they imply, merged per label."""
+    prim = merge(primitives)
+    sirens = [iv for iv in prim if iv.label == "siren"]
+    lights = [iv for iv in prim if iv.label == "flashing_lights"]
+    fused: list[LabelInterval] = []
+    for s in sirens:
+        for li in lights:
+            lo, hi = max(s.start_s, li.start_s), min(s.end_s, li.end_s)
+            if hi > lo:
+                fused.append(LabelInterval("emergency_vehicle", lo, hi))
+    for imp in impacts:
+        if any(abs(imp.t_s - st.t_s) <= COLLISION_TOLERANCE_S for st in stops):
+            fused.append(LabelInterval("collision", imp.t_s, imp.t_s + COLLISION_SPAN_S))
+    return merge([*prim, *fused])
+
+
+def coverage(truth: Sequence[LabelInterval], label: str, start: float, end: float) -> float:
+    """Fraction of `[start, end)` covered by `label` (intervals assumed merged)."""
+    total = sum(
+        max(0.0, min(iv.end_s, end) - max(iv.start_s, start)) for iv in truth if iv.label == label
+    )
+    return total / (end - start)
+
+
+def _impact_positions(truth: Sequence[LabelInterval], start: float, end: float) -> list[float]:
+    """Where collision onsets fall inside the window, as fractions of its length."""
+    length = end - start
+    return [
+        (iv.start_s - start) / length
+        for iv in truth
+        if iv.label == "collision" and start <= iv.start_s <= end
+    ]
+
+
+def window_labels(
+    truth: Sequence[LabelInterval], start: float, end: float
+) -> npt.NDArray[np.float32]:
+    """0/1 per label in `LABELS` order for the window `[start, end)` (see module docstring)."""
+    out = np.zeros(len(LABELS), dtype=np.float32)
+    for i, label in enumerate(LABELS):
+        if label in INSTANT_LABELS:
+            lo, hi = COLLISION_ZONE
+            out[i] = float(any(lo <= p <= hi for p in _impact_positions(truth, start, end)))
+        else:
+            out[i] = float(coverage(truth, label, start, end) >= POSITIVE_COVERAGE)
+    return out
+
+
+def window_care(
+    truth: Sequence[LabelInterval], start: float, end: float
+) -> npt.NDArray[np.float32]:
+    """1 where the window's label is decidable, 0 where it is a borderline case to skip."""
+    out = np.ones(len(LABELS), dtype=np.float32)
+    for i, label in enumerate(LABELS):
+        if label in INSTANT_LABELS:
+            lo, hi = COLLISION_ZONE
+            pos = _impact_positions(truth, start, end)
+            if pos and not any(lo <= p <= hi for p in pos):
+                out[i] = 0.0
+        else:
+            c = coverage(truth, label, start, end)
+            out[i] = 0.0 if AMBIGUOUS_COVERAGE[0] < c < AMBIGUOUS_COVERAGE[1] else 1.0
+    return out
