@@ -1,0 +1,351 @@
+// scenestream live page: publish a camera + microphone over WHIP, watch the stream's scene,
+// events and latency arrive over Server-Sent Events (/api/live), and list every live stream
+// (/api/streams). Plain browser JavaScript, no build step; current Chromium and Firefox.
+"use strict";
+
+const MAX_TIMELINE = 200; // rows kept in the event timeline
+const LATENCY_SAMPLES = 200; // scene messages kept for the p50/p95 figures
+const STREAMS_POLL_MS = 2000;
+const ICE_GATHER_MS = 2000; // the server does not trickle, so neither do we: wait, then offer
+
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  pc: null, // RTCPeerConnection while publishing
+  media: null, // MediaStream of the camera + microphone
+  sessionUrl: null, // WHIP session URL (from Location), DELETEd on stop
+  token: "",
+  live: null, // EventSource of the watched stream
+  watched: null,
+  latency: { capture_to_publish: [], queue: [], infer: [], page: [] },
+  scenes: 0,
+};
+
+// ---- pure helpers -----------------------------------------------------------------------
+
+function percentile(values, q) {
+  if (!values.length) return null;
+  const sorted = [...values].sort((a, b) => a - b);
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
+  return sorted[idx];
+}
+
+function fmt(value, digits = 1) {
+  return value === null || value === undefined || Number.isNaN(value) ? "—" : Number(value).toFixed(digits);
+}
+
+function clockTime(unixSeconds) {
+  if (unixSeconds === null || unixSeconds === undefined) return "…";
+  const d = new Date(unixSeconds * 1000);
+  return d.toLocaleTimeString([], { hour12: false }) + "." + String(d.getMilliseconds()).padStart(3, "0");
+}
+
+function sum(obj) {
+  if (typeof obj === "number") return obj;
+  if (!obj || typeof obj !== "object") return 0;
+  return Object.values(obj).reduce((a, v) => a + (typeof v === "number" ? v : 0), 0);
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("data-")) node.setAttribute(k, v);
+    else node[k] = v;
+  }
+  for (const child of children) node.append(child);
+  return node;
+}
+
+async function problemText(resp) {
+  // RFC 9457 problem details when the server sends them, else the status line.
+  try {
+    const body = await resp.json();
+    return body.detail || body.title || `${resp.status} ${resp.statusText}`;
+  } catch {
+    return `${resp.status} ${resp.statusText}`;
+  }
+}
+
+// ---- devices ----------------------------------------------------------------------------
+
+async function listDevices(askPermission) {
+  if (!navigator.mediaDevices) {
+    showError("This page needs a secure context (https or localhost) for camera access.");
+    return;
+  }
+  if (askPermission) {
+    // Labels stay empty until the user has granted access once (Firefox and Chromium alike).
+    const probe = await navigator.mediaDevices.getUserMedia({ video: true, audio: true });
+    probe.getTracks().forEach((t) => t.stop());
+  }
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  fillSelect($("camera"), devices.filter((d) => d.kind === "videoinput"));
+  fillSelect($("microphone"), devices.filter((d) => d.kind === "audioinput"));
+}
+
+function fillSelect(select, devices) {
+  const keep = select.value;
+  select.replaceChildren(el("option", { value: "" }, "default"));
+  devices.forEach((d, i) => {
+    if (!d.deviceId) return;
+    select.append(el("option", { value: d.deviceId }, d.label || `${d.kind} ${i + 1}`));
+  });
+  select.value = [...select.options].some((o) => o.value === keep) ? keep : "";
+}
+
+// ---- publishing (WHIP, RFC 9725) --------------------------------------------------------
+
+function setConn(text, kind) {
+  const badge = $("conn");
+  badge.textContent = text;
+  badge.className = "badge " + kind;
+  badge.dataset.state = kind;
+}
+
+function showError(text) {
+  const p = $("publish-error");
+  p.textContent = text;
+  p.hidden = !text;
+}
+
+function waitForIce(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      if (pc.iceGatheringState === "complete") {
+        pc.removeEventListener("icegatheringstatechange", done);
+        resolve();
+      }
+    };
+    pc.addEventListener("icegatheringstatechange", done);
+    setTimeout(resolve, ICE_GATHER_MS); // host candidates are enough on a LAN
+  });
+}
+
+async function publish(event) {
+  event.preventDefault();
+  showError("");
+  const streamId = $("stream-id").value.trim();
+  const camera = $("camera").value;
+  const microphone = $("microphone").value;
+  state.token = $("token").value.trim();
+  $("start").disabled = true;
+  setConn("starting camera…", "pending");
+  try {
+    state.media = await navigator.mediaDevices.getUserMedia({
+      video: { deviceId: camera ? { exact: camera } : undefined, width: { ideal: 640 },
+        height: { ideal: 480 }, frameRate: { ideal: 30 } },
+      audio: { deviceId: microphone ? { exact: microphone } : undefined },
+    });
+    $("preview").srcObject = state.media;
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    state.pc = pc;
+    for (const track of state.media.getTracks()) {
+      pc.addTransceiver(track, { direction: "sendonly", streams: [state.media] });
+    }
+    pc.addEventListener("connectionstatechange", () => onConnectionState(pc));
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitForIce(pc);
+    setConn("offering…", "pending");
+    const headers = { "Content-Type": "application/sdp" };
+    if (state.token) headers.Authorization = `Bearer ${state.token}`;
+    // fetch follows a 307 to a worker with room, keeping the method and the body.
+    const resp = await fetch(`/whip/${encodeURIComponent(streamId)}`, {
+      method: "POST", headers, body: pc.localDescription.sdp,
+    });
+    if (resp.status !== 201) {
+      const retry = resp.headers.get("Retry-After");
+      throw new Error((await problemText(resp)) + (retry ? ` (retry in ${retry} s)` : ""));
+    }
+    const location = resp.headers.get("Location");
+    state.sessionUrl = location ? new URL(location, resp.url).href : null;
+    await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
+    $("stop").disabled = false;
+    watch(streamId);
+  } catch (err) {
+    showError(`Could not publish: ${err.message || err}`);
+    await teardown(false);
+  }
+}
+
+function onConnectionState(pc) {
+  if (pc !== state.pc) return;
+  const s = pc.connectionState;
+  if (s === "connected") setConn("connected", "ok");
+  else if (s === "failed") {
+    setConn("connection failed", "bad");
+    teardown(true);
+  } else if (s === "disconnected") setConn("reconnecting…", "pending");
+  else if (s !== "closed") setConn(s, "pending");
+}
+
+async function teardown(deleteSession) {
+  const url = state.sessionUrl;
+  state.sessionUrl = null;
+  if (deleteSession && url) {
+    const headers = state.token ? { Authorization: `Bearer ${state.token}` } : {};
+    try {
+      await fetch(url, { method: "DELETE", headers });
+    } catch (err) {
+      console.warn("WHIP DELETE failed", err);
+    }
+  }
+  if (state.pc) state.pc.close();
+  state.pc = null;
+  if (state.media) state.media.getTracks().forEach((t) => t.stop());
+  state.media = null;
+  $("preview").srcObject = null;
+  $("start").disabled = false;
+  $("stop").disabled = true;
+  if ($("conn").dataset.state !== "bad") setConn("not publishing", "idle");
+}
+
+// ---- live view (SSE) --------------------------------------------------------------------
+
+function watch(streamId) {
+  if (state.live) state.live.close();
+  state.watched = streamId;
+  state.scenes = 0;
+  Object.values(state.latency).forEach((a) => (a.length = 0));
+  $("watching").textContent = streamId;
+  $("watch-id").value = streamId;
+  $("scores").replaceChildren();
+  $("active").replaceChildren();
+  $("timeline").replaceChildren();
+  $("stream-state").textContent = "waiting…";
+  $("stream-reason").textContent = "";
+  $("scene-count").textContent = "0";
+  $("scene-dropped").textContent = "0";
+  const source = new EventSource(`/api/live?stream=${encodeURIComponent(streamId)}`);
+  state.live = source;
+  source.addEventListener("scene", (e) => onScene(JSON.parse(e.data)));
+  source.addEventListener("event", (e) => onEvent(JSON.parse(e.data)));
+  source.addEventListener("status", (e) => onStatus(JSON.parse(e.data)));
+  source.addEventListener("lag", (e) => {
+    $("scene-dropped").textContent = JSON.parse(e.data).dropped_scenes;
+  });
+  source.addEventListener("error", () => {
+    if (source === state.live) $("stream-reason").textContent = "(live feed reconnecting…)";
+  });
+  source.addEventListener("open", () => {
+    if (source === state.live) $("stream-reason").textContent = "";
+  });
+}
+
+function onScene(msg) {
+  state.scenes += 1;
+  $("scene-count").textContent = state.scenes;
+  renderScores(msg.scores || {}, new Set(msg.active || []));
+  const active = (msg.active || []).map((label) => el("span", { class: "chip" }, label));
+  $("active").replaceChildren(...active);
+  const lat = { ...(msg.latency_ms || {}) };
+  if (msg.window && typeof msg.window.end === "number") {
+    lat.page = Date.now() - msg.window.end * 1000; // same clock only when on the same host
+  }
+  for (const [key, samples] of Object.entries(state.latency)) {
+    if (typeof lat[key] !== "number") continue;
+    samples.push(lat[key]);
+    if (samples.length > LATENCY_SAMPLES) samples.shift();
+    const row = document.querySelector(`#latency tr[data-key="${key}"]`);
+    const cells = row.querySelectorAll("td");
+    cells[0].textContent = fmt(lat[key]);
+    cells[1].textContent = fmt(percentile(samples, 0.5));
+    cells[2].textContent = fmt(percentile(samples, 0.95));
+  }
+}
+
+function renderScores(scores, active) {
+  const box = $("scores");
+  for (const [label, score] of Object.entries(scores).sort()) {
+    let row = box.querySelector(`[data-label="${CSS.escape(label)}"]`);
+    if (!row) {
+      row = el("div", { class: "score", "data-label": label },
+        el("span", { class: "name" }, label), el("span", { class: "bar" }, el("span")),
+        el("span", { class: "value" }));
+      box.append(row);
+    }
+    row.classList.toggle("on", active.has(label));
+    row.querySelector(".bar > span").style.width = `${Math.round(score * 100)}%`;
+    row.querySelector(".value").textContent = fmt(score, 2);
+  }
+}
+
+function onEvent(msg) {
+  const item = el("li", { class: `phase-${msg.phase}`, "data-id": msg.id, "data-label": msg.label,
+    "data-phase": msg.phase },
+  el("span", { class: "phase" }, msg.phase),
+  el("strong", {}, msg.label),
+  el("span", { class: "sub" }, ` score ${fmt(msg.score, 2)} · peak ${fmt(msg.peak_score, 2)} · `
+    + `${clockTime(msg.start)} → ${msg.end === null ? "…" : clockTime(msg.end)}`));
+  const list = $("timeline");
+  list.prepend(item);
+  while (list.children.length > MAX_TIMELINE) list.lastElementChild.remove();
+}
+
+function onStatus(msg) {
+  $("stream-state").textContent = msg.state;
+  $("stream-state").dataset.state = msg.state;
+  $("stream-reason").textContent = msg.reason ? `(${msg.reason})` : "";
+}
+
+// ---- operator view ----------------------------------------------------------------------
+
+async function pollStreams() {
+  try {
+    const resp = await fetch("/api/streams", { cache: "no-store" });
+    if (!resp.ok) throw new Error(await problemText(resp));
+    const body = await resp.json();
+    renderStreams(Array.isArray(body) ? body : body.streams || []);
+    $("streams-error").hidden = true;
+    $("streams-updated").textContent = `updated ${new Date().toLocaleTimeString([], { hour12: false })}`;
+  } catch (err) {
+    $("streams-error").textContent = `Could not list streams: ${err.message || err}`;
+    $("streams-error").hidden = false;
+  } finally {
+    setTimeout(pollStreams, STREAMS_POLL_MS);
+  }
+}
+
+function renderStreams(rows) {
+  const body = $("streams").querySelector("tbody");
+  if (!rows.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colSpan: 9, class: "sub" }, "no live streams")));
+    return;
+  }
+  body.replaceChildren(...rows.map((r) => {
+    const id = r.stream || r.id || "?";
+    const rx = r.frames_received || {};
+    const button = el("button", { type: "button" }, "watch");
+    button.addEventListener("click", () => watch(id));
+    return el("tr", { "data-stream": id },
+      el("td", {}, id), el("td", {}, r.state || "—"), el("td", {}, fmt(r.fps)),
+      el("td", {}, `${rx.video ?? "—"} / ${rx.audio ?? "—"}`),
+      el("td", { title: JSON.stringify(r.frames_dropped ?? r.drops ?? {}) }, String(sum(r.frames_dropped ?? r.drops))),
+      el("td", {}, String(r.windows ?? "—")),
+      el("td", {}, fmt(r.last_window_latency_ms ?? r.latency_ms)),
+      el("td", {}, r.uptime_s === undefined ? "—" : `${Math.round(r.uptime_s)} s`),
+      el("td", {}, button));
+  }));
+}
+
+// ---- wiring -----------------------------------------------------------------------------
+
+function init() {
+  const params = new URLSearchParams(location.search);
+  $("stream-id").value = params.get("stream") || `cam-${Math.random().toString(36).slice(2, 8)}`;
+  $("publish-form").addEventListener("submit", publish);
+  $("stop").addEventListener("click", () => teardown(true));
+  $("devices").addEventListener("click", () => listDevices(true).catch((e) => showError(e.message)));
+  $("watch-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = $("watch-id").value.trim();
+    if (id) watch(id);
+  });
+  window.addEventListener("pagehide", () => teardown(true));
+  listDevices(false).catch((e) => showError(e.message));
+  if (params.get("watch")) watch(params.get("watch"));
+  pollStreams();
+}
+
+document.addEventListener("DOMContentLoaded", init);
