@@ -1,0 +1,85 @@
+"""Shared engine test material: a minimal TOML writer and a tiny real ONNX graph + manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import onnx
+from onnx import TensorProto, helper
+
+
+def to_toml(doc: dict[str, Any]) -> str:
+    """Minimal TOML writer for manifests (tables of scalars and flat arrays)."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, list | tuple):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return repr(v)
+
+    lines: list[str] = []
+
+    def table(prefix: str, body: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in body.items() if not isinstance(v, dict)}
+        if prefix and (scalars or not body):
+            lines.append(f"[{prefix}]")
+        lines.extend(f"{k} = {value(v)}" for k, v in scalars.items())
+        for k, v in body.items():
+            if isinstance(v, dict):
+                table(f"{prefix}.{k}" if prefix else k, v)
+
+    table("", doc)
+    return "\n".join(lines) + "\n"
+
+
+def tiny_onnx(
+    path: Path,
+    frames: int = 4,
+    samples: int = 1600,
+    labels: int = 2,
+    audio_type: int = TensorProto.FLOAT,
+) -> None:
+    """A real ONNX graph: video [B,T,8,8,3] uint8 + audio [B,S] -> scores [B,labels]."""
+    video = helper.make_tensor_value_info("video", TensorProto.UINT8, ["batch", frames, 8, 8, 3])
+    audio = helper.make_tensor_value_info("audio", audio_type, ["batch", samples])
+    scores = helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", labels])
+    axes_v = helper.make_tensor("axes_v", TensorProto.INT64, [4], [1, 2, 3, 4])
+    axes_a = helper.make_tensor("axes_a", TensorProto.INT64, [1], [1])
+    reps = helper.make_tensor("reps", TensorProto.INT64, [2], [1, labels])
+    nodes = [
+        helper.make_node("Cast", ["video"], ["vf"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["vf", "axes_v"], ["vm"], keepdims=0),
+        helper.make_node("Cast", ["audio"], ["af"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceMean", ["af", "axes_a"], ["am"], keepdims=0),
+        helper.make_node("Add", ["vm", "am"], ["s"]),
+        helper.make_node("Unsqueeze", ["s", "axes_a"], ["s2"]),
+        helper.make_node("Tile", ["s2", "reps"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "tiny", [video, audio], [scores], initializer=[axes_v, axes_a, reps]
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+BASE: dict[str, Any] = {
+    "engine": {
+        "name": "tiny",
+        "version": "0.1.0",
+        "model": "model.onnx",
+        "batch_sizes": [1, 4, 2],
+        "budget_ms": 100,
+    },
+    "window": {"length_s": 0.5, "hop_s": 0.25},
+    "inputs": {
+        "video": {"role": "video", "dtype": "uint8", "shape": ["B", 4, 8, 8, 3], "fps": 8.0},
+        "audio": {"role": "audio", "dtype": "float32", "shape": ["B", 1600], "sample_rate": 3200},
+    },
+    "outputs": {"scores": {"labels": ["a", "b"], "activation": "sigmoid"}},
+    "thresholds": {"b": {"on": 0.7}},
+}
