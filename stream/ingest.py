@@ -1,0 +1,293 @@
+"""Live ingest of one stream: drain its tracks, stamp capture times, fill rings, cut windows.
+
+One always-draining reader task per track does only cheap work per frame (aiortc's own queues
+are unbounded, so a slow reader would grow latency without end): a video frame is first checked
+against what the windows will pick (`WindowCutter.wants_frame`: dropped as `sampled` before any
+pixel work, so the rings fill at the engines' frame rate), then resized once by swscale to each
+engine input size (≈0.3 ms at 224x224, so it stays on the loop); audio is resampled once to each
+engine rate. After every push each engine's `WindowCutter` is polled and
+its windows handed to the `WindowSink`, which must not block.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import numpy as np
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+from stream.clock import CaptureClock, stream_now
+from stream.config import IngestConfig
+from stream.metrics import Metrics
+from stream.rings import AudioRing, VideoRing
+from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport
+from stream.windowing import WindowCutter
+from stream.windows import Window, WindowSink, WindowSpec
+
+logger = logging.getLogger(__name__)
+
+INGEST_ENGINE_LABEL = "all"  # stage="ingest" is shared by every engine
+VIDEO_CLOCK_RATE = 90_000
+_hook_warned = False
+
+
+@dataclass(slots=True)
+class IngestStats:
+    """Per-stream figures served by `/api/streams` (no per-stream Prometheus labels)."""
+
+    received: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
+    dropped: dict[str, int] = field(default_factory=dict)  # "kind:reason" -> count
+    windows: int = 0
+    last_window_latency_s: float | None = None  # cut (wall) minus window end (capture clock)
+    resolution: tuple[int, int] | None = None  # (width, height) of the latest video frame
+    _fps_window: list[float] = field(default_factory=list)
+
+    def frame(self, kind: str, mono: float) -> None:
+        self.received[kind] = self.received.get(kind, 0) + 1
+        if kind == "video":
+            self._fps_window.append(mono)
+            if len(self._fps_window) > 61:
+                del self._fps_window[0]
+
+    def fps(self, mono: float) -> float:
+        """Video frames per second over the last ~2 s (0 once frames stop for a second)."""
+        times = self._fps_window
+        if len(times) < 2 or mono - times[-1] > 1.0:
+            return 0.0
+        return (len(times) - 1) / max(1e-6, times[-1] - times[0])
+
+
+class _Track:
+    """Per-track timing: capture clock plus (if aiortc's internals allow) the RTCP timeline."""
+
+    def __init__(self, kind: str, receiver: Any) -> None:
+        global _hook_warned
+        self.kind = kind
+        self.timeline: ReceiverTimeline | None = None
+        self._interval: float | None = None  # EMA of the source frame interval
+        self._last_t: float | None = None
+        self.clock: CaptureClock | None = None
+        try:
+            self.timeline = ReceiverTimeline(receiver, self._on_report)
+        except RtcpHookError as exc:
+            if not _hook_warned:
+                _hook_warned = True
+                logger.warning("RTCP hook unavailable, capture times by arrival: %s", exc)
+
+    def _on_report(self, report: SenderReport) -> None:
+        if self.clock is not None:
+            self.clock.on_sender_report(report.ntp_unix, report.rtp_timestamp, report.arrival)
+
+    def capture_time(self, frame: av.VideoFrame | av.AudioFrame, arrival: float) -> float | None:
+        """Capture time of a decoded frame on the sender's clock (arrival-mapped before an SR)."""
+        if frame.pts is None or frame.time_base is None:
+            return None
+        rate = self.timeline.clock_rate if self.timeline is not None else None
+        rtp = self.timeline.rtp_timestamp(frame.pts, frame.time_base) if self.timeline else None
+        if rate is None or rtp is None:  # no hook: the rebased pts is still a monotonic RTP clock
+            rate = VIDEO_CLOCK_RATE if self.kind == "video" else int(1 / frame.time_base)
+            rtp = round(frame.pts * frame.time_base * rate) % (1 << 32)
+        if self.clock is None:
+            self.clock = CaptureClock(rate)
+        return float(self.clock.capture_time(rtp, arrival))
+
+    def frame_interval(self, t: float) -> float:
+        """Expected time to the next frame (an EMA of the source's intervals; 1/30 s at first)."""
+        if self._last_t is not None and 0 < t - self._last_t < 1.0:
+            step = t - self._last_t
+            self._interval = (
+                step if self._interval is None else self._interval + 0.1 * (step - self._interval)
+            )
+        self._last_t = t
+        return self._interval if self._interval is not None else 1 / 30
+
+    def close(self) -> None:
+        if self.timeline is not None:
+            self.timeline.detach()
+
+
+class StreamIngest:
+    """Rings, capture clocks and window cutters of one live stream, fed by its track readers."""
+
+    def __init__(
+        self,
+        stream: str,
+        specs: Mapping[str, WindowSpec],
+        sink: WindowSink,
+        metrics: Metrics,
+        config: IngestConfig,
+        *,
+        has_video: bool,
+        has_audio: bool,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.stream = stream
+        self.stats = IngestStats()
+        self.last_media = time.monotonic()
+        self._sink, self._metrics, self._wall = sink, metrics, wall_clock
+        specs = {
+            name: spec
+            for name, spec in specs.items()
+            if WindowCutter.serves(spec, has_video=has_video, has_audio=has_audio)
+        }
+        self._specs = specs
+        video_specs = [s.video for s in specs.values() if s.video is not None and has_video]
+        fps = max((v.fps for v in video_specs), default=0.0)
+        capacity = max(2, math.ceil(config.ring_seconds * fps) + 1)
+        self.video_rings = {
+            (v.height, v.width): VideoRing(capacity, v.height, v.width) for v in video_specs
+        }
+        rates = {s.audio.sample_rate for s in specs.values() if s.audio is not None and has_audio}
+        self.audio_rings = {rate: AudioRing(rate, config.ring_seconds) for rate in rates}
+        self._resamplers: dict[int, av.AudioResampler] = {}
+        self._cutters = {
+            name: WindowCutter(
+                stream, name, spec, max_wait_s=config.max_wait_s,
+                has_video=has_video, has_audio=has_audio,
+            )
+            for name, spec in specs.items()
+        }  # fmt: skip
+        self._cutters_by_size = {
+            size: [
+                self._cutters[n]
+                for n, s in specs.items()
+                if s.video and (s.video.height, s.video.width) == size
+            ]
+            for size in self.video_rings
+        }
+        self._tracks: list[_Track] = []
+
+    # -- readers -----------------------------------------------------------------------------
+
+    async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
+        """Drain `track` until it ends; every frame is handled at once (never queued here)."""
+        timing = _Track(track.kind, receiver)
+        self._tracks.append(timing)
+        handle = self.on_video_frame if track.kind == "video" else self.on_audio_frame
+        try:
+            while True:
+                try:
+                    frame = await track.recv()
+                except MediaStreamError:
+                    return
+                if not isinstance(frame, av.VideoFrame | av.AudioFrame):
+                    continue  # aiortc only hands decoded frames to a remote track
+                try:
+                    handle(frame, timing)  # type: ignore[arg-type]
+                except Exception:  # one bad frame must not end the stream
+                    logger.exception("ingest frame failed", extra={"stream": self.stream})
+                    self._drop(track.kind, "error")
+        finally:
+            timing.close()
+
+    def on_video_frame(self, frame: av.VideoFrame, timing: _Track) -> None:
+        """Sample, resize once per engine size, push, cut windows."""
+        started, mono, arrival = time.perf_counter(), time.monotonic(), self._wall()
+        self.last_media = mono
+        self.stats.frame("video", mono)
+        self._metrics.frames_received.labels(kind="video").inc()
+        self.stats.resolution = (frame.width, frame.height)
+        t = timing.capture_time(frame, arrival)
+        if t is None:
+            return self._drop("video", "no_timestamp")
+        if not self.video_rings:
+            return self._drop("video", "unused")
+        period = timing.frame_interval(t)
+        kept = False
+        for size, ring in self.video_rings.items():
+            if not any(c.wants_frame(t, period) for c in self._cutters_by_size[size]):
+                ring.mark_seen(t)  # no window will pick it: no pixel work at all
+                continue
+            kept = True
+            newest, overwritten = ring.newest_time, ring.overwritten
+            image = frame.reformat(size[1], size[0], "rgb24").to_ndarray()
+            ring.push(image.astype(np.uint8, copy=False), t)
+            if newest is not None and t <= newest:
+                self._drop("video", "out_of_order")
+            elif ring.overwritten > overwritten:
+                self._drop("video", "ring_overflow")
+        if not kept:
+            self._drop("video", "sampled")
+        self._metrics.stage_seconds.labels(stage="ingest", engine=INGEST_ENGINE_LABEL).observe(
+            time.perf_counter() - started
+        )
+        self._cut()
+        return None
+
+    def on_audio_frame(self, frame: av.AudioFrame, timing: _Track) -> None:
+        """Resample once per engine rate to mono float32, push, cut windows."""
+        started, mono, arrival = time.perf_counter(), time.monotonic(), self._wall()
+        self.last_media = mono
+        self.stats.frame("audio", mono)
+        self._metrics.frames_received.labels(kind="audio").inc()
+        t = timing.capture_time(frame, arrival)
+        if t is None:
+            return self._drop("audio", "no_timestamp")
+        if not self.audio_rings:
+            return self._drop("audio", "unused")
+        for rate, ring in self.audio_rings.items():
+            resampler = self._resamplers.get(rate)
+            if resampler is None:
+                resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+                self._resamplers[rate] = resampler
+            chunks = [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+            if not chunks:
+                continue
+            samples = np.concatenate(chunks).astype(np.float32, copy=False)
+            dropped = ring.dropped_samples
+            ring.push(samples, t)
+            if ring.dropped_samples > dropped:
+                self._drop("audio", "out_of_order")
+        self._metrics.stage_seconds.labels(stage="ingest", engine=INGEST_ENGINE_LABEL).observe(
+            time.perf_counter() - started
+        )
+        self._cut()
+        return None
+
+    # -- windows -----------------------------------------------------------------------------
+
+    def _cut(self) -> None:
+        clocks = [timing.clock for timing in self._tracks if timing.clock is not None]
+        now_capture = stream_now(self._wall(), *clocks)
+        for name, cutter in self._cutters.items():
+            spec = self._specs[name]
+            started = time.perf_counter()
+            video = (
+                self.video_rings.get((spec.video.height, spec.video.width)) if spec.video else None
+            )
+            audio = self.audio_rings.get(spec.audio.sample_rate) if spec.audio else None
+            windows = cutter.poll(video, audio, now_capture, time.monotonic())
+            for window in windows:
+                self._submit(window)
+            if windows:
+                self._metrics.stage_seconds.labels(stage="window", engine=name).observe(
+                    time.perf_counter() - started
+                )
+
+    def _submit(self, window: Window) -> None:
+        self.stats.windows += 1
+        self.stats.last_window_latency_s = self._wall() - window.end
+        if not window.missing:
+            self._metrics.av_skew_seconds.observe(window.av_skew_s)
+        self._sink.submit(window)
+
+    def _drop(self, kind: str, reason: str) -> None:
+        self._metrics.frames_dropped.labels(kind=kind, reason=reason).inc()
+        key = f"{kind}:{reason}"
+        self.stats.dropped[key] = self.stats.dropped.get(key, 0) + 1
+
+    def close(self) -> None:
+        """Release rings and resamplers; the session cancels the readers."""
+        for timing in self._tracks:
+            timing.close()
+        self._tracks.clear()
+        self.video_rings.clear()
+        self.audio_rings.clear()
+        self._resamplers.clear()
+        self._cutters.clear()
