@@ -98,14 +98,21 @@ class CaptureClock:
     """
 
     def __init__(
-        self, clock_rate: int, *, smoothing_window: int = 64, max_slew: float = 0.1
+        self,
+        clock_rate: int,
+        *,
+        smoothing_window: int = 64,
+        max_slew: float = 0.1,
+        max_sender_offset_s: float = 3600.0,
     ) -> None:
         if clock_rate < 1 or not 0 < max_slew < 1:
             raise ValueError("clock_rate must be positive and max_slew in (0, 1)")
         self.clock_rate = clock_rate
         self.max_slew = max_slew
+        self.max_sender_offset_s = max_sender_offset_s
         self.synced = False
         self.sender_reports = 0
+        self.ignored_reports = 0
         self.last_report_arrival: float | None = None
         self._unwrapper = RtpUnwrapper()
         self._base: int | None = None  # extended timestamp at media time 0
@@ -130,7 +137,15 @@ class CaptureClock:
         return captured
 
     def on_sender_report(self, ntp_unix: float, rtp_timestamp: int, arrival: float) -> None:
-        """Apply an RTCP Sender Report: `rtp_timestamp` was sampled at sender time `ntp_unix`."""
+        """Apply an RTCP Sender Report: `rtp_timestamp` was sampled at sender time `ntp_unix`.
+
+        A report more than `max_sender_offset_s` away from its arrival time is ignored (counted
+        in `ignored_reports`): aiortc sends NTP time 0 (read as 2036) before its first packet,
+        and a sender clock that far off would throw every window out of place.
+        """
+        if not abs(ntp_unix - arrival) <= self.max_sender_offset_s:
+            self.ignored_reports += 1
+            return
         self._retarget(ntp_unix - self._media(rtp_timestamp))
         self.synced = True
         self.sender_reports += 1

@@ -6,7 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.clock import (
@@ -41,6 +41,7 @@ def test_ntp_to_unix_known_values() -> None:
     assert ntp_to_unix(0) == MOD - NTP_UNIX_OFFSET
 
 
+@settings(deadline=None)
 @given(st.floats(0.0, 4.0e9, allow_nan=False))
 def test_ntp_round_trip_across_eras(unix: float) -> None:
     assert ntp_to_unix(unix_to_ntp(unix)) == pytest.approx(unix, abs=1e-6)
@@ -59,6 +60,7 @@ def test_unwrap_across_2_32_and_reordering() -> None:
     assert u.unwrap(20) == MOD + 20
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=1, max_size=60), st.integers(1, 8))
 def test_sliding_min_matches_brute_force(values: list[float], size: int) -> None:
     window = SlidingMin(size)
@@ -187,6 +189,15 @@ def test_sender_report_before_any_packet() -> None:
     clock.on_sender_report(T0, 1000, T0 + 0.01)
     assert clock.capture_time(1000 + 90_000, T0 + 1.02) == pytest.approx(T0 + 1.0, abs=1e-9)
     assert clock.capture_now(T0 + 2.0) == pytest.approx(T0 + 2.0 - 0.02, abs=1e-9)
+
+
+def test_report_without_a_time_is_ignored() -> None:
+    clock = CaptureClock(90_000)
+    t = clock.capture_time(1000, T0 + 0.01)
+    clock.on_sender_report(ntp_to_unix(0), 0, T0 + 0.5)  # aiortc before its first packet
+    assert not clock.synced
+    assert clock.ignored_reports == 1
+    assert clock.capture_time(1000 + 9000, T0 + 0.11) == pytest.approx(t + 0.1, abs=1e-9)
 
 
 def test_capture_now_without_media_is_local_time() -> None:

@@ -123,6 +123,7 @@ def test_video_seen_time_follows_sampled_out_frames() -> None:
 # ---------------------------------------------------------------- VideoRing, property
 
 
+@settings(deadline=None)
 @given(
     capacity=st.integers(1, 6),
     steps=st.lists(st.floats(-0.05, 0.1, allow_nan=False), min_size=1, max_size=40),
