@@ -93,15 +93,25 @@ def average_precision(truth: Array, scores: Array) -> float:
 
 
 def label_scores(
-    truth: Array, scores: Array, labels: Sequence[str], threshold: float = 0.5
+    truth: Array,
+    scores: Array,
+    labels: Sequence[str],
+    threshold: float = 0.5,
+    care: Array | None = None,
 ) -> list[LabelScores]:
-    """Per-label counts and AP; `truth` 0/1 and `scores` probabilities, both `[N, L]`."""
+    """Per-label counts and AP; `truth` 0/1 and `scores` probabilities, both `[N, L]`.
+
+    `care` (0/1, `[N, L]`) drops a window from one label's counts where that label is
+    undecidable (e.g. a siren covering 40% of the window).
+    """
     truth_b = np.asarray(truth, dtype=np.float64) > 0.5
     scores_a = np.asarray(scores, dtype=np.float64)
+    keep = np.ones_like(truth_b) if care is None else np.asarray(care, dtype=np.float64) > 0.5
     pred = scores_a >= threshold
     out = []
     for j, label in enumerate(labels):
-        t, p = truth_b[:, j], pred[:, j]
+        k = keep[:, j]
+        t, p = truth_b[k, j], pred[k, j]
         out.append(
             LabelScores(
                 label=label,
@@ -109,7 +119,7 @@ def label_scores(
                 fp=int(np.sum(~t & p)),
                 fn=int(np.sum(t & ~p)),
                 tn=int(np.sum(~t & ~p)),
-                ap=average_precision(t, scores_a[:, j]),
+                ap=average_precision(t, scores_a[k, j]),
             )
         )
     return out

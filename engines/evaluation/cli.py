@@ -1,0 +1,152 @@
+"""`scenestream evaluate --engine NAME [--set NAME|DIR]`: window- and event-level metrics.
+
+`--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`) or a
+directory of your clips with `labels.csv` (see `engines/training/user_data.py`). The engine runs
+through the service's runtime path on the chosen (or best available) backend. Prints the
+markdown table; `--json` / `--markdown` write them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from engines.evaluation import events, report
+from engines.evaluation.scoring import Scorer, load_scorer
+from engines.runtime import EngineError, ManifestError
+from engines.training.data import WindowSet, build_set
+from engines.training.progress import ProgressBar
+from stream.cli import UserError
+
+logger = logging.getLogger(__name__)
+
+EVAL_CACHE = Path(".cache/scenestream/eval")
+EVAL_WINDOWS = 2000
+SET_SEEDS = {"heldout": 7, "val": 5, "train": 3}
+SCENES = ("emergency", "radio-siren", "conversation", "street", "collision", "hazard-lights")
+SCENE_SEEDS = (0, 1, 2)
+
+
+def load_eval_set(name: str, scorer: Scorer, n: int | None) -> WindowSet:
+    """A generated split (cached, raw audio kept) or a user directory."""
+    path = Path(name)
+    if path.is_dir():
+        from engines.training.user_data import concat, load_user_dir
+
+        return concat(list(load_user_dir(path, scorer.spec).values()))
+    if name not in SET_SEEDS:
+        raise UserError(f"--set {name!r}: not a directory and not one of {sorted(SET_SEEDS)}")
+    size = n or EVAL_WINDOWS
+    bar = ProgressBar(f"generate {name}", size)
+    data = build_set(
+        scorer.spec,
+        size,
+        seed=SET_SEEDS[name],
+        split=name,
+        cache_dir=EVAL_CACHE,
+        workers=min(2, os.cpu_count() or 1),
+        keep_audio=True,
+        progress=bar,
+    )
+    bar.close(len(data))
+    return data
+
+
+def scripted_runs(scorer: Scorer, split: str) -> list[events.SceneRun]:
+    """Event-level runs over the shipped scene scripts (skipped if the registry is missing)."""
+    try:
+        from engines.scenes.registry import list_scenarios, load_scenario
+    except ImportError:
+        logger.warning("no scene registry: event-level evaluation skipped")
+        return []
+    available = set(list_scenarios())
+    takes_split = "split" in inspect.signature(load_scenario).parameters
+    thresholds = events.scene_thresholds(scorer)
+    runs = []
+    for name in (s for s in SCENES if s in available):
+        for seed in SCENE_SEEDS:
+            kw: dict[str, Any] = {"split": split} if takes_split else {}
+            scene = load_scenario(name, seed=seed, **kw)
+            if math.isinf(scene.duration_s):
+                continue
+            runs.append(events.run_scene(scorer, scene, thresholds))
+    return runs
+
+
+def evaluate(
+    scorer: Scorer, set_name: str, n: int | None, with_events: bool = True
+) -> dict[str, Any]:
+    """The full report (window level, then event level for generated sets)."""
+    data = load_eval_set(set_name, scorer, n)
+    result = report.evaluate_windows(scorer, data, set_name)
+    if with_events and not Path(set_name).is_dir():
+        runs = scripted_runs(scorer, "heldout" if set_name == "heldout" else "train")
+        if runs:
+            result["events"] = events.summarise(runs, scorer.spec.hop_s, scorer.engine.budget_s)
+    return result
+
+
+def render(result: dict[str, Any]) -> str:
+    """Markdown of a full report."""
+    text = report.markdown(result)
+    if "events" in result:
+        text += "\n" + events.markdown(result["events"])
+    return text
+
+
+def write(result: dict[str, Any], json_path: Path | None, md_path: Path | None) -> None:
+    """Write JSON (NaN as null) and markdown."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    if md_path:
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(render(result))
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_finite(v) for v in x]
+    return x
+
+
+def evaluate_bundle(engine_dir: Path, seed: int = 0, n: int | None = None) -> dict[str, Any]:
+    """After training: evaluate the engine directory on held-out data, write `metrics.json`
+    and `MODEL_CARD.md` there."""
+    from engines.evaluation.card import write_card
+
+    scorer = load_scorer(engine_dir, backend="onnxruntime")
+    try:
+        result = evaluate(scorer, "heldout", n)
+    finally:
+        scorer.close()
+    result["train_seed"] = seed
+    write(result, engine_dir / "metrics.json", None)
+    write_card(engine_dir, result, render(result))
+    print(render(result))
+    return result
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `scenestream evaluate`."""
+    try:
+        scorer = load_scorer(args.engine, backend=args.backend)
+    except (EngineError, ManifestError) as exc:
+        raise UserError(str(exc)) from exc
+    try:
+        result = evaluate(scorer, args.set_name, args.windows)
+    finally:
+        scorer.close()
+    write(result, args.json, args.markdown)
+    print(render(result))
+    return 0

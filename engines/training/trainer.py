@@ -1,0 +1,190 @@
+"""The training loop: AdamW + one-cycle, masked multi-label BCE, validation every epoch,
+checkpoints, early stopping and a wall-time limit.
+
+Modality dropout: with probability `modality_dropout` a training window loses its audio (the
+log-mel of silence) or its video (black frames), and the labels that need the lost modality are
+cleared. The live service fills a missing modality with zeros, so the model must know what
+"nothing there" means, and it teaches the fused labels to require both modalities.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from engines.avfusion.logmel import LOG_FLOOR
+from engines.avfusion.model import AVFusion, save_checkpoint
+from engines.evaluation.metrics import label_scores, macro_f1
+from engines.scenes.base import AUDIO_LABELS, FUSED_LABELS, LABELS, VIDEO_LABELS
+from engines.training.data import WindowSet
+from engines.training.progress import ProgressBar
+
+logger = logging.getLogger(__name__)
+
+SILENT_LOGMEL = float(np.log(LOG_FLOOR))
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Optimisation settings (the defaults ship the bundled model)."""
+
+    epochs: int = 30
+    batch: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 4  # epochs without a val macro-F1 gain of min_delta
+    min_delta: float = 1e-3
+    minutes: float | None = None  # wall-time limit for the loop
+    seed: int = 0
+    modality_dropout: float = 0.1
+
+
+@dataclass(slots=True)
+class TrainResult:
+    """What happened; the best model's weights are loaded into the model on return."""
+
+    best_epoch: int = -1
+    best_val_f1: float = -math.inf
+    epochs_run: int = 0
+    stopped: str = "max epochs"
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _label_mask(names: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor([1.0 if label in names else 0.0 for label in LABELS])
+
+
+NEEDS_AUDIO = _label_mask(AUDIO_LABELS + FUSED_LABELS)
+NEEDS_VIDEO = _label_mask(VIDEO_LABELS + FUSED_LABELS)
+
+
+def batch_tensors(
+    data: WindowSet, idx: npt.NDArray[np.intp]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Video uint8, log-mel fp32, labels, care for the rows `idx` (sorted: memmap locality)."""
+    idx = np.sort(idx)
+    return (
+        torch.from_numpy(np.ascontiguousarray(data.video[idx])),
+        torch.from_numpy(np.asarray(data.logmel[idx], dtype=np.float32)),
+        torch.from_numpy(data.labels[idx]),
+        torch.from_numpy(data.care[idx]),
+    )
+
+
+def drop_modalities(
+    video: torch.Tensor,
+    logmel: torch.Tensor,
+    labels: torch.Tensor,
+    p: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Silence audio / blank video on random rows and clear the labels that needed them."""
+    if p <= 0:
+        return video, logmel, labels
+    n = labels.shape[0]
+    draw = torch.rand(n, generator=gen)
+    no_audio = draw < p
+    no_video = (draw >= p) & (draw < 2 * p)
+    video, logmel, labels = video.clone(), logmel.clone(), labels.clone()
+    logmel[no_audio] = SILENT_LOGMEL
+    video[no_video] = 0
+    labels[no_audio] *= 1.0 - NEEDS_AUDIO
+    labels[no_video] *= 1.0 - NEEDS_VIDEO
+    return video, logmel, labels
+
+
+def predict(model: AVFusion, data: WindowSet, batch: int = 256) -> npt.NDArray[np.float32]:
+    """Sigmoid scores `[N, L]` from cached features (eval mode, no grad)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            idx = np.arange(i, min(i + batch, len(data)))
+            video, logmel, _, _ = batch_tensors(data, idx)
+            out.append(torch.sigmoid(model.forward_logmel(video, logmel)).numpy())
+    return np.concatenate(out)
+
+
+def validate(model: AVFusion, data: WindowSet) -> tuple[float, float]:
+    """(macro-F1, mean BCE) on a set, skipping undecidable label entries."""
+    scores = predict(model, data)
+    per_label = label_scores(data.labels, scores, LABELS, care=data.care)
+    eps = 1e-6
+    bce = -(data.labels * np.log(scores + eps) + (1 - data.labels) * np.log(1 - scores + eps))
+    return macro_f1(per_label), float((bce * data.care).sum() / max(data.care.sum(), 1.0))
+
+
+def train(
+    model: AVFusion,
+    train_set: WindowSet,
+    val_set: WindowSet,
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+) -> TrainResult:
+    """Train in place; checkpoints `last.pt` every epoch and `best.pt` on improvement."""
+    torch.manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    steps = max(len(train_set) // cfg.batch, 1)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15
+    )
+    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+    result, started, bad_epochs = TrainResult(), time.monotonic(), 0
+    deadline = started + cfg.minutes * 60 if cfg.minutes else math.inf
+    best_state: dict[str, Any] | None = None
+    for epoch in range(cfg.epochs):
+        bar = ProgressBar(f"epoch {epoch + 1}/{cfg.epochs}", steps)
+        model.train()
+        order = rng.permutation(len(train_set))[: steps * cfg.batch].reshape(steps, cfg.batch)
+        running = 0.0
+        for step, idx in enumerate(order):
+            video, logmel, labels, care = batch_tensors(train_set, idx)
+            video, logmel, labels = drop_modalities(
+                video, logmel, labels, cfg.modality_dropout, gen
+            )
+            loss = (loss_fn(model.forward_logmel(video, logmel), labels) * care).sum() / care.sum()
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            value = loss.item()
+            running = 0.95 * running + 0.05 * value if step else value
+            bar.update(step + 1, f"loss {running:.4f}")
+            if time.monotonic() > deadline:
+                break
+        val_f1, val_loss = validate(model, val_set)
+        bar.close(step + 1, f"loss {running:.4f} val loss {val_loss:.4f} val macro-F1 {val_f1:.4f}")
+        result.history.append(
+            {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "val_f1": val_f1}
+        )
+        result.epochs_run = epoch + 1
+        save_checkpoint(model, checkpoint_dir / "last.pt", {"epoch": epoch + 1})
+        if val_f1 > result.best_val_f1 + cfg.min_delta:
+            result.best_val_f1, result.best_epoch, bad_epochs = val_f1, epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(model, checkpoint_dir / "best.pt", {"epoch": epoch + 1})
+        else:
+            bad_epochs += 1
+        if bad_epochs >= cfg.patience:
+            result.stopped = f"early stop: no val gain in {cfg.patience} epochs"
+            break
+        if time.monotonic() > deadline:
+            result.stopped = f"time limit ({cfg.minutes} min)"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.monotonic() - started
+    return result
