@@ -11,7 +11,10 @@ of a stream *supersedes* its queued one, because a consumer wants the present, n
    when the oldest window has waited the engine's max queue delay;
 3. otherwise it says how long to wait before asking again.
 
-Batches take the earliest deadlines first. Compute time per batch size is an estimate kept up
+When more windows wait than one batch holds (overload), the batch takes the streams served
+least recently first, earliest deadline breaking ties: plain earliest-deadline-first would serve
+the same streams every hop (their windows are cut a few microseconds earlier) and starve the
+rest, whereas this spreads the shedding evenly. Compute time per batch size is an estimate kept up
 to date from measurements (`ComputeEstimate`): an EWMA of the time plus a multiple of an EWMA of
 its absolute deviation, a cheap streaming stand-in for a high percentile.
 """
@@ -122,6 +125,7 @@ class DeadlineBatcher:
         self.margin_s = margin_s  # scheduling jitter allowance, seconds
         self.capacity = capacity
         self._queue: dict[str, _Queued] = {}
+        self._served: dict[str, float] = {}  # stream -> when its last window was batched
         self._tickets = 0
 
     def __len__(self) -> int:
@@ -147,6 +151,7 @@ class DeadlineBatcher:
     def remove_stream(self, stream: str) -> Window | None:
         """Take a stream's queued window out (the stream ended); returns it, if any."""
         item = self._queue.pop(stream, None)
+        self._served.pop(stream, None)
         return item.window if item else None
 
     def poll(self, now: float) -> Decision:
@@ -162,14 +167,26 @@ class DeadlineBatcher:
         oldest = min(q.queued_at for q in ordered)
         flush_by_delay = oldest + self.max_queue_delay_s
         if n >= self.max_batch or now >= latest_start or now >= flush_by_delay:
-            # Never let the batch size itself make the earliest window late: shrink it.
-            while n > 1 and now + self.estimate.estimate(n) + self.margin_s > ordered[0].deadline:
-                n -= 1
-            batch = [q.window for q in ordered[:n]]
-            for w in batch:
-                del self._queue[w.stream]
+            batch = self._pick(n, now)
             return Decision(batch=batch, stale=stale, wait_s=0.0 if self._queue else None)
         return Decision(stale=stale, wait_s=max(0.0, min(latest_start, flush_by_delay) - now))
+
+    def _pick(self, n: int, now: float) -> list[Window]:
+        """Take up to `n` windows: least recently served streams first, then by deadline."""
+        ranked = sorted(
+            self._queue.values(),
+            key=lambda q: (self._served.get(q.window.stream, 0.0), q.deadline, q.ticket),
+        )[:n]
+        # Never let the batch size itself make one of its windows late: shrink it.
+        while n > 1 and now + self.estimate.estimate(n) + self.margin_s > min(
+            q.deadline for q in ranked[:n]
+        ):
+            n -= 1
+        batch = [q.window for q in ranked[:n]]
+        for w in batch:
+            del self._queue[w.stream]
+            self._served[w.stream] = now
+        return batch
 
     def _drop_stale(self, now: float) -> list[Window]:
         alone = self.estimate.estimate(1) + self.margin_s

@@ -41,6 +41,20 @@ def test_flushes_when_full_with_earliest_deadlines_first() -> None:
     assert len(b) == 1
 
 
+def test_overload_spreads_service_evenly_across_streams() -> None:
+    b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.0, sizes=(1, 2, 4))
+    served: dict[str, int] = {}
+    now = T0
+    for hop in range(40):  # 8 streams, one batch of 4 per hop: half must be shed
+        for i in range(8):
+            b.offer(win(f"s{i}", now + i * 1e-6, hop), now)  # s0 always cut first
+        for w in b.poll(now).batch:
+            served[w.stream] = served.get(w.stream, 0) + 1
+        now += 0.1
+    assert len(served) == 8
+    assert max(served.values()) - min(served.values()) <= 2
+
+
 def test_waits_then_flushes_after_max_queue_delay() -> None:
     b = batcher(compute_s=0.01, budget_s=1.0, delay_s=0.05)
     b.offer(win("a", T0), T0)
