@@ -42,8 +42,8 @@ def espeak(tmp: Path, voice: str, text: str, speed: int) -> F32:
         x = np.frombuffer(f.readframes(f.getnframes()), np.int16).astype(np.float64) / 32768
     t = np.arange(int(len(x) * RATE / rate)) / RATE
     y = np.interp(t, np.arange(len(x)) / rate, x)
-    out: F32 = (0.5 * y / np.abs(y).max()).astype(np.float32)
-    return out
+    speech: F32 = (0.5 * y / np.abs(y).max()).astype(np.float32)
+    return speech
 
 
 def non_speech(seconds: float, seed: int) -> dict[str, F32]:
