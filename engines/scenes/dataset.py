@@ -116,11 +116,8 @@ def _separated(p: _Placer) -> list[SegmentSpec]:
     return [(near, *p.covering(), {}), (far, *p.away(p.rng.uniform(1.0, 3.0)), {})]
 
 
-def _hazard(p: _Placer) -> list[SegmentSpec]:
-    out: list[SegmentSpec] = [("hazard_lights", *p.covering(), {})]
-    if p.rng.random() < 0.5:
-        out.append(("siren", *p.covering(), {}))
-    return out
+def _hazard_siren(p: _Placer) -> list[SegmentSpec]:
+    return [("hazard_lights", *p.covering(), {}), ("siren", *p.covering(), {})]
 
 
 def _mixed(p: _Placer) -> list[SegmentSpec]:
@@ -140,7 +137,8 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("collision", 0.16, _collision),
     ("radio_siren", 0.06, lambda p: [("siren", *p.covering(), {})]),
     ("lights_silent", 0.06, lambda p: [("lights", *p.covering(), {})]),
-    ("hazard", 0.06, _hazard),
+    ("hazard_silent", 0.03, lambda p: [("hazard_lights", *p.covering(), {})]),
+    ("hazard_siren", 0.03, _hazard_siren),
     ("separated", 0.05, _separated),
     ("impact_static", 0.04, _impact_static),
     ("stop_silent", 0.03, _stop_silent),
@@ -152,6 +150,14 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("traffic", 0.03, _traffic),
     ("mixed", 0.07, _mixed),
 )
+
+
+# Kinds built to tempt a model into a fused label it must not give.
+DISTRACTOR_KINDS = frozenset(
+    {"radio_siren", "lights_silent", "hazard_silent", "hazard_siren", "separated",
+     "impact_static", "stop_silent"}
+)  # fmt: skip
+FUSED_POSITIVE_KINDS = frozenset({"emergency", "collision"})
 
 
 def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tuple[Scene, str]:

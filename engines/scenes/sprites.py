@@ -8,7 +8,9 @@ stopped, which is what `collision` ties to the impact sound.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -121,19 +123,41 @@ def _paint(frames: F32, mask: F64, colour: F64 | tuple[float, ...]) -> None:
     frames += m * (np.asarray(colour, dtype=np.float32) - frames)
 
 
+def _crop(
+    frames: F32, grid: tuple[F32, F32], box: tuple[float, float, float, float]
+) -> tuple[F32, tuple[F32, F32]] | None:
+    """Views of `frames` and the grid over the normalised box (x0, x1, y0, y1), or None.
+
+    Drawing only where an object can be keeps a 640x480 frame as cheap as a 64x64 one.
+    """
+    _, h, w, _ = frames.shape
+    x0, x1, y0, y1 = box
+    c0, c1 = max(0, math.floor(x0 * w) - 1), min(w, math.ceil(x1 * w) + 1)
+    r0, r1 = max(0, math.floor(y0 * h) - 1), min(h, math.ceil(y1 * h) + 1)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    y, x = grid
+    return frames[:, r0:r1, c0:c1], (y[:, r0:r1], x[..., c0:c1])
+
+
 def draw_body(
     frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
 ) -> None:
     """Draw `v` into `frames` `[T, H, W, 3]` at times `t` (hidden frames untouched)."""
-    y, x = grid
     _, h, w, _ = frames.shape
     cx, cy, s = v.motion.at(t)
     cx, cy = cx + shake[0], cy + shake[1]
     vis = (t >= v.visible[0]) & (t < v.visible[1])
     if not vis.any():
         return
-    shown = vis.astype(np.float64)[:, None, None]
     half = 0.5 * s * v.ratio * h / w
+    box = (float(np.min(cx - half)), float(np.max(cx + half)),
+           float(np.min(cy - s)), float(np.max(cy)))  # fmt: skip
+    region = _crop(frames, grid, box)
+    if region is None:
+        return
+    frames, (y, x) = region
+    shown = vis.astype(np.float64)[:, None, None]
     col = np.asarray(v.colour)
     if v.shape == "ball":
         _paint(frames, shown * _ellipse(y, x, cx, cy - 0.5 * s, half, 0.5 * s, h), col)
@@ -148,35 +172,43 @@ def draw_body(
         _paint(frames, shown * wheel, (0.05, 0.05, 0.05))
 
 
+def _lamps(v: Vehicle, t: F64, cx: F64, cy: F64, s: F64, half: F64) -> list[tuple[Any, ...]]:
+    """(x, y, colour, on) per lamp of `v`: emergency red/blue alternate, hazard amber together."""
+    phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
+    if v.lamps == "emergency":
+        ly = cy - s - 0.05 * s
+        return [(cx - 0.3 * half, ly, RED, phase), (cx + 0.3 * half, ly, BLUE, ~phase)]
+    ly = cy - 0.35 * s
+    on = phase if v.lamps == "hazard" else np.ones_like(phase)
+    colour = AMBER if v.lamps == "hazard" else RED
+    return [(cx - 0.85 * half, ly, colour, on), (cx + 0.85 * half, ly, colour, on)]
+
+
 def lamp_glow(
     frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
 ) -> None:
     """Add the light of `v`'s lamps (emission: added after lighting, not tinted by it)."""
-    if v.lamps == "none":
+    vis = (t >= v.visible[0]) & (t < v.visible[1])
+    if v.lamps == "none" or not vis.any():
         return
-    y, x = grid
     _, h, w, _ = frames.shape
     cx, cy, s = v.motion.at(t)
     cx, cy = cx + shake[0], cy + shake[1]
     lit = (t >= max(v.lamps_on[0], v.visible[0])) & (t < min(v.lamps_on[1], v.visible[1]))
-    vis = (t >= v.visible[0]) & (t < v.visible[1])
-    phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
-    half = 0.5 * s * v.ratio * h / w
-    if v.lamps == "emergency":
-        ly = cy - s - 0.05 * s
-        lamps = [(cx - 0.3 * half, ly, RED, phase), (cx + 0.3 * half, ly, BLUE, ~phase)]
-    else:
-        ly = cy - 0.35 * s
-        on = phase if v.lamps == "hazard" else np.ones_like(phase)
-        colour = AMBER if v.lamps == "hazard" else RED
-        lamps = [(cx - 0.85 * half, ly, colour, on), (cx + 0.85 * half, ly, colour, on)]
     r = np.maximum(0.13 * s, 2.0 / h)
     aspect = w / h
-    for lx, lyy, colour, on in lamps:
-        d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - lyy[:, None, None]) ** 2
+    reach = 7.0 * r
+    for lx, ly, colour, on in _lamps(v, t, cx, cy, s, 0.5 * s * v.ratio * h / w):
+        box = (float(np.min(lx - reach / aspect)), float(np.max(lx + reach / aspect)),
+               float(np.min(ly - reach)), float(np.max(ly + reach)))  # fmt: skip
+        region = _crop(frames, grid, box)
+        if region is None:
+            continue
+        sub, (y, x) = region
+        d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - ly[:, None, None]) ** 2
         r2 = (r**2)[:, None, None]
         glow = np.exp(-d2 / r2) + 0.35 * np.exp(-d2 / (9.0 * r2))
         level = np.where(lit & on, 1.2 if v.lamps != "tail" else 0.5, 0.1) * vis
-        frames += (glow * level[:, None, None])[..., None].astype(np.float32) * np.asarray(
+        sub += (glow * level[:, None, None])[..., None].astype(np.float32) * np.asarray(
             colour, dtype=np.float32
         )

@@ -9,9 +9,10 @@ renders, so a script cannot claim an `emergency_vehicle` it does not show and pl
 
 Window rule (what a 1 s window "is"): a durative label is positive when its intervals cover at
 least half of the window. `collision` is an instant: positive when the impact lies in
-`[start + 0.3 L, start + 0.9 L]`, so the window holds the approach before the impact and the
-stop after it. Windows where a label is present but not decidable (coverage between 0.3 and 0.7,
-or an impact outside that span) are flagged by `window_care` so evaluation can skip them.
+`[start + 0.45 L, start + 0.95 L]`, so the window holds the approach before the impact and
+hears it; a hop of L/2 always puts one window there. Windows where a label is present but not
+decidable (coverage strictly between 0.3 and 0.7, or an impact outside that span) are flagged
+by `window_care` so training and evaluation can skip them.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ COLLISION_TOLERANCE_S = 0.1
 COLLISION_SPAN_S = 0.5
 POSITIVE_COVERAGE = 0.5
 AMBIGUOUS_COVERAGE = (0.3, 0.7)
-COLLISION_ZONE = (0.3, 0.9)  # fractions of the window length
+COLLISION_ZONE = (0.45, 0.95)  # fractions of the window length: hop L/2 always lands one
 INSTANT_LABELS = frozenset({"collision"})
 
 
