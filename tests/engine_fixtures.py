@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -83,3 +86,85 @@ BASE: dict[str, Any] = {
     "outputs": {"scores": {"labels": ["a", "b"], "activation": "sigmoid"}},
     "thresholds": {"b": {"on": 0.7}},
 }
+
+
+MODEL_SOURCE = '''
+"""A user's tiny audio-visual model (written by the test)."""
+from pathlib import Path
+
+import torch
+from torch import nn
+
+
+class TinyAV(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.v = nn.Linear(3, 4)
+        self.a = nn.Linear(40, 4)
+        self.head = nn.Linear(8, 3)
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
+        v = video.float().div(255.0).mean(dim=(1, 2, 3))
+        a = audio.reshape(audio.shape[0], 40, -1).abs().mean(dim=2)
+        return self.head(torch.cat([torch.relu(self.v(v)), torch.relu(self.a(a))], dim=1))
+
+
+def load(engine_dir: Path) -> nn.Module:
+    model = TinyAV()
+    model.load_state_dict(torch.load(engine_dir / "model.pt", weights_only=True))
+    return model
+
+
+def broken(engine_dir: Path) -> nn.Module:
+    raise RuntimeError("weights are corrupt")
+'''
+
+USER_MANIFEST: dict[str, Any] = {
+    "engine": {
+        "name": "tiny-user",
+        "version": "0.1.0",
+        "description": "a user's engine built by the test",
+        "model": "model.onnx",
+        "torch_factory": "tiny_user_model:load",
+        "batch_sizes": [1, 2, 4],
+        "budget_ms": 120,
+    },
+    "window": {"length_s": 0.5, "hop_s": 0.25},
+    "inputs": {
+        "video": {"role": "video", "dtype": "uint8", "shape": ["B", 4, 8, 8, 3], "fps": 8.0},
+        "audio": {"role": "audio", "dtype": "float32", "shape": ["B", 1600], "sample_rate": 3200},
+    },
+    "outputs": {"scores": {"labels": ["x", "y", "z"], "activation": "sigmoid"}},
+}
+
+
+def build_user_engine(root: Path) -> Path:
+    """Write `root/tiny-user`: a torch model (source + state dict), its ONNX export, a manifest.
+
+    The engine directory goes on `sys.path` so that its `torch_factory` imports; the caller
+    removes it (and `tiny_user_model` from `sys.modules`) when done.
+    """
+    import torch
+
+    engine_dir = root / "tiny-user"
+    engine_dir.mkdir()
+    (engine_dir / "tiny_user_model.py").write_text(textwrap.dedent(MODEL_SOURCE))
+    sys.path.insert(0, str(engine_dir))
+    module = importlib.import_module("tiny_user_model")
+    torch.manual_seed(0)
+    model = module.TinyAV().eval()
+    torch.save(model.state_dict(), engine_dir / "model.pt")
+    batch = torch.export.Dim("batch", min=1, max=64)
+    example = (torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 1600))
+    torch.onnx.export(
+        model,
+        example,
+        str(engine_dir / "model.onnx"),
+        input_names=["video", "audio"],
+        output_names=["scores"],
+        dynamic_shapes={"video": {0: batch}, "audio": {0: batch}},
+        opset_version=18,
+        verbose=False,
+    )
+    (engine_dir / "engine.toml").write_text(to_toml(USER_MANIFEST))
+    return engine_dir

@@ -7,7 +7,6 @@ from __future__ import annotations
 import importlib
 import json
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,87 +25,16 @@ from engines.runtime import EngineError, InputShapeError, ManifestError
 from stream.cli import main
 from stream.config import EnginesConfig
 from stream.windows import Window
-from tests.engine_fixtures import to_toml
+from tests.engine_fixtures import USER_MANIFEST, build_user_engine, to_toml
 
 pytestmark = pytest.mark.integration
-
-MODEL_SOURCE = '''
-"""A user's tiny audio-visual model (written by the test)."""
-from pathlib import Path
-
-import torch
-from torch import nn
-
-
-class TinyAV(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.v = nn.Linear(3, 4)
-        self.a = nn.Linear(40, 4)
-        self.head = nn.Linear(8, 3)
-
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> torch.Tensor:
-        v = video.float().div(255.0).mean(dim=(1, 2, 3))
-        a = audio.reshape(audio.shape[0], 40, -1).abs().mean(dim=2)
-        return self.head(torch.cat([torch.relu(self.v(v)), torch.relu(self.a(a))], dim=1))
-
-
-def load(engine_dir: Path) -> nn.Module:
-    model = TinyAV()
-    model.load_state_dict(torch.load(engine_dir / "model.pt", weights_only=True))
-    return model
-
-
-def broken(engine_dir: Path) -> nn.Module:
-    raise RuntimeError("weights are corrupt")
-'''
-
-MANIFEST: dict[str, Any] = {
-    "engine": {
-        "name": "tiny-user",
-        "version": "0.1.0",
-        "description": "a user's engine built by the test",
-        "model": "model.onnx",
-        "torch_factory": "tiny_user_model:load",
-        "batch_sizes": [1, 2, 4],
-        "budget_ms": 120,
-    },
-    "window": {"length_s": 0.5, "hop_s": 0.25},
-    "inputs": {
-        "video": {"role": "video", "dtype": "uint8", "shape": ["B", 4, 8, 8, 3], "fps": 8.0},
-        "audio": {"role": "audio", "dtype": "float32", "shape": ["B", 1600], "sample_rate": 3200},
-    },
-    "outputs": {"scores": {"labels": ["x", "y", "z"], "activation": "sigmoid"}},
-}
 
 
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """engines/<user>/tiny-user: model source, state dict, ONNX export, manifest."""
-    import torch
-
+    """A user engine directory holding tiny-user: model source, state dict, ONNX, manifest."""
     root = tmp_path_factory.mktemp("user-engines")
-    engine_dir = root / "tiny-user"
-    engine_dir.mkdir()
-    (engine_dir / "tiny_user_model.py").write_text(textwrap.dedent(MODEL_SOURCE))
-    sys.path.insert(0, str(engine_dir))
-    module = importlib.import_module("tiny_user_model")
-    torch.manual_seed(0)
-    model = module.TinyAV().eval()
-    torch.save(model.state_dict(), engine_dir / "model.pt")
-    batch = torch.export.Dim("batch", min=1, max=64)
-    example = (torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 1600))
-    torch.onnx.export(
-        model,
-        example,
-        str(engine_dir / "model.onnx"),
-        input_names=["video", "audio"],
-        output_names=["scores"],
-        dynamic_shapes={"video": {0: batch}, "audio": {0: batch}},
-        opset_version=18,
-        verbose=False,
-    )
-    (engine_dir / "engine.toml").write_text(to_toml(MANIFEST))
+    engine_dir = build_user_engine(root)
     yield root
     sys.path.remove(str(engine_dir))
     sys.modules.pop("tiny_user_model", None)
@@ -276,7 +204,7 @@ def test_bad_user_manifest_fails_at_load_naming_file_and_field(
     bad_root = tmp_path / "user"
     bad = bad_root / "broken"
     bad.mkdir(parents=True)
-    doc = json.loads(json.dumps(MANIFEST))
+    doc = json.loads(json.dumps(USER_MANIFEST))
     doc["engine"]["name"] = "broken"
     doc["engine"]["model"] = str(user_dir / "tiny-user" / "model.onnx")
     doc["inputs"]["audio"]["shape"] = ["B", 1600]
