@@ -1,0 +1,325 @@
+"""Subscribing to scenestream: a small async API, and `scenestream events` on top of it.
+
+    async for msg in subscribe("redis://127.0.0.1:6379/0", streams=["cam1"]):
+        ...
+
+Scene messages and status changes come over pub/sub (a consumer that was away misses them: they
+are superseded by the next anyway). Lifecycle events are read from each stream's Redis Stream log
+(`{prefix}:{stream}:log`, `XREAD BLOCK` from the last id seen), not from pub/sub, so after a
+dropped connection or a Redis restart the subscriber resumes exactly where it was and misses no
+event that reached the log. With `streams=None`, new streams' logs are discovered by `SCAN`
+about once a second and read from their first entry.
+
+Every message is parsed and validated against the shipped JSON Schema; invalid ones are logged
+and skipped. Use `Subscription` as an async context manager when you need to know the
+subscription is in place before something else starts publishing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import AsyncGenerator, Iterable
+from datetime import datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from stream.messages import InvalidMessage, Message, decode
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("scene", "events", "status")
+DEFAULT_KINDS = ("events", "status")
+_DONE = object()
+
+
+def _public_url(url: str) -> str:
+    """The URL without credentials (for error messages)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+class Subscription:
+    """A live subscription (see the module docstring); iterate it for messages."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "scenestream",
+        streams: Iterable[str] | None = None,
+        kinds: Iterable[str] = DEFAULT_KINDS,
+        block_ms: int = 1000,
+        scan_interval_s: float = 1.0,
+        backoff_max_s: float = 2.0,
+        queue_max: int = 1000,
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.streams = None if streams is None else frozenset(streams)
+        self.kinds = frozenset(kinds)
+        unknown = self.kinds - set(KINDS)
+        if unknown or not self.kinds:
+            raise ValueError(f"kinds must be among {KINDS}, got {sorted(self.kinds)}")
+        self.block_ms = block_ms
+        self.scan_interval_s = scan_interval_s
+        self.backoff_max_s = backoff_max_s
+        self.reconnects = 0
+        self.invalid = 0
+        self.cursors: dict[str, str] = {}  # log key -> last id read
+        self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue(maxsize=queue_max)
+        self._client: aioredis.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # -- lifecycle --------------------------------------------------------------------------
+    async def __aenter__(self) -> Subscription:
+        self._client = aioredis.Redis.from_url(
+            self.url,
+            retry=Retry(NoBackoff(), 0),  # reconnection is ours: with backoff, resuming
+            socket_connect_timeout=5.0,
+            socket_timeout=self.block_ms / 1000 + 10.0,
+        )
+        try:
+            await self._client.ping()
+            if "events" in self.kinds:
+                await self._init_cursors()
+            if self.kinds & {"scene", "status"}:
+                self._pubsub = await self._open_pubsub()
+        except (RedisError, OSError) as exc:
+            await self._close_client()
+            raise ConnectionError(f"cannot reach Redis at {_public_url(self.url)}: {exc}") from exc
+        if "events" in self.kinds:
+            self._spawn(self._read_logs(), "subscribe-logs")
+        if self._pubsub is not None:
+            self._spawn(self._read_pubsub(), "subscribe-pubsub")
+        return self
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop reading and close the connections."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        await self._close_client()
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Message:
+        item = await self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    # -- setup ------------------------------------------------------------------------------
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        task.add_done_callback(self._reader_done)
+        self._tasks.append(task)
+
+    def _reader_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            # A bug, not a Redis outage (those are retried): surface it to the consumer.
+            with contextlib.suppress(asyncio.QueueFull):
+                self._queue.put_nowait(task.exception())  # type: ignore[arg-type]
+
+    def _log_key(self, stream: str) -> str:
+        return f"{self.prefix}:{stream}:log"
+
+    async def _init_cursors(self) -> None:
+        """Start every known log at its newest entry: events from now on."""
+        assert self._client is not None
+        keys = [self._log_key(s) for s in self.streams] if self.streams else await self._scan()
+        for key in keys:
+            last: Any = await self._client.xrevrange(key, count=1)
+            self.cursors[key] = last[0][0].decode() if last else "0-0"
+
+    async def _scan(self) -> list[str]:
+        assert self._client is not None
+        pattern = f"{self.prefix}:*:log"
+        return [k.decode() async for k in self._client.scan_iter(match=pattern, _type="stream")]
+
+    async def _open_pubsub(self) -> PubSub:
+        assert self._client is not None
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        if "status" in self.kinds:
+            await pubsub.subscribe(f"{self.prefix}:status")
+        if "scene" in self.kinds:
+            if self.streams is None:
+                await pubsub.psubscribe(f"{self.prefix}:*:scene")
+            else:
+                await pubsub.subscribe(*(f"{self.prefix}:{s}:scene" for s in self.streams))
+        return pubsub
+
+    async def _close_client(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(RedisError, OSError):
+                await client.aclose()
+
+    # -- readers ----------------------------------------------------------------------------
+    async def _emit(self, raw: bytes | str) -> None:
+        try:
+            msg = decode(raw)
+        except InvalidMessage as exc:
+            self.invalid += 1
+            logger.warning("invalid message skipped", extra={"error": str(exc)[:200]})
+            return
+        if self.streams is not None and msg.get("stream") not in self.streams:
+            return
+        await self._queue.put(msg)
+
+    async def _read_logs(self) -> None:
+        assert self._client is not None
+        client = self._client
+        last_scan = time.monotonic() if self.streams is None else float("inf")
+        backoff = 0.1
+        while True:
+            try:
+                if time.monotonic() - last_scan >= self.scan_interval_s:
+                    last_scan = time.monotonic()
+                    for key in await self._scan():
+                        self.cursors.setdefault(key, "0-0")  # new since we started
+                if not self.cursors:
+                    await asyncio.sleep(self.scan_interval_s)
+                    continue
+                streams: dict[Any, Any] = dict(self.cursors)
+                replies: Any = await client.xread(streams, block=self.block_ms, count=500)
+                backoff = 0.1
+            except (RedisError, OSError):
+                self.reconnects += 1
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            for key, entries in replies or []:
+                name = key.decode()
+                for entry_id, fields in entries:
+                    self.cursors[name] = entry_id.decode()
+                    await self._emit(fields.get(b"data", b""))
+
+    async def _read_pubsub(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                if self._pubsub is None:
+                    self._pubsub = await self._open_pubsub()
+                msg = await self._pubsub.get_message(timeout=self.block_ms / 1000)
+                backoff = 0.1
+            except (RedisError, OSError):
+                self.reconnects += 1
+                pubsub, self._pubsub = self._pubsub, None
+                if pubsub is not None:
+                    with contextlib.suppress(RedisError, OSError):
+                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
+                backoff = min(backoff * 2, self.backoff_max_s)
+                continue
+            if msg is not None and msg.get("type") in ("message", "pmessage"):
+                await self._emit(msg["data"])
+
+
+async def subscribe(
+    url: str,
+    *,
+    prefix: str = "scenestream",
+    streams: Iterable[str] | None = None,
+    kinds: Iterable[str] = DEFAULT_KINDS,
+) -> AsyncGenerator[Message, None]:
+    """Yield validated messages of the given kinds (`scene`, `events`, `status`) for the given
+    streams (None: all), reconnecting by itself and resuming lifecycle events from the log.
+
+    Raises `ConnectionError` if Redis cannot be reached at the start. Close it with
+    `contextlib.aclosing` (or let the loop end) to stop its reader tasks promptly.
+    """
+    async with Subscription(url, prefix=prefix, streams=streams, kinds=kinds) as sub:
+        async for msg in sub:
+            yield msg
+
+
+# -- `scenestream events` -------------------------------------------------------------------
+def _clock(t: Any) -> str:
+    if not isinstance(t, int | float):
+        return "-"
+    return datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")[:-3]
+
+
+def format_line(msg: Message) -> str:
+    """One human-readable line for a message."""
+    when, stream = _clock(msg.get("published_at")), msg.get("stream")
+    kind = msg.get("type")
+    if kind == "event":
+        span = f"{_clock(msg['start'])}–{_clock(msg['end']) if msg['end'] else '…'}"
+        return (
+            f"{when}  {stream}  {msg['phase']:<6} {msg['label']:<20} score {msg['score']:.2f} "
+            f"peak {msg['peak_score']:.2f}  {span}  {msg['id']} ({msg['engine']})"
+        )
+    if kind == "status":
+        return f"{when}  {stream}  status {msg['state']} ({msg['reason']})"
+    active = ", ".join(msg.get("active", [])) or "-"
+    latency = msg.get("latency_ms", {}).get("capture_to_publish", 0.0)
+    return (
+        f"{when}  {stream}  scene  #{msg.get('seq')} {msg.get('engine')}  active: {active}  "
+        f"({latency:.0f} ms)"
+    )
+
+
+async def _print_messages(
+    url: str, prefix: str, streams: list[str] | None, kinds: list[str], as_json: bool,
+    seconds: float | None,
+) -> int:  # fmt: skip
+    async with Subscription(url, prefix=prefix, streams=streams, kinds=kinds) as sub:
+        try:
+            async with asyncio.timeout(seconds):
+                async for msg in sub:
+                    line = json.dumps(msg, separators=(",", ":")) if as_json else format_line(msg)
+                    print(line, flush=True)
+        except TimeoutError:
+            pass
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    """`scenestream events`: subscribe and print, one line a message."""
+    from stream.cli import UserError
+    from stream.config import load_settings
+
+    url = args.redis or load_settings().redis.url
+    if not url:
+        raise UserError("no Redis URL: pass --redis or set SCENESTREAM_REDIS__URL")
+    if args.seconds is not None and args.seconds <= 0:
+        raise UserError("--seconds must be positive")
+    kinds = list(dict.fromkeys(args.kind or DEFAULT_KINDS))
+    streams = [args.stream] if args.stream else None
+    try:
+        return asyncio.run(
+            _print_messages(url, args.prefix, streams, kinds, args.json, args.seconds)
+        )
+    except BrokenPipeError:  # `scenestream events | head`
+        with contextlib.suppress(OSError):
+            sys.stdout.close()
+        return 0

@@ -1,0 +1,187 @@
+"""The subscriber API and `scenestream events` against a real redis-server: resuming after a
+dropped connection or a Redis restart misses no lifecycle event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+import redis.asyncio as aioredis
+
+from stream import messages as m
+from stream.embedded_redis import EmbeddedRedis, free_port
+from stream.metrics import Metrics
+from stream.publish.redis_publisher import RedisPublisher
+from stream.subscribe import Subscription, format_line, subscribe
+
+pytestmark = pytest.mark.integration
+
+
+def event(n: int, stream: str = "cam1") -> m.Message:
+    return m.event_message(
+        stream=stream, engine="avfusion", event_id=f"{stream}-siren-{n}", label="siren",
+        phase="start", score=0.9, peak_score=0.9, start=1000.0 + n, end=None, published_at=0.0,
+    )  # fmt: skip
+
+
+async def produce(pub: RedisPublisher, count: int, every_s: float, start: int = 0) -> None:
+    for n in range(start, start + count):
+        pub.publish(event(n))
+        await asyncio.sleep(every_s)
+
+
+async def collect(sub: Subscription, into: list[m.Message], until: int) -> None:
+    async for msg in sub:
+        into.append(msg)
+        if len(into) >= until:
+            return
+
+
+async def test_all_kinds_arrive_validated_and_filtered_by_stream(
+    redis_server: EmbeddedRedis,
+) -> None:
+    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
+    await pub.start()
+    got: list[m.Message] = []
+    try:
+        async with Subscription(
+            redis_server.url, prefix="ss", streams=["cam1"], kinds=["scene", "events", "status"]
+        ) as sub:
+            pub.stream_status("cam1", "online", "connected")
+            pub.stream_status("cam2", "online", "connected")  # another stream: filtered out
+            pub.publish(event(1, "cam2"))
+            pub.publish(
+                m.scene_message(
+                    stream="cam1",
+                    engine="avfusion",
+                    seq=3,
+                    start=1.0,
+                    end=2.0,
+                    gaps=(),
+                    scores={"siren": 0.2},
+                    active=(),
+                    latency=m.LatencyBreakdown(0, 0, 0),
+                    published_at=0.0,
+                )
+            )
+            pub.publish(event(1))
+            # Garbage on a channel is skipped, not fatal.
+            client = aioredis.Redis.from_url(redis_server.url)
+            await client.publish("ss:status", b"not json")
+            await client.aclose()
+            async with asyncio.timeout(5):
+                await collect(sub, got, 3)
+            assert sub.invalid == 1
+    finally:
+        await pub.close()
+    assert sorted(x["type"] for x in got) == ["event", "scene", "status"]
+    assert {x["stream"] for x in got} == {"cam1"}
+    for msg in got:
+        assert format_line(msg).split()[1] == "cam1"
+
+
+async def test_resume_after_dropped_connection_misses_no_event(
+    redis_server: EmbeddedRedis,
+) -> None:
+    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
+    await pub.start()
+    got: list[m.Message] = []
+    admin = aioredis.Redis.from_url(redis_server.url)
+    try:
+        async with Subscription(
+            redis_server.url, prefix="ss", kinds=["events"], block_ms=200, scan_interval_s=0.1
+        ) as sub:
+            reader = asyncio.create_task(collect(sub, got, 150))
+            producer = asyncio.create_task(produce(pub, 150, 0.01))
+            for _ in range(3):  # drop the subscriber's connections three times mid-stream
+                await asyncio.sleep(0.3)
+                await admin.client_kill_filter(_type="normal", skipme=True)
+            await producer
+            async with asyncio.timeout(10):
+                await reader
+            assert sub.reconnects >= 1
+    finally:
+        await admin.aclose()
+        await pub.close()
+    assert [x["id"] for x in got] == [f"cam1-siren-{n}" for n in range(150)]
+
+
+async def test_resume_after_redis_restart_gets_every_outage_event(
+    redis_server: EmbeddedRedis,
+) -> None:
+    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False), socket_timeout_s=1.0)
+    await pub.start()
+    got: list[m.Message] = []
+    try:
+        async with Subscription(
+            redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
+        ) as sub:
+            reader = asyncio.create_task(collect(sub, got, 90))
+            await produce(pub, 20, 0.01)
+            await asyncio.sleep(0.3)  # the subscriber has read them
+            before = len(got)
+            redis_server.kill()
+            await produce(pub, 50, 0.02, start=20)  # published while Redis is down
+            redis_server.start()
+            await produce(pub, 20, 0.01, start=70)
+            async with asyncio.timeout(15):
+                await reader
+    finally:
+        await pub.close()
+    ids = [x["id"] for x in got]
+    assert before == 20
+    assert ids == [f"cam1-siren-{n}" for n in range(90)]  # in order, none missing, no repeat
+
+
+async def test_subscribe_generator_and_unreachable_redis() -> None:
+    with pytest.raises(ConnectionError, match="cannot reach Redis"):
+        async with contextlib.aclosing(subscribe(f"redis://127.0.0.1:{free_port()}/0")) as gen:
+            await anext(gen)
+
+
+def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "stream.cli", "events", *args],
+        capture_output=True, text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+
+
+async def test_events_cli_json_prints_one_valid_object_a_line(
+    redis_server: EmbeddedRedis,
+) -> None:
+    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
+    await pub.start()
+    args = ["--redis", redis_server.url, "--prefix", "ss", "--json", "--seconds", "4",
+            "--kind", "events", "--kind", "status"]  # fmt: skip
+    proc = asyncio.create_task(asyncio.to_thread(run_cli, *args))
+    try:
+        t_end = time.monotonic() + 3.5
+        n = 0
+        while time.monotonic() < t_end:  # the CLI needs a moment to start: keep publishing
+            pub.publish(event(n))
+            pub.stream_status("cam1", "online", f"tick {n}")
+            n += 1
+            await asyncio.sleep(0.05)
+        done = await proc
+    finally:
+        await pub.close()
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) >= 10
+    decoded = [m.validate(json.loads(line)) for line in lines]
+    assert {d["type"] for d in decoded} == {"event", "status"}
+    ids = [int(d["id"].rsplit("-", 1)[1]) for d in decoded if d["type"] == "event"]
+    assert ids == list(range(ids[0], ids[0] + len(ids)))  # consecutive: none missed
+
+
+def test_events_cli_errors_are_one_line() -> None:
+    done = run_cli("--redis", f"redis://user:secret@127.0.0.1:{free_port()}/0", "--seconds", "1")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert "cannot reach Redis" in done.stderr
+    assert "secret" not in done.stderr
