@@ -212,3 +212,34 @@ def window_examples(
     check_split(split)
     for i in range(start, start + n):
         yield make_example(i, spec, seed=seed, split=split)
+
+
+@dataclass(frozen=True)
+class TruthWindow:
+    """The truth of one window of a long scene, cut as the service would cut it."""
+
+    start: float
+    end: float
+    labels: npt.NDArray[np.float32]
+    care: npt.NDArray[np.float32]
+
+
+def scene_truth_windows(
+    renderer: SceneRenderer, spec: WindowSpec, *, hop_s: float | None = None
+) -> list[TruthWindow]:
+    """Windows ending every hop from `length_s` to the scene's end, with labels and care."""
+    hop = hop_s or spec.hop_s
+    if not np.isfinite(renderer.duration_s):
+        raise ValueError(f"{renderer.name} is endless: cut windows of a finite scene")
+    truth = renderer.truth
+    count = int(np.floor((renderer.duration_s - spec.length_s) / hop + 1e-9)) + 1
+    out = []
+    for i in range(max(0, count)):
+        end = spec.length_s + i * hop
+        start = end - spec.length_s
+        out.append(
+            TruthWindow(
+                start, end, window_labels(truth, start, end), window_care(truth, start, end)
+            )
+        )
+    return out

@@ -207,8 +207,12 @@ def lamp_glow(
         sub, (y, x) = region
         d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - ly[:, None, None]) ** 2
         r2 = (r**2)[:, None, None]
-        glow = np.exp(-d2 / r2) + 0.35 * np.exp(-d2 / (9.0 * r2))
-        level = np.where(lit & on, 1.2 if v.lamps != "tail" else 0.5, 0.1) * vis
-        sub += (glow * level[:, None, None])[..., None].astype(np.float32) * np.asarray(
-            colour, dtype=np.float32
-        )
+        on_now = lit & on
+        # The lamp itself is opaque (its own colour when on, a dark lens when off); its light
+        # spills onto the surroundings as an additive halo.
+        core = (np.exp(-d2 / r2) * vis[:, None, None])[..., None].astype(np.float32)
+        lens = np.where(on_now, 1.0 if v.lamps != "tail" else 0.7, 0.18)
+        rgb = np.asarray(colour, dtype=np.float32)
+        sub += core * (lens[:, None, None, None].astype(np.float32) * rgb - sub)
+        halo = 0.45 * np.exp(-d2 / (9.0 * r2)) * (on_now * vis)[:, None, None]
+        sub += halo[..., None].astype(np.float32) * rgb

@@ -1,0 +1,136 @@
+"""The training/evaluation window API: shapes, determinism, balance, distractors, splits."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from engines.scenes.base import LABELS
+from engines.scenes.dataset import (
+    DISTRACTOR_KINDS,
+    FUSED_POSITIVE_KINDS,
+    KINDS,
+    Example,
+    scene_truth_windows,
+    window_examples,
+)
+from engines.scenes.pools import random_ambience, random_backdrop
+from engines.scenes.registry import load_scenario
+from engines.scenes.speech import voices_for
+from stream.windows import AudioSpec, VideoSpec, WindowSpec
+
+pytestmark = pytest.mark.unit
+
+SPEC = WindowSpec(1.0, 0.5, VideoSpec(8, 8.0, 64, 64), AudioSpec(16000, 16000))
+EV, COLLISION = LABELS.index("emergency_vehicle"), LABELS.index("collision")
+
+
+@pytest.fixture(scope="module")
+def sample() -> list[Example]:
+    return list(window_examples(360, SPEC, seed=11, split="train"))
+
+
+def test_examples_have_the_engine_shapes(sample: list[Example]) -> None:
+    ex = sample[0]
+    assert ex.video.shape == (8, 64, 64, 3)
+    assert ex.video.dtype == np.uint8
+    assert ex.audio.shape == (16000,)
+    assert ex.audio.dtype == np.float32
+    assert ex.labels.shape == ex.care.shape == (len(LABELS),)
+    for e in sample:
+        assert set(np.unique(e.labels)) <= {0.0, 1.0}
+        assert np.all(np.abs(e.audio) <= 1.0)
+        assert e.kind in {k for k, _, _ in KINDS}
+
+
+def test_same_index_same_example_and_start_offsets_line_up() -> None:
+    a = list(window_examples(4, SPEC, seed=5, split="val"))
+    b = list(window_examples(2, SPEC, seed=5, split="val", start=2))
+    for x, y in zip(a[2:], b, strict=True):
+        assert np.array_equal(x.video, y.video)
+        assert np.array_equal(x.audio, y.audio)
+        assert np.array_equal(x.labels, y.labels)
+        assert x.kind == y.kind
+    other = next(window_examples(1, SPEC, seed=6, split="val"))
+    assert not np.array_equal(other.audio, a[0].audio)
+
+
+def test_every_label_and_distractor_is_well_represented(sample: list[Example]) -> None:
+    labels = np.stack([e.labels for e in sample])
+    rate = dict(zip(LABELS, labels.mean(axis=0), strict=True))
+    assert rate["emergency_vehicle"] >= 0.13, rate
+    assert rate["collision"] >= 0.13, rate
+    assert min(rate.values()) >= 0.04, rate
+    kinds = Counter(e.kind for e in sample)
+    distractors = sum(kinds[k] for k in DISTRACTOR_KINDS) / len(sample)
+    assert distractors >= 0.22, kinds
+    assert all(kinds[k] > 0 for k in DISTRACTOR_KINDS), kinds
+
+
+def test_distractors_never_carry_fused_labels_and_positives_always_do(
+    sample: list[Example],
+) -> None:
+    for e in sample:
+        if e.kind in DISTRACTOR_KINDS:
+            assert e.labels[EV] == 0, e.kind
+            assert e.labels[COLLISION] == 0, e.kind
+        if e.kind == "emergency":
+            assert e.labels[EV] == 1
+        if e.kind == "collision":
+            assert e.labels[COLLISION] == 1
+            assert e.care[COLLISION] == 1
+    assert {e.kind for e in sample} >= FUSED_POSITIVE_KINDS
+
+
+def saturated(video: np.ndarray, channel: int) -> np.ndarray:
+    """Per frame, how many pixels are strongly of one primary colour."""
+    f = video.astype(np.float64) / 255
+    others = np.max(np.delete(f, channel, axis=-1), axis=-1)
+    count: np.ndarray = np.sum((f[..., channel] > 0.6) & (f[..., channel] - others > 0.35), (1, 2))
+    return count
+
+
+def test_emergency_windows_flash_and_hazard_windows_do_not(sample: list[Example]) -> None:
+    def flashes(e: Example) -> bool:
+        red, blue = saturated(e.video, 0), saturated(e.video, 2)
+        return bool(np.ptp(red) >= 2 and np.ptp(blue) >= 2)
+
+    lights = [flashes(e) for e in sample if e.labels[LABELS.index("flashing_lights")] == 1]
+    hazard = [flashes(e) for e in sample if e.kind == "hazard_silent"]
+    assert np.mean(lights) >= 0.9, np.mean(lights)
+    assert np.mean(hazard) <= 0.15, np.mean(hazard)
+
+
+def test_heldout_pools_are_disjoint_from_training() -> None:
+    rng = np.random.default_rng(0)
+    train = {random_backdrop(rng, "train") for _ in range(500)}
+    held = {random_backdrop(rng, "heldout") for _ in range(500)}
+    assert train.isdisjoint(held)
+    assert {random_ambience(rng, "val") for _ in range(200)}.isdisjoint(
+        {random_ambience(rng, "heldout") for _ in range(200)}
+    )
+    assert set(voices_for("train")).isdisjoint(voices_for("heldout"))
+    ex = next(window_examples(1, SPEC, seed=0, split="heldout"))
+    assert ex.video.shape == (8, 64, 64, 3)
+
+
+def test_unknown_split_is_refused() -> None:
+    with pytest.raises(ValueError, match="split must be one of"):
+        next(window_examples(1, SPEC, seed=0, split="test"))
+
+
+def test_scene_truth_windows_cut_like_the_service() -> None:
+    scene = load_scenario("emergency")
+    windows = scene_truth_windows(scene, SPEC)
+    assert len(windows) == 23  # ends at 1.0, 1.5, ..., 12.0
+    assert windows[0].end == 1.0
+    assert windows[-1].end == 12.0
+    positive = [w.end for w in windows if w.labels[EV] == 1]
+    assert min(positive) == 4.5
+    assert max(positive) == 9.5
+    borderline = [w.end for w in windows if w.care[EV] == 0]
+    assert borderline == [4.5, 9.5]
+    with pytest.raises(ValueError, match="endless"):
+        scene_truth_windows(load_scenario("sync"), SPEC)

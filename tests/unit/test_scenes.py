@@ -1,0 +1,265 @@
+"""The scene generator: determinism, continuity, and labels that match what is drawn and played."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from engines.scenes.base import LABELS, LabelInterval, SceneRenderer
+from engines.scenes.registry import list_scenarios, load_scenario
+from engines.scenes.render import render_files
+from engines.scenes.scene import Scene
+from engines.scenes.script import ScriptError, build_script, load_script, parse_script
+from engines.scenes.truth import Impact, Stop, derive_truth, window_care, window_labels
+
+pytestmark = pytest.mark.unit
+
+QUIET_LOOK = {"backdrop": "street", "shake": 0.0, "noise": 0.0, "gain": 1.0}
+
+
+def scripted(segments: list[dict[str, Any]], *, ambience: str = "street", seed: int = 0,
+             duration: float = 12.0, reverb: float | bool = False) -> Scene:  # fmt: skip
+    data = {"name": "t", "duration": duration, "look": QUIET_LOOK,
+            "sound": {"ambience": ambience, "reverb": reverb}, "segment": segments}  # fmt: skip
+    return build_script(parse_script(data), seed=seed)
+
+
+def intervals(scene: SceneRenderer, label: str) -> list[tuple[float, float]]:
+    return [(iv.start_s, iv.end_s) for iv in scene.truth if iv.label == label]
+
+
+# --- determinism and the rendering contract ----------------------------------------------------
+
+
+def test_same_seed_renders_identically_and_another_seed_differs() -> None:
+    a, b, c = (load_scenario("emergency", seed=s) for s in (3, 3, 4))
+    for t in (1.0, 6.3):
+        assert np.array_equal(a.render_video(t, 48, 64), b.render_video(t, 48, 64))
+    assert np.array_equal(a.render_audio(5.0, 4000, 16000), b.render_audio(5.0, 4000, 16000))
+    assert not np.array_equal(a.render_video(6.3, 48, 64), c.render_video(6.3, 48, 64))
+    assert a.truth == b.truth
+
+
+def test_video_renders_at_the_requested_size() -> None:
+    scene = load_scenario("emergency")
+    for h, w in ((64, 64), (480, 640), (37, 91)):
+        frame = scene.render_video(6.0, h, w)
+        assert frame.shape == (h, w, 3)
+        assert frame.dtype == np.uint8
+
+
+@pytest.mark.parametrize("reverb", [False, 0.6])
+def test_audio_chunks_join_exactly(reverb: float | bool) -> None:
+    scene = scripted([{"kind": "emergency_vehicle", "start": 0.5, "end": 2.5},
+                      {"kind": "speech", "start": 0.2, "end": 2.0},
+                      {"kind": "impact", "start": 1.0, "end": 2.0, "at": 1.3}],
+                     reverb=reverb, duration=3.0)  # fmt: skip
+    sr, chunk = 48000, 960
+    whole = scene.render_audio(0.9, 50 * chunk, sr)
+    parts = [scene.render_audio(0.9 + i * chunk / sr, chunk, sr) for i in range(50)]
+    np.testing.assert_allclose(np.concatenate(parts), whole, atol=1e-5)
+    assert whole.dtype == np.float32
+    assert np.max(np.abs(whole)) <= 1.0
+
+
+# --- labels match the pixels and the samples ---------------------------------------------------
+
+
+def colour_scores(frame: np.ndarray) -> tuple[float, float]:
+    """Mean saturated-red and saturated-blue excess of a frame."""
+    f = frame.astype(np.float64) / 255.0
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    return float(np.mean(np.clip(r - np.maximum(g, b), 0, None))), float(
+        np.mean(np.clip(b - np.maximum(r, g), 0, None))
+    )
+
+
+def test_emergency_lights_alternate_red_and_blue_only_where_labelled() -> None:
+    scene = load_scenario("emergency", seed=1)
+    assert intervals(scene, "flashing_lights") == [(4.0, 9.0)]
+    times = np.arange(0.0, 12.0, 1 / 8)
+    diff = np.array([np.subtract(*colour_scores(scene.render_video(t, 96, 128))) for t in times])
+    inside = (times >= 4.3) & (times < 9.0)
+    outside = (times < 3.9) | (times >= 9.1)
+    swing_in = np.std(np.diff(diff[inside]))
+    swing_out = np.std(np.diff(diff[outside]))
+    assert swing_in > 5 * swing_out + 1e-4, (swing_in, swing_out)
+    # red and blue really alternate: the red-minus-blue score changes sign within the span
+    centred = diff[inside] - np.median(diff[inside])
+    assert np.sum(np.diff(np.sign(centred)) != 0) >= 6
+
+
+def test_hazard_lights_are_not_flashing_lights_and_siren_with_them_is_not_emergency() -> None:
+    scene = load_scenario("hazard-lights", seed=2)
+    labels = {iv.label for iv in scene.truth}
+    assert "siren" in labels
+    assert "flashing_lights" not in labels
+    assert "emergency_vehicle" not in labels
+    blue = [colour_scores(scene.render_video(t, 64, 64))[1] for t in np.arange(1.0, 11.0, 0.25)]
+    assert np.ptp(blue) < 0.01
+
+
+def object_area(scene: Scene, t: float, empty: np.ndarray) -> int:
+    frame = scene.render_video(t, 96, 128).astype(np.int16)
+    return int(np.count_nonzero(np.abs(frame - empty).max(axis=-1) > 12))
+
+
+def test_approaching_object_grows_then_stops_with_the_impact() -> None:
+    stop = 6.5
+    scene = scripted([{"kind": "collision", "start": 3.0, "end": 9.0, "stop_at": stop,
+                       "snr_db": 15}], ambience="wind")  # fmt: skip
+    assert intervals(scene, "approaching_object") == [(3.0, stop)]
+    assert intervals(scene, "collision") == [(stop, stop + 0.5)]
+    empty = scene.render_video(2.0, 96, 128).astype(np.int16)
+    areas = [object_area(scene, t, empty) for t in np.arange(3.25, stop, 0.5)]
+    assert all(b > a for a, b in itertools.pairwise(areas)), areas
+    assert areas[-1] > 4 * areas[0]
+    after = [object_area(scene, t, empty) for t in (stop + 0.2, stop + 1.0, stop + 2.0)]
+    assert max(after) - min(after) <= 0.02 * max(after)
+    # the impact sound starts at the stop: the first loud sample is within 10 ms of it
+    sr = 16000
+    audio = scene.render_audio(5.0, 3 * sr, sr)
+    onset = 5.0 + np.argmax(np.abs(audio) > 0.5 * np.max(np.abs(audio))) / sr
+    assert abs(onset - stop) < 0.01
+
+
+def band_power(x: np.ndarray, sr: int, lo: float, hi: float) -> float:
+    spec = np.abs(np.fft.rfft(x)) ** 2
+    f = np.fft.rfftfreq(len(x), 1 / sr)
+    return float(spec[(f >= lo) & (f < hi)].sum())
+
+
+@pytest.mark.parametrize("ambience", ["street", "crowd", "hum"])
+def test_siren_energy_only_in_its_labelled_span(ambience: str) -> None:
+    scene = scripted([{"kind": "siren", "start": 4.0, "end": 8.0, "siren": "wail",
+                       "snr_db": 6}], ambience=ambience)  # fmt: skip
+    assert intervals(scene, "siren") == [(4.0, 8.0)]
+    sr = 16000
+    power = [band_power(scene.render_audio(t, sr // 2, sr), sr, 450, 1750)
+             for t in np.arange(0.0, 12.0, 0.5)]  # fmt: skip
+    inside = [p for t, p in zip(np.arange(0, 12, 0.5), power, strict=True) if 4 <= t < 7.5]
+    outside = [p for t, p in zip(np.arange(0, 12, 0.5), power, strict=True) if t < 3.5 or t >= 8]
+    assert min(inside) > 3 * max(outside)
+
+
+def test_radio_siren_has_no_emergency_vehicle() -> None:
+    labels = {iv.label for iv in load_scenario("radio-siren").truth}
+    assert "siren" in labels
+    assert labels.isdisjoint({"flashing_lights", "emergency_vehicle"})
+
+
+def test_separated_lights_and_siren_give_no_fused_label() -> None:
+    labels = {iv.label for iv in load_scenario("separated").truth}
+    assert {"siren", "flashing_lights"} <= labels
+    assert "emergency_vehicle" not in labels
+
+
+def test_impact_with_nothing_moving_is_not_a_collision() -> None:
+    scene = load_scenario("collision")
+    assert len(intervals(scene, "collision")) == 1  # the stop at 6.5 s, not the lone impact
+    assert intervals(scene, "collision")[0][0] == pytest.approx(6.5)
+
+
+def test_speech_is_labelled_where_utterances_play() -> None:
+    scene = load_scenario("conversation")
+    spans = intervals(scene, "speech")
+    assert spans
+    assert spans[0][0] == pytest.approx(1.0)
+    assert spans[-1][1] <= 11.0
+    sr = 16000
+    loud = scene.render_audio(spans[0][0] + 0.1, sr // 2, sr)
+    assert np.sqrt(np.mean(loud**2)) > 0.05
+
+
+# --- truth derivation and the window rule ------------------------------------------------------
+
+
+def test_fused_labels_are_derived_from_overlap_and_coincidence() -> None:
+    prims = [LabelInterval("siren", 1.0, 5.0), LabelInterval("flashing_lights", 3.0, 8.0)]
+    truth = derive_truth(prims, [Stop(10.0)], [Impact(10.05), Impact(12.0)])
+    fused = [(iv.label, iv.start_s, iv.end_s) for iv in truth if iv.label in LABELS[6:]]
+    assert fused == [("emergency_vehicle", 3.0, 5.0), ("collision", 10.05, 10.55)]
+    apart = derive_truth([LabelInterval("siren", 0, 2), LabelInterval("flashing_lights", 4, 6)],
+                         [], [])  # fmt: skip
+    assert all(iv.label != "emergency_vehicle" for iv in apart)
+
+
+def test_window_rule_coverage_and_collision_zone() -> None:
+    truth = [LabelInterval("siren", 0.0, 1.5), LabelInterval("collision", 2.7, 3.2)]
+    siren, collision = LABELS.index("siren"), LABELS.index("collision")
+    assert window_labels(truth, 1.0, 2.0)[siren] == 1.0  # 50 % covered
+    assert window_labels(truth, 1.01, 2.01)[siren] == 0.0
+    assert window_care(truth, 1.0, 2.0)[siren] == 0.0  # borderline
+    assert window_labels(truth, 2.0, 3.0)[collision] == 1.0  # impact at 0.7 L
+    assert window_labels(truth, 2.5, 3.5)[collision] == 0.0  # impact at 0.2 L
+    assert window_care(truth, 2.5, 3.5)[collision] == 0.0
+    assert window_care(truth, 5.0, 6.0).tolist() == [1.0] * len(LABELS)
+
+
+# --- scripts, registry, files ------------------------------------------------------------------
+
+
+def test_shipped_scenarios_all_load() -> None:
+    names = list_scenarios()
+    for required in ("sync", "street", "emergency", "radio-siren", "conversation"):
+        assert required in names
+    for name in names:
+        scene = load_scenario(name, seed=1, split="heldout")
+        assert scene.name == name
+    assert load_scenario("street").truth == []
+
+
+@pytest.mark.parametrize(
+    ("segment", "message"),
+    [
+        ({"kind": "sirene", "start": 1, "end": 2}, "segment 1: unknown kind 'sirene'"),
+        ({"kind": "siren", "start": 1}, "segment 1: missing 'end'"),
+        ({"kind": "siren", "start": 3, "end": 2}, "needs 0 <= start < end"),
+        ({"kind": "siren", "start": 1, "end": 2, "pitch": 3}, "unknown key 'pitch'"),
+        ({"kind": "siren", "start": "a", "end": 2}, "start must be a number"),
+    ],
+)
+def test_script_errors_name_the_segment_and_the_key(segment: dict[str, Any], message: str) -> None:
+    with pytest.raises(ScriptError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_script({"duration": 5, "segment": [segment]}, source="s.toml")
+
+
+def test_script_errors_from_values_and_files(tmp_path: Path) -> None:
+    bad = parse_script({"duration": 5, "segment": [
+        {"kind": "siren", "start": 1, "end": 2, "siren": "woop"}]})  # fmt: skip
+    with pytest.raises(ScriptError, match="siren must be one of wail, yelp, hilo"):
+        build_script(bad)
+    broken = tmp_path / "broken.toml"
+    broken.write_text("duration = [\n")
+    with pytest.raises(ScriptError, match=r"broken\.toml: invalid TOML"):
+        load_script(broken)
+    with pytest.raises(ScriptError, match="unknown scenario 'nope'"):
+        load_scenario("nope")
+    with pytest.raises(ScriptError, match="missing 'duration'"):
+        parse_script({})
+
+
+def test_render_files_writes_y4m_wav_and_truth(tmp_path: Path) -> None:
+    scene = load_scenario("emergency")
+    files = render_files(scene, tmp_path, seconds=1.0, fps=10, height=48, width=64,
+                         sample_rate=16000)  # fmt: skip
+    data = files.video.read_bytes()
+    header, _, body = data.partition(b"\n")
+    assert header == b"YUV4MPEG2 W64 H48 F10:1 Ip A1:1 C420jpeg"
+    frame_bytes = len(b"FRAME\n") + 64 * 48 * 3 // 2
+    assert len(body) == 10 * frame_bytes
+    with wave.open(str(files.audio)) as w:
+        assert (w.getnchannels(), w.getsampwidth(), w.getframerate()) == (1, 2, 16000)
+        assert w.getnframes() == 16000
+    doc = json.loads(files.truth.read_text())
+    assert doc["scenario"] == "emergency"
+    assert doc["labels"] == list(LABELS)
+    assert doc["truth"] == []  # nothing happens in the first second
+    with pytest.raises(ValueError, match="endless"):
+        render_files(load_scenario("sync"), tmp_path)
