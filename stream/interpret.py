@@ -10,8 +10,10 @@ Pure logic (no asyncio, no I/O). For each label of one stream on one engine:
   is the window time where it first went under `off`. A score back at or above `off` during the
   hold keeps the event going.
 
-"Window time" is the window's end on the capture clock: the first moment the whole window that
-crossed the threshold had been captured. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
+"Window time" is whatever capture-clock time the caller attaches to a window; the pipeline uses
+the window's midpoint, the best single estimate of when what the window saw happened (an onset
+detected in `[t-1, t]` is reported near `t-0.5`, not up to a whole window late), as in the
+DESIGN.md example. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
 counting that label's events on that stream from 1. The counters can be shared (`counters`) by
 the trackers of one stream on several engines, and across a stream's reconnections, so that an
 id is never given twice.

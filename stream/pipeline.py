@@ -101,7 +101,8 @@ class Pipeline:
         t0 = time.perf_counter()
         w = result.window
         tracker = self._tracker(w.stream, result.engine)
-        events = tracker.observe(w.end, result.scores)
+        # Event times are window midpoints on the capture clock (see stream.interpret).
+        events = tracker.observe((w.start + w.end) / 2, result.scores)
         active = tracker.active_labels()
         self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
             time.perf_counter() - t0

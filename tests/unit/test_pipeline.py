@@ -1,0 +1,168 @@
+"""The pipeline: results to events and scene messages, thresholds from config, accounting."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+
+from stream import messages as m
+from stream.config import LabelThresholds, Settings
+from stream.metrics import Metrics
+from stream.pipeline import Pipeline
+from stream.scheduler.runner import WindowResult
+from stream.windows import Window, WindowSpec
+
+pytestmark = pytest.mark.unit
+
+T0 = 1_800_000_000.0  # scenario start on the capture clock
+HOP, LENGTH, BUDGET, HOLD = 0.5, 1.0, 0.2, 1.0
+
+
+@dataclass
+class Engine:
+    """A minimal `EngineRuntime` (the pipeline only reads its name, labels and budget)."""
+
+    name: str = "avfusion"
+    labels: tuple[str, ...] = ("emergency_vehicle", "siren")
+    spec: WindowSpec = field(default_factory=lambda: WindowSpec(length_s=LENGTH, hop_s=HOP))
+    batch_sizes: tuple[int, ...] = (1,)
+    budget_s: float = BUDGET
+    max_queue_delay_s: float = 0.0
+    backend_name: str = "none"
+
+    def infer(self, windows: Sequence[Window]) -> list[dict[str, float]]:
+        return [{} for _ in windows]
+
+    def release(self, stream: str) -> None:
+        pass
+
+
+@dataclass
+class Sink:
+    """A `MessageSink` that keeps what it is given."""
+
+    sent: list[m.Message] = field(default_factory=list)
+
+    def publish(self, message: m.Message) -> None:
+        self.sent.append(message)
+
+
+def emergency_score(start: float, end: float) -> float:
+    """Fraction of the window inside the scripted emergency (4–9 s): an ideal model."""
+    overlap = max(0.0, min(end, T0 + 9.0) - max(start, T0 + 4.0))
+    return overlap / (end - start)
+
+
+def play(pipeline: Pipeline, phase: float, stream: str = "cam1") -> None:
+    """Windows every hop over the 12 s `emergency` script, starting `phase` s into the grid."""
+    seq, end = 0, T0 + LENGTH + phase
+    while end <= T0 + 12.0:
+        w = Window(stream, "avfusion", seq, end - LENGTH, end, None, None, None)
+        score = emergency_score(w.start, w.end)
+        pipeline.window_result(
+            WindowResult(w, "avfusion", {"emergency_vehicle": score, "siren": score}, 0.0, 0.0, 1)
+        )
+        seq, end = seq + 1, end + HOP
+
+
+def settings(**thresholds: dict[str, float]) -> Settings:
+    return Settings.model_validate(
+        {"engines": {"overrides": {"avfusion": {"thresholds": thresholds}}}}
+    )
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.1, 0.25, 0.4])
+def test_scripted_emergency_gives_one_event_within_the_contract_bounds(phase: float) -> None:
+    sink = Sink()
+    cfg = settings(emergency_vehicle={"on": 0.6, "off": 0.4, "hold_s": HOLD})
+    pipeline = Pipeline([Engine(labels=("emergency_vehicle",))], sink, Metrics(process=False),
+                        settings=cfg)  # fmt: skip
+    play(pipeline, phase)
+    pipeline.stream_closed("cam1", "avfusion")
+    events = [x for x in sink.sent if x["type"] == "event"]
+    assert [e["phase"] for e in events if e["phase"] != "update"] == ["start", "end"]
+    start, end = events[0], events[-1]
+    assert T0 + 4.0 <= start["start"] <= T0 + 4.0 + HOP + BUDGET
+    assert T0 + 9.0 <= end["end"] <= T0 + 9.0 + HOLD + BUDGET
+    assert start["id"] == end["id"] == "cam1-emergency_vehicle-1"
+    for msg in sink.sent:
+        m.validate(msg)
+
+
+def test_scene_messages_carry_active_labels_and_latency() -> None:
+    sink = Sink()
+    pipeline = Pipeline([Engine()], sink, Metrics(process=False))
+    w = Window("cam1", "avfusion", 7, T0, T0 + 1, None, None, None, gaps=((T0 + 0.2, T0 + 0.3),))
+    pipeline.window_result(
+        WindowResult(w, "avfusion", {"emergency_vehicle": 0.9, "siren": 0.1}, 0.004, 0.012, 2)
+    )
+    scene = next(x for x in sink.sent if x["type"] == "scene")
+    assert scene["seq"] == 7
+    assert scene["active"] == ["emergency_vehicle"]
+    assert scene["latency_ms"]["queue"] == 4.0
+    assert scene["latency_ms"]["infer"] == 12.0
+    assert scene["window"]["gaps"] == [[T0 + 0.2, T0 + 0.3]]
+    assert [x["phase"] for x in sink.sent if x["type"] == "event"] == ["start"]
+
+
+def test_configured_thresholds_win_over_manifest_and_default() -> None:
+    sink = Sink()
+    pipeline = Pipeline(
+        [Engine()], sink, Metrics(process=False),
+        settings=settings(siren={"on": 0.95, "off": 0.5}),
+        manifest_thresholds={"avfusion": {"siren": m_th(0.2), "emergency_vehicle": m_th(0.3)}},
+    )  # fmt: skip
+    assert pipeline.thresholds["avfusion"]["siren"].on == 0.95
+    assert pipeline.thresholds["avfusion"]["emergency_vehicle"].on == 0.3
+    w = Window("cam1", "avfusion", 0, T0, T0 + 1, None, None, None)
+    pipeline.window_result(
+        WindowResult(w, "avfusion", {"siren": 0.9, "emergency_vehicle": 0.35}, 0, 0, 1)
+    )
+    assert [x["label"] for x in sink.sent if x["type"] == "event"] == ["emergency_vehicle"]
+
+
+def m_th(on: float) -> LabelThresholds:
+    return LabelThresholds.model_validate({"on": on, "off": on / 2})
+
+
+def test_sent_scene_messages_count_published_or_late_and_feed_stream_figures() -> None:
+    metrics = Metrics(process=False)
+    sink = Sink()
+    pipeline = Pipeline([Engine()], sink, metrics)
+    for seq, delay in enumerate([0.05, 0.1, 0.5]):
+        w = Window("cam1", "avfusion", seq, T0 + seq, T0 + seq + 1, None, None, None)
+        pipeline.window_result(WindowResult(w, "avfusion", {"siren": 0.1}, 0, 0, 1))
+        scene = sink.sent[-1]
+        m.stamp_published(scene, w.end + delay)
+        pipeline.message_sent(scene)
+    windows = metrics.windows
+    assert windows.labels(engine="avfusion", outcome="published")._value.get() == 2
+    assert windows.labels(engine="avfusion", outcome="late")._value.get() == 1
+    fig = pipeline.streams()["cam1"]["avfusion"]
+    assert (fig["windows"], fig["published"], fig["late"], fig["last_seq"]) == (3, 2, 1, 2)
+    assert fig["capture_to_publish_ms"]["p50"] == pytest.approx(100.0)
+    assert fig["latency_ms"]["capture_to_publish"] == pytest.approx(500.0)
+    pipeline.stream_closed("cam1", "avfusion")
+    assert pipeline.streams() == {}
+
+
+def test_stream_close_ends_open_events_and_ids_never_repeat() -> None:
+    sink = Sink()
+    pipeline = Pipeline([Engine(), Engine(name="other")], sink, Metrics(process=False))
+    for engine in ("avfusion", "other"):
+        w = Window("cam1", engine, 0, T0, T0 + 1, None, None, None)
+        pipeline.window_result(WindowResult(w, engine, {"siren": 0.9}, 0, 0, 1))
+    pipeline.stream_closed("cam1", "avfusion")
+    pipeline.stream_closed("cam1", "other")
+    w = Window("cam1", "avfusion", 0, T0 + 5, T0 + 6, None, None, None)  # reconnected
+    pipeline.window_result(WindowResult(w, "avfusion", {"siren": 0.9}, 0, 0, 1))
+    events = [(x["id"], x["phase"]) for x in sink.sent if x["type"] == "event"]
+    assert events == [
+        ("cam1-siren-1", "start"),
+        ("cam1-siren-2", "start"),
+        ("cam1-siren-1", "end"),
+        ("cam1-siren-2", "end"),
+        ("cam1-siren-3", "start"),
+    ]
