@@ -18,7 +18,7 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from engines.runtime import EngineError, EngineRuntime
 from stream.metrics import Metrics
@@ -149,7 +149,7 @@ class Scheduler:
         self.health.forget(stream)
 
     # -- read API ---------------------------------------------------------------------------
-    def engines(self) -> dict[str, dict[str, object]]:
+    def engines(self) -> dict[str, dict[str, Any]]:
         """Per engine: backend, queue length, batches run and the compute-time estimates."""
         return {
             name: {
@@ -172,22 +172,31 @@ class Scheduler:
     # -- the engine task --------------------------------------------------------------------
     async def _run_lane(self, lane: _Lane) -> None:
         while True:
-            lane.wake.clear()
-            await self._release_ended(lane)
-            decision = lane.batcher.poll(time.time())
-            for window in decision.stale:
-                self._shed(lane, window, "stale")
-            self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
-            if decision.batch:
-                await self._run_batch(lane, decision.batch)
-                continue
-            if lane.ends:
-                continue
             try:
-                async with asyncio.timeout(decision.wait_s):
-                    await lane.wake.wait()
-            except TimeoutError:
-                pass
+                await self._lane_step(lane)
+            except Exception:
+                # A bug must not stop the engine for every stream: log it and carry on.
+                logger.exception("scheduler step failed", extra={"engine": lane.engine.name})
+                await asyncio.sleep(0.1)
+
+    async def _lane_step(self, lane: _Lane) -> None:
+        """One turn: release ended streams, drop stale windows, run a batch or wait."""
+        lane.wake.clear()
+        await self._release_ended(lane)
+        decision = lane.batcher.poll(time.time())
+        for window in decision.stale:
+            self._shed(lane, window, "stale")
+        self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
+        if decision.batch:
+            await self._run_batch(lane, decision.batch)
+            return
+        if lane.ends:
+            return
+        try:
+            async with asyncio.timeout(decision.wait_s):
+                await lane.wake.wait()
+        except TimeoutError:
+            pass
 
     async def _run_batch(self, lane: _Lane, batch: list[Window]) -> None:
         name = lane.engine.name

@@ -233,3 +233,37 @@ async def test_streams_join_and_leave_while_batches_are_in_flight() -> None:
         n + 1 for n in seqs.values()
     )
     assert health.shed_ratio("a") == 0.0  # forgotten when it ended
+
+
+async def test_engines_run_side_by_side_each_on_its_own_thread() -> None:
+    fast = SleepyEngine(name="fast", base_s=0.01, per_window_s=0.0, budget_s=0.2)
+    slow = SleepyEngine(name="slow", base_s=0.15, per_window_s=0.0, budget_s=0.5)
+    metrics = Metrics(process=False)
+    sink = RecordingSink()
+    scheduler = Scheduler([fast, slow], metrics, sink, LogStatusSink())
+    await scheduler.start()
+    try:
+        t_end = time.monotonic() + 1.0
+        seq = 0
+        while time.monotonic() < t_end:
+            scheduler.submit(window("a", seq, engine="fast"))
+            if seq % 2 == 0:
+                scheduler.submit(window("a", seq, engine="slow"))
+            scheduler.submit(window("a", seq, engine="missing"))  # no such engine: counted
+            seq += 1
+            await asyncio.sleep(0.1)
+        scheduler.stream_ended("a")
+        await asyncio.sleep(0.4)
+        info = scheduler.engines()
+    finally:
+        await scheduler.close()
+    assert fast.threads.isdisjoint(slow.threads)
+    # The slow engine did not hold the fast one back: all of its windows were computed.
+    assert outcomes(metrics, "fast")["stale"] + outcomes(metrics, "fast")["superseded"] == 0
+    assert sum(len(c) for k, c in fast.calls if k == "infer") == seq
+    assert sum(len(c) for k, c in slow.calls if k == "infer") == (seq + 1) // 2
+    assert ("release", [("a", -1)]) in fast.calls
+    assert ("release", [("a", -1)]) in slow.calls
+    assert metrics.windows.labels(engine="missing", outcome="error")._value.get() == seq
+    assert info["slow"]["compute_ms"]["1"] > info["fast"]["compute_ms"]["1"]
+    assert [x for x in sink.log if x[0] == "closed"] == [("closed", "a", -1)] * 2
