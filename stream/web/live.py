@@ -4,18 +4,23 @@
 streams the scene, event and status messages of one stream (or of all streams without `stream`)
 as SSE. Each browser gets its own Redis subscription and a bounded buffer (`ClientBuffer`): a
 slow browser loses old scene messages, never events; everything is released on disconnect.
+
+When the service has bearer tokens, `/api/live` wants one too: as `?token=` (the browser's
+EventSource cannot send headers) or as `Authorization: Bearer`. The page and its static files
+stay open: they hold no data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from http import HTTPStatus
 from pathlib import Path
 
@@ -57,8 +62,10 @@ class LiveBridge:
         poll_s: float = 1.0,
         max_scenes: int = 16,
         max_pending: int = 1024,
+        tokens: Sequence[str] = (),
     ) -> None:
         self.redis_url = redis_url
+        self._tokens = tuple(t.encode() for t in tokens)
         self.prefix = prefix
         self.max_clients = max_clients
         self.heartbeat_s = heartbeat_s
@@ -92,8 +99,19 @@ class LiveBridge:
         """`GET /`: the live page."""
         return web.FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
+    def _authorised(self, request: web.Request) -> bool:
+        if not self._tokens:
+            return True
+        header = request.headers.get("Authorization", "")
+        supplied = request.query.get("token") or header.removeprefix("Bearer ").strip()
+        given = supplied.encode()
+        # compare against every token, always: no early exit that times a match
+        return sum(hmac.compare_digest(given, t) for t in self._tokens) > 0
+
     async def live(self, request: web.Request) -> web.StreamResponse:
         """`GET /api/live[?stream=ID][&kinds=scene,events,status]`: SSE of live messages."""
+        if not self._authorised(request):
+            return _problem(401, "missing or invalid token", {"WWW-Authenticate": "Bearer"})
         stream = request.query.get("stream") or None
         if stream is not None and not _STREAM_ID.match(stream):
             return _problem(400, "stream must match " + STREAM_ID_PATTERN)
@@ -203,11 +221,12 @@ class LiveBridge:
             transport = request.transport
             if self._closing or transport is None or transport.is_closing():
                 return
-            chunks = [format_event(kind, data) for kind, data in buffer.drain()]
-            if buffer.dropped_scenes != reported_drops:
+            chunks = []
+            if buffer.dropped_scenes != reported_drops:  # before the items: a running total
                 reported_drops = buffer.dropped_scenes
                 lag = json.dumps({"dropped_scenes": reported_drops})
                 chunks.append(format_event("lag", lag))
+            chunks += [format_event(kind, data) for kind, data in buffer.drain()]
             if chunks:
                 await response.write(b"".join(chunks))
                 last_write = time.monotonic()
@@ -229,14 +248,22 @@ def setup_live_routes(
     max_clients: int = 64,
     heartbeat_s: float = 15.0,
     poll_s: float = 1.0,
+    tokens: Sequence[str] = (),
 ) -> None:
     """Add `GET /`, `GET /static/...` and `GET /api/live` to `app`.
+
+    `tokens`: the service's bearer tokens; when given, `/api/live` requires one of them.
 
     The bridge opens its own Redis client on startup and closes it on cleanup; it is reachable
     as `app[LIVE_BRIDGE]` (e.g. to report the number of live viewers).
     """
     bridge = LiveBridge(
-        redis_url, prefix, max_clients=max_clients, heartbeat_s=heartbeat_s, poll_s=poll_s
+        redis_url,
+        prefix,
+        max_clients=max_clients,
+        heartbeat_s=heartbeat_s,
+        poll_s=poll_s,
+        tokens=tokens,
     )
     app[LIVE_BRIDGE] = bridge
     app.cleanup_ctx.append(bridge.lifecycle)

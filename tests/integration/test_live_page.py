@@ -198,3 +198,59 @@ async def test_shutdown_ends_open_event_streams(redis_server: EmbeddedRedis) -> 
         assert b"event:" not in rest
         resp.release()
     assert app[LIVE_BRIDGE].clients == 0
+
+
+async def test_token_required_when_the_service_has_tokens(redis_server: EmbeddedRedis) -> None:
+    app = web.Application()
+    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, tokens=["s3cret"])
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    url = f"http://127.0.0.1:{port}/api/live?stream=cam1"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(url) as resp:
+                assert resp.status == 401
+            async with http.get(url + "&token=wrong") as resp:
+                assert resp.status == 401
+            async with http.get(url + "&token=s3cret") as resp:
+                assert resp.status == 200
+            headers = {"Authorization": "Bearer s3cret"}
+            async with http.get(url, headers=headers) as resp:
+                assert resp.status == 200
+            async with http.get(f"http://127.0.0.1:{port}/") as resp:
+                assert resp.status == 200  # the page itself holds no data
+    finally:
+        await runner.cleanup()
+
+
+async def test_slow_browser_loses_scenes_counted_never_events(live_app: LiveApp) -> None:
+    """A client that stops reading: scenes beyond the buffer are dropped and reported in `lag`
+    frames, events all arrive, and delivered + dropped scenes add up to what was published."""
+    scenes, padding = 300, "x" * 65_536  # ~20 MB: more than the sockets between us buffer
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{live_app.base}/api/live?stream=slow") as resp,
+    ):
+        async with asyncio.timeout(5):
+            await _wait_subscribed(live_app, channel=f"{PREFIX}:slow:scene")
+        r = live_app.redis
+        for i in range(scenes):
+            await r.publish(f"{PREFIX}:slow:scene", _msg("scene", "slow", seq=i, pad=padding))
+            if i == scenes // 2:
+                await r.publish(f"{PREFIX}:slow:events", _msg("event", "slow", id="mid"))
+        await r.publish(f"{PREFIX}:slow:events", _msg("event", "slow", id="last"))
+        delivered, dropped, events = 0, 0, []
+        async with asyncio.timeout(30):
+            while "last" not in events:
+                kind, data = await _next_event(resp)
+                if kind == "scene":
+                    delivered += 1
+                elif kind == "lag":
+                    dropped = json.loads(data)["dropped_scenes"]
+                elif kind == "event":
+                    events.append(json.loads(data)["id"])
+    assert events == ["mid", "last"]
+    assert dropped > 0
+    assert delivered + dropped == scenes

@@ -217,7 +217,10 @@ function watch(streamId) {
   $("stream-reason").textContent = "";
   $("scene-count").textContent = "0";
   $("scene-dropped").textContent = "0";
-  const source = new EventSource(`/api/live?stream=${encodeURIComponent(streamId)}`);
+  const token = $("token").value.trim(); // EventSource cannot send headers: query parameter
+  const query = new URLSearchParams({ stream: streamId });
+  if (token) query.set("token", token);
+  const source = new EventSource(`/api/live?${query}`);
   state.live = source;
   source.addEventListener("scene", (e) => onScene(JSON.parse(e.data)));
   source.addEventListener("event", (e) => onEvent(JSON.parse(e.data)));
@@ -293,7 +296,9 @@ function onStatus(msg) {
 
 async function pollStreams() {
   try {
-    const resp = await fetch("/api/streams", { cache: "no-store" });
+    const token = $("token").value.trim();
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const resp = await fetch("/api/streams", { cache: "no-store", headers });
     if (!resp.ok) throw new Error(await problemText(resp));
     const body = await resp.json();
     renderStreams(Array.isArray(body) ? body : body.streams || []);
