@@ -54,7 +54,7 @@ class AudioMix:
     reverb: Reverb | None = None
 
     def render(self, t0: float, samples: int, sr: int) -> F32:
-        """`samples` mono samples from scene time `t0`, clipped to [-1, 1]."""
+        """`samples` mono samples from scene time `t0`, soft-limited into (-1, 1)."""
         k0 = round(t0 * sr)
         k = k0 + np.arange(samples, dtype=np.int64)
         out = np.zeros(samples)
@@ -71,7 +71,8 @@ class AudioMix:
                 wet = np.fft.irfft(np.fft.rfft(dry, n_fft) * _ir_spectrum(self.reverb, sr, n_fft))
                 dry = wet[: len(dry)]
             out += dry[tail:]
-        return np.clip(out, -1.0, 1.0).astype(np.float32)
+        # A soft limiter (memoryless, so chunking cannot change it) instead of hard clipping.
+        return np.tanh(out).astype(np.float32)
 
     def _dry(self, k: I64, sr: int) -> F64 | None:
         """Sum of the sources over sample indices `k`, rendering only where each is active."""

@@ -125,7 +125,7 @@ def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
     x0 = r.uniform(0.25, 0.75)
     if kind == "approach":
         s1 = r.uniform(0.4, 0.7)
-        s0 = max(0.03, s1 / r.uniform(1.4, 2.2) ** dur)
+        s0 = max(0.06, s1 / r.uniform(1.4, 2.2) ** dur)  # ≥ 4 px tall at 64x64
         x1 = float(np.clip(x0 + r.uniform(-0.15, 0.15), 0.2, 0.8))
     elif kind == "recede":
         s0 = r.uniform(0.4, 0.7)
