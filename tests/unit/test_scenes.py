@@ -263,3 +263,30 @@ def test_render_files_writes_y4m_wav_and_truth(tmp_path: Path) -> None:
     assert doc["truth"] == []  # nothing happens in the first second
     with pytest.raises(ValueError, match="endless"):
         render_files(load_scenario("sync"), tmp_path)
+
+
+def test_speech_bank_falls_back_to_formant_speech_without_espeak(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import shutil
+
+    from engines.scenes import speech
+
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(speech, "VOICES", {"train": ("a", "b"), "heldout": ("c",)})
+    speech.speech_bank.cache_clear()
+    try:
+        bank = speech.speech_bank("heldout")
+        assert len(bank) == speech.CLIPS_PER_VOICE
+        assert list(tmp_path.glob("scenestream/speech-v*-formant-heldout.npz"))
+        for clip in bank:
+            assert len(clip) > 0.5 * speech.SR
+            assert np.sqrt(np.mean(clip**2)) == pytest.approx(1.0, rel=1e-3)
+            # syllables: the 10 ms energy envelope rises and falls several times a second
+            env = np.sqrt(np.mean(clip[: len(clip) // 160 * 160].reshape(-1, 160) ** 2, axis=1))
+            crossings = np.sum(np.diff(np.sign(env - np.median(env))) != 0)
+            assert crossings >= 2 * len(clip) / speech.SR
+        assert speech.speech_bank("heldout") is bank  # built once per process
+    finally:
+        speech.speech_bank.cache_clear()
