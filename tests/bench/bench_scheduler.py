@@ -84,7 +84,7 @@ async def bench(streams: int, hop: float, seconds: float) -> dict[str, object]:
                         None,
                         None,
                         cut_at=time.monotonic(),
-                    )  # fmt: skip
+                    )
                 )
                 submitted += 1
             tick += 1
