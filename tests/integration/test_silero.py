@@ -170,3 +170,16 @@ def test_carried_state_matters_and_release_resets_it(
     window_scores = engine.infer(windows[:1])
     assert window_scores[0]["speech"] == pytest.approx(float(carried[0].max()), abs=1e-6)
     engine.release("s")
+
+
+def test_torch_backend_agrees_with_onnxruntime_on_speech(
+    engine: Engine, speech: dict[str, F32], tmp_path: Path
+) -> None:
+    # The torch backend runs the package's TorchScript network; state carried by the runtime.
+    cfg = EnginesConfig.model_validate({"cache_dir": tmp_path, "backends": ["torch"]})
+    on_torch, report = load_engine(engine.manifest, cfg)
+    assert report.backend == "torch"
+    streams = {k: speech[k] for k in sorted(speech)[:2]}
+    got, want = run_streams(on_torch, streams), run_streams(engine, streams)
+    for k in streams:
+        np.testing.assert_allclose(got[k], want[k], atol=1e-4)
