@@ -189,22 +189,31 @@ class Clip:
         return np.where(ok, data[np.clip(idx, 0, len(data) - 1)], 0.0).astype(np.float64)
 
 
-_RESAMPLED: dict[tuple[int, int], F32] = {}
+_RESAMPLED: dict[tuple[int, int], tuple[F32, F32]] = {}
+_RESAMPLED_MAX = 512
 
 
 def resampled(x: F32, sr: int) -> F32:
-    """`x` (16 kHz) at `sr`, by FFT resampling, cached per clip and rate."""
+    """`x` (16 kHz) at `sr`, by FFT resampling, cached per clip and rate.
+
+    The cache entry keeps `x` itself, so an id reused after garbage collection never matches.
+    """
     if sr == 16000:
         return x
     key = (id(x), sr)
-    if key not in _RESAMPLED:
-        n_out = round(len(x) * sr / 16000)
-        spec = np.fft.rfft(x)
-        out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
-        m = min(len(spec), len(out))
-        out[:m] = spec[:m]
-        _RESAMPLED[key] = (np.fft.irfft(out, n_out) * (n_out / len(x))).astype(np.float32)
-    return _RESAMPLED[key]
+    hit = _RESAMPLED.get(key)
+    if hit is not None and hit[0] is x:
+        return hit[1]
+    n_out = round(len(x) * sr / 16000)
+    spec = np.fft.rfft(x)
+    out = np.zeros(n_out // 2 + 1, dtype=np.complex128)
+    m = min(len(spec), len(out))
+    out[:m] = spec[:m]
+    y = (np.fft.irfft(out, n_out) * (n_out / len(x))).astype(np.float32)
+    if len(_RESAMPLED) >= _RESAMPLED_MAX:
+        _RESAMPLED.clear()  # bounded: a long-running sender rebuilds at most a few clips
+    _RESAMPLED[key] = (x, y)
+    return y
 
 
 @dataclass(frozen=True, slots=True)
