@@ -390,3 +390,36 @@ def test_dockerfile_passes_hadolint() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "expected"),
+    [
+        ([], {}, ["engines build", "serve"]),
+        (["serve", "--port", "9000"], {}, ["engines build", "serve --port 9000"]),
+        (
+            ["serve"],
+            {"SCENESTREAM_CONFIG": "/etc/s.toml"},
+            ["engines build --config /etc/s.toml", "serve --config /etc/s.toml"],
+        ),
+        (["serve"], {"SCENESTREAM_SKIP_ENGINE_BUILD": "1"}, ["serve"]),
+        (["events", "--json"], {}, ["events --json"]),
+    ],
+)
+def test_entrypoint_builds_engines_before_serve_only(
+    tmp_path: Path, args: list[str], env: dict[str, str], expected: list[str]
+) -> None:
+    """The container entrypoint, with a stand-in `scenestream` that records its calls."""
+    log = tmp_path / "calls"
+    fake = tmp_path / "scenestream"
+    fake.write_text(f'#!/bin/sh\necho "$*" >> {log}\n')
+    fake.chmod(0o755)
+    script = ROOT / "deploy" / "docker" / "entrypoint.sh"
+    subprocess.run(
+        ["sh", str(script), *args],
+        env={"PATH": f"{tmp_path}:/usr/bin:/bin", **env},
+        check=True,
+        timeout=10,
+        capture_output=True,
+    )
+    assert log.read_text().splitlines() == expected
