@@ -290,3 +290,30 @@ def test_speech_bank_falls_back_to_formant_speech_without_espeak(
         assert speech.speech_bank("heldout") is bank  # built once per process
     finally:
         speech.speech_bank.cache_clear()
+
+
+def test_a_script_file_path_loads_like_a_name(tmp_path: Path) -> None:
+    path = tmp_path / "mine.toml"
+    path.write_text(
+        'duration = 6.0\n[sound]\nambience = "rain"\n'
+        '[[segment]]\nkind = "horn"\nstart = 1.0\nend = 3.0\n'
+    )
+    scene = load_scenario(str(path), seed=2)
+    assert scene.name == "mine"
+    assert scene.duration_s == 6.0
+    assert [(iv.label, iv.start_s, iv.end_s) for iv in scene.truth] == [("horn", 1.0, 3.0)]
+    with pytest.raises(ScriptError, match="no such script file"):
+        load_scenario(str(tmp_path / "missing.toml"))
+
+
+def test_render_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from engines.scenes.render import main
+
+    out = tmp_path / "out"
+    args = ["radio-siren", "--out", str(out), "--seconds", "0.5", "--size", "32x24", "--fps", "4"]
+    assert main(args) == 0
+    assert (out / "radio-siren.y4m").exists()
+    assert main(["nope", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith("render: unknown scenario 'nope'")
