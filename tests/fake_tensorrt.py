@@ -8,6 +8,7 @@ pointers it is given, so its outputs are real.
 from __future__ import annotations
 
 import types
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,8 +19,9 @@ import onnxruntime as ort
 class HostOps:
     """`DeviceOps` on host numpy arrays: pointers resolve back to arrays for the fake engine."""
 
-    def __init__(self) -> None:
+    def __init__(self, calls: list[tuple[Any, ...]] | None = None) -> None:
         self.memory: dict[int, npt.NDArray[Any]] = {}
+        self.calls = calls if calls is not None else []
 
     def gpu_name(self) -> str:
         return "Fake GPU 80GB"
@@ -48,7 +50,19 @@ class HostOps:
         pass
 
     def to_host(self, tensor: Any) -> npt.NDArray[Any]:
-        return np.asarray(tensor)
+        return np.array(tensor, copy=True)  # like a device-to-host copy: not a view
+
+    def copy_into(self, tensor: Any, array: npt.NDArray[Any], stream: Any) -> None:
+        np.copyto(tensor, array)
+
+    def capture(self, launch: Callable[[], bool], stream: Any) -> Any:
+        self.calls.append(("capture",))
+        return launch  # a captured graph records work without running it
+
+    def replay(self, graph: Any, stream: Any) -> None:
+        self.calls.append(("replay",))
+        if not graph():
+            raise RuntimeError("replayed launch failed")
 
 
 def make_fake_trt(calls: list[tuple[Any, ...]], ops: HostOps) -> types.ModuleType:

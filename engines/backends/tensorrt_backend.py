@@ -10,6 +10,9 @@ fails to deserialize (`None`: another TensorRT or driver) is rebuilt.
 Inference: name-based I/O (`set_input_shape`, `set_tensor_address`) on torch CUDA tensors and
 `execute_async_v3` on a dedicated CUDA stream, its boolean result checked. Each calling thread
 gets its own execution context and stream (a context is not safe to share between callers).
+With `cuda_graphs=True` (opt-in), the first call of each input shape runs eagerly and captures
+a CUDA graph (its own context and static buffers); later calls copy inputs in and replay it,
+which removes per-kernel launch cost for small batches.
 
 TensorRT is imported only here and only when used; without it (every CPU machine) `available()`
 says why. The device side goes through `DeviceOps` so that the build/run call sequence is tested
@@ -22,11 +25,11 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from engines.backends.base import Arrays, Backend
 from engines.backends.tensorrt_cache import (
@@ -36,6 +39,7 @@ from engines.backends.tensorrt_cache import (
     file_sha256,
     timing_cache_file,
 )
+from engines.backends.tensorrt_device import DeviceOps, TorchCudaOps
 from engines.manifest import Manifest
 from engines.runtime import EngineError
 
@@ -44,59 +48,14 @@ logger = logging.getLogger(__name__)
 WORKSPACE_BYTES = 2 << 30  # 2 GiB: ample for small CNNs, bounded so builds do not take the GPU
 
 
-class DeviceOps(Protocol):
-    """The device memory and stream operations the backend needs (torch CUDA in production)."""
+@dataclass(slots=True)
+class _Captured:
+    """A CUDA graph for one input shape, with the context and buffers baked into it."""
 
-    def gpu_name(self) -> str: ...
-    def compute_capability(self) -> str: ...
-    def new_stream(self) -> Any: ...
-    def stream_handle(self, stream: Any) -> int: ...
-    def to_device(self, array: npt.NDArray[Any], stream: Any) -> Any: ...
-    def empty(self, shape: tuple[int, ...], dtype: Any, stream: Any) -> Any: ...
-    def data_ptr(self, tensor: Any) -> int: ...
-    def synchronize(self, stream: Any) -> None: ...
-    def to_host(self, tensor: Any) -> npt.NDArray[Any]: ...
-
-
-class TorchCudaOps:
-    """`DeviceOps` on torch CUDA tensors and streams."""
-
-    def __init__(self) -> None:
-        import torch
-
-        self._torch: Any = torch  # untyped use: the stubs miss parts of torch.cuda
-
-    def gpu_name(self) -> str:
-        return str(self._torch.cuda.get_device_name())
-
-    def compute_capability(self) -> str:
-        major, minor = self._torch.cuda.get_device_capability()
-        return f"{major}.{minor}"
-
-    def new_stream(self) -> Any:
-        return self._torch.cuda.Stream()
-
-    def stream_handle(self, stream: Any) -> int:
-        return int(stream.cuda_stream)
-
-    def to_device(self, array: npt.NDArray[Any], stream: Any) -> Any:
-        with self._torch.cuda.stream(stream):
-            host = self._torch.from_numpy(np.ascontiguousarray(array))
-            return host.to("cuda", non_blocking=False)
-
-    def empty(self, shape: tuple[int, ...], dtype: Any, stream: Any) -> Any:
-        torch_dtype = self._torch.from_numpy(np.zeros(0, dtype=dtype)).dtype
-        with self._torch.cuda.stream(stream):
-            return self._torch.empty(shape, dtype=torch_dtype, device="cuda")
-
-    def data_ptr(self, tensor: Any) -> int:
-        return int(tensor.data_ptr())
-
-    def synchronize(self, stream: Any) -> None:
-        stream.synchronize()
-
-    def to_host(self, tensor: Any) -> npt.NDArray[Any]:
-        return tensor.cpu().numpy()  # type: ignore[no-any-return]
+    context: Any
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    graph: Any
 
 
 def _import_tensorrt() -> Any:
@@ -110,8 +69,14 @@ class TensorRTBackend(Backend):
 
     name = "tensorrt"
 
-    def __init__(self, device: DeviceOps | None = None, workspace_bytes: int = WORKSPACE_BYTES):
+    def __init__(
+        self,
+        device: DeviceOps | None = None,
+        workspace_bytes: int = WORKSPACE_BYTES,
+        cuda_graphs: bool = False,
+    ) -> None:
         self._device = device
+        self._cuda_graphs = cuda_graphs
         self._workspace = workspace_bytes
         self._trt: Any = None
         self._engine: Any = None
@@ -225,31 +190,55 @@ class TensorRTBackend(Backend):
         )
         return bytes(plan)
 
-    def _caller(self) -> tuple[Any, Any]:
-        """This thread's execution context and CUDA stream, created on first use."""
+    def _stream(self) -> Any:
+        """This thread's CUDA stream, created on first use."""
+        stream = getattr(self._local, "stream", None)
+        if stream is None:
+            assert self._device is not None
+            stream = self._local.stream = self._device.new_stream()
+        return stream
+
+    def _new_context(self) -> Any:
+        ctx = self._engine.create_execution_context()
+        if ctx is None:
+            raise EngineError(f"{self.manifest.name}: cannot create a TensorRT context")
+        return ctx
+
+    def _context(self) -> Any:
+        """This thread's execution context, created on first use."""
         ctx = getattr(self._local, "context", None)
         if ctx is None:
-            assert self._device is not None
-            ctx = self._engine.create_execution_context()
-            if ctx is None:
-                raise EngineError(f"{self.manifest.name}: cannot create a TensorRT context")
-            self._local.context = ctx
-            self._local.stream = self._device.new_stream()
-        return ctx, self._local.stream
+            ctx = self._local.context = self._new_context()
+        return ctx
 
     def infer(self, inputs: Arrays) -> Arrays:
         """Copy inputs to the GPU, run on this caller's stream, copy declared outputs back."""
         if self._engine is None or self._device is None:
             raise EngineError("tensorrt backend used before load()")
+        stream = self._stream()
+        if self._cuda_graphs:
+            return self._infer_graph(inputs, stream)
+        context = self._context()
+        _, outputs = self._bind(context, stream, inputs)
+        self._execute(context, stream)
+        self._device.synchronize(stream)
+        return self._collect(outputs)
+
+    def _bind(
+        self, context: Any, stream: Any, inputs: Arrays
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Inputs copied to the device and outputs allocated, all bound to `context` by name.
+
+        The returned tensors must outlive the (asynchronous) execution that uses them.
+        """
         device, trt = self._device, self._trt
-        context, stream = self._caller()
-        keep: list[Any] = []  # device tensors must outlive the asynchronous execution
+        assert device is not None
+        bound: dict[str, Any] = {}
         for name, array in inputs.items():
-            tensor = device.to_device(array, stream)
-            keep.append(tensor)
+            bound[name] = device.to_device(array, stream)
             if not context.set_input_shape(name, tuple(array.shape)):
                 raise EngineError(f"{self.manifest.name}: TensorRT rejects shape of {name}")
-            context.set_tensor_address(name, device.data_ptr(tensor))
+            context.set_tensor_address(name, device.data_ptr(bound[name]))
         outputs: dict[str, Any] = {}
         for i in range(self._engine.num_io_tensors):
             name = self._engine.get_tensor_name(i)
@@ -259,15 +248,47 @@ class TensorRTBackend(Backend):
             dtype = trt.nptype(self._engine.get_tensor_dtype(name))
             outputs[name] = device.empty(shape, dtype, stream)
             context.set_tensor_address(name, device.data_ptr(outputs[name]))
-        if not context.execute_async_v3(device.stream_handle(stream)):
+        return bound, outputs
+
+    def _execute(self, context: Any, stream: Any) -> None:
+        assert self._device is not None
+        if not context.execute_async_v3(self._device.stream_handle(stream)):
             raise EngineError(f"{self.manifest.name}: TensorRT execute_async_v3 failed")
-        device.synchronize(stream)
+
+    def _collect(self, outputs: dict[str, Any]) -> Arrays:
+        assert self._device is not None
         declared = self.manifest.doc.outputs
         return {
-            k: device.to_host(v).astype(np.float32, copy=False)
+            k: self._device.to_host(v).astype(np.float32, copy=False)
             for k, v in outputs.items()
             if k in declared
         }
+
+    def _infer_graph(self, inputs: Arrays, stream: Any) -> Arrays:
+        """Replay a CUDA graph captured for these input shapes (one per batch size).
+
+        Each captured graph has its own execution context and static input/output buffers: the
+        addresses are baked into the graph, so nothing is rebound after capture.
+        """
+        device = self._device
+        assert device is not None
+        graphs: dict[Any, _Captured] = self._local.__dict__.setdefault("graphs", {})
+        key = tuple((name, array.shape) for name, array in inputs.items())
+        captured = graphs.get(key)
+        if captured is None:
+            context = self._new_context()
+            bound, outputs = self._bind(context, stream, inputs)
+            self._execute(context, stream)  # one eager run first: TensorRT's lazy setup
+            device.synchronize(stream)
+            handle = device.stream_handle(stream)
+            graph = device.capture(lambda: bool(context.execute_async_v3(handle)), stream)
+            graphs[key] = _Captured(context, bound, outputs, graph)
+            return self._collect(outputs)
+        for name, array in inputs.items():
+            device.copy_into(captured.inputs[name], array, stream)
+        device.replay(captured.graph, stream)
+        device.synchronize(stream)
+        return self._collect(captured.outputs)
 
     def describe(self) -> dict[str, Any]:
         """TensorRT version, GPU, plan file and whether it came from the cache."""
@@ -278,6 +299,7 @@ class TensorRTBackend(Backend):
             "device": "cuda",
             "gpu": device.gpu_name() if device is not None else None,
             "tensorrt": str(self._trt.__version__) if self._trt is not None else None,
+            "cuda_graphs": self._cuda_graphs,
             **self._info,
         }
 

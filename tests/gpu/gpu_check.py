@@ -6,7 +6,7 @@ For every engine found (bundled + `--user-dir`), every backend variant that impo
 here is compared with ONNX Runtime on the CPU (the reference: raw outputs, random and realistic
 inputs, smallest and largest batch) and timed through the engine runtime per batch size:
 ONNX Runtime CPU, ONNX Runtime CUDA (when its provider really loads), torch eager, torch
-compiled and TensorRT. The JSON report holds the environment, parity cases, timings and the
+compiled, TensorRT and TensorRT with CUDA graphs. The JSON report holds the environment, parity cases, timings and the
 windows/s ratio of each backend to torch eager. It runs on a CPU machine too (GPU variants are
 reported as skipped, with why), and it stops timing once `--budget-s` is spent so that the whole
 run stays under five minutes. Exit status 1 when any parity case fails.
@@ -48,6 +48,7 @@ def variants(cuda: bool) -> dict[str, Backend]:
         out["torch-compiled"] = TorchBackend(compile=True)
     if cuda:
         out["tensorrt"] = TensorRTBackend()
+        out["tensorrt-cudagraph"] = TensorRTBackend(cuda_graphs=True)
     return out
 
 
@@ -79,7 +80,7 @@ def load_variants(
     all_variants = variants(cuda)
     if not cuda:
         report.skipped.update(
-            {"onnxruntime-cuda": "no CUDA", "torch-compiled": "no CUDA", "tensorrt": "no CUDA"}
+            {k: "no CUDA" for k in ("onnxruntime-cuda", "torch-compiled", "tensorrt")}
         )
     timings: dict[str, Any] = {}
     for label, backend in all_variants.items():

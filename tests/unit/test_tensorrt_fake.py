@@ -41,8 +41,8 @@ def calls() -> list[tuple[Any, ...]]:
 
 
 @pytest.fixture
-def ops() -> HostOps:
-    return HostOps()
+def ops(calls: list[tuple[Any, ...]]) -> HostOps:
+    return HostOps(calls)
 
 
 @pytest.fixture
@@ -196,6 +196,39 @@ def test_failed_execution_raises(
     trt.execute_ok = False
     with pytest.raises(EngineError, match="execute_async_v3 failed"):
         backend.infer(random_inputs(manifest, 1))
+
+
+def test_cuda_graph_captured_once_per_shape_then_replayed(
+    trt: Any, calls: list[tuple[Any, ...]], ops: HostOps, manifest: Manifest, tmp_path: Path
+) -> None:
+    backend = TensorRTBackend(device=ops, cuda_graphs=True)
+    backend.load(manifest, tmp_path / "cache")
+    reference = OnnxRuntimeBackend()
+    reference.load(manifest, tmp_path)
+    calls.clear()
+    first, second = random_inputs(manifest, 2, seed=1), random_inputs(manifest, 2, seed=2)
+    got_first = backend.infer(first)
+    assert names(calls) == [
+        "create_execution_context",
+        "set_input_shape",
+        "set_tensor_address",
+        "set_input_shape",
+        "set_tensor_address",
+        "set_tensor_address",
+        "execute_async_v3",  # eager run before capture
+        "capture",
+    ]
+    calls.clear()
+    got_second = backend.infer(second)
+    assert names(calls) == ["replay", "execute_async_v3"]  # nothing rebound: static buffers
+    for inputs, got in ((first, got_first), (second, got_second)):
+        want = reference.infer(inputs)["scores"]
+        np.testing.assert_allclose(got["scores"], want, rtol=0, atol=1e-6)
+    calls.clear()
+    backend.infer(random_inputs(manifest, 4))
+    assert names(calls).count("create_execution_context") == 1  # a new shape: its own graph
+    assert "capture" in names(calls)
+    assert backend.describe()["cuda_graphs"] is True
 
 
 def test_one_execution_context_per_calling_thread(
