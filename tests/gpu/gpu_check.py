@@ -6,10 +6,11 @@ For every engine found (bundled + `--user-dir`), every backend variant that impo
 here is compared with ONNX Runtime on the CPU (the reference: raw outputs, random and realistic
 inputs, smallest and largest batch) and timed through the engine runtime per batch size:
 ONNX Runtime CPU, ONNX Runtime CUDA (when its provider really loads), torch eager, torch
-compiled, TensorRT and TensorRT with CUDA graphs. The JSON report holds the environment, parity cases, timings and the
-windows/s ratio of each backend to torch eager. It runs on a CPU machine too (GPU variants are
-reported as skipped, with why), and it stops timing once `--budget-s` is spent so that the whole
-run stays under five minutes. Exit status 1 when any parity case fails.
+compiled, TensorRT and TensorRT with CUDA graphs. The JSON report holds the environment,
+parity cases, timings and the windows/s ratio of each backend to torch eager. It runs on a CPU
+machine too (GPU variants are reported as skipped, with why), and it stops timing once
+`--budget-s` is spent so that the whole run stays under five minutes. Exit status 1 when any
+parity case fails.
 
 TF32 is switched off in torch (and cleared in TensorRT fp32 builds) so that fp32 parity is
 measured against fp32, not against TensorFloat-32's 10-bit mantissa.
