@@ -86,9 +86,19 @@ class _Placer:
 Recipe = Callable[[_Placer], list[SegmentSpec]]
 
 
-def _emergency(p: _Placer) -> list[SegmentSpec]:
+def _ev_motion(p: _Placer) -> dict[str, Any]:
+    """How vehicles with emergency lamps move: the same for positives and distractors, so the
+    motion of a flashing vehicle says nothing about whether a siren goes with it."""
     motion = "approach" if p.rng.random() < 0.5 else str(p.rng.choice(["static", "pass", "recede"]))
-    return [("emergency_vehicle", *p.covering(), {"motion": motion})]
+    return {"motion": motion}
+
+
+def _emergency(p: _Placer) -> list[SegmentSpec]:
+    return [("emergency_vehicle", *p.covering(), _ev_motion(p))]
+
+
+def _lights_silent(p: _Placer) -> list[SegmentSpec]:
+    return [("lights", *p.covering(), _ev_motion(p))]
 
 
 def _collision(p: _Placer) -> list[SegmentSpec]:
@@ -104,7 +114,7 @@ def _stop_silent(p: _Placer) -> list[SegmentSpec]:
 
 
 def _impact_static(p: _Placer) -> list[SegmentSpec]:
-    at = W0 + p.rng.uniform(0.3, 0.9) * p.L
+    at = W0 + p.rng.uniform(0.5, 0.92) * p.L  # where collisions put theirs
     out: list[SegmentSpec] = [("impact", at - 0.1, at + 0.5, {"at": at})]
     if p.rng.random() < 0.5:
         out.append(("vehicle", W0 - 1.0, W0 + p.L + 1.0, {"motion": "static"}))
@@ -112,8 +122,10 @@ def _impact_static(p: _Placer) -> list[SegmentSpec]:
 
 
 def _separated(p: _Placer) -> list[SegmentSpec]:
-    near, far = ("lights", "siren") if p.rng.random() < 0.5 else ("siren", "lights")
-    return [(near, *p.covering(), {}), (far, *p.away(p.rng.uniform(1.0, 3.0)), {})]
+    lights: SegmentSpec = ("lights", *p.covering(), _ev_motion(p))
+    siren: SegmentSpec = ("siren", *p.covering(), {})
+    near, far = (lights, siren) if p.rng.random() < 0.5 else (siren, lights)
+    return [near, (far[0], *p.away(p.rng.uniform(1.0, 3.0)), far[3])]
 
 
 def _hazard_siren(p: _Placer) -> list[SegmentSpec]:
@@ -128,7 +140,8 @@ def _mixed(p: _Placer) -> list[SegmentSpec]:
 
 def _traffic(p: _Placer) -> list[SegmentSpec]:
     motion = str(p.rng.choice(["pass", "recede", "static"]))
-    return [("vehicle", *p.covering(), {"motion": motion})]
+    lamps = str(p.rng.choice(["none", "tail", "steady"], p=[0.4, 0.35, 0.25]))
+    return [("vehicle", *p.covering(), {"motion": motion, "lamps": lamps})]
 
 
 # (kind, weight, recipe). Fused positives: emergency 18 %, collision 16 %; distractors 30 %.
@@ -136,7 +149,7 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("emergency", 0.18, _emergency),
     ("collision", 0.16, _collision),
     ("radio_siren", 0.06, lambda p: [("siren", *p.covering(), {})]),
-    ("lights_silent", 0.06, lambda p: [("lights", *p.covering(), {})]),
+    ("lights_silent", 0.06, _lights_silent),
     ("hazard_silent", 0.03, lambda p: [("hazard_lights", *p.covering(), {})]),
     ("hazard_siren", 0.03, _hazard_siren),
     ("separated", 0.05, _separated),

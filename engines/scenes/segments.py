@@ -146,7 +146,7 @@ def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
     """An object moving (`motion`) during `[a, b)`, lamps `lamps` lit throughout."""
     kind = _pick(ctx, p, "motion", ("approach", "recede", "pass", "static"))
     lamps = _pick(ctx, _with(p, lamps=p.get("lamps") or ("none", "tail")[int(ctx.rng.integers(2))]),
-                  "lamps", ("none", "emergency", "hazard", "tail"))  # fmt: skip
+                  "lamps", ("none", "emergency", "hazard", "tail", "steady"))  # fmt: skip
     move_end = float(p.get("stop_at", b))
     shape, ratio, colour = vehicle_look(ctx, p)
     hz = ctx.rng.uniform(1.2, 2.5) if lamps == "emergency" else ctx.rng.uniform(0.9, 1.7)

@@ -59,7 +59,8 @@ class Vehicle:
     """An object in view during `visible`, with optional lamps lit during `lamps_on`.
 
     `lamps`: `none`; `emergency` (red/blue alternating on the roof: `flashing_lights`);
-    `hazard` (amber, both together: a distractor, not `flashing_lights`); `tail` (steady red).
+    `hazard` (amber, both together: a distractor, not `flashing_lights`); `tail` (steady red);
+    `steady` (red and blue roof lamps lit without flashing: colour alone is not the label).
     """
 
     motion: Motion
@@ -175,9 +176,11 @@ def draw_body(
 def _lamps(v: Vehicle, t: F64, cx: F64, cy: F64, s: F64, half: F64) -> list[tuple[Any, ...]]:
     """(x, y, colour, on) per lamp of `v`: emergency red/blue alternate, hazard amber together."""
     phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
-    if v.lamps == "emergency":
+    if v.lamps in ("emergency", "steady"):
         ly = cy - s - 0.05 * s
-        return [(cx - 0.3 * half, ly, RED, phase), (cx + 0.3 * half, ly, BLUE, ~phase)]
+        steady = np.ones_like(phase)
+        red, blue = (phase, ~phase) if v.lamps == "emergency" else (steady, steady)
+        return [(cx - 0.3 * half, ly, RED, red), (cx + 0.3 * half, ly, BLUE, blue)]
     ly = cy - 0.35 * s
     on = phase if v.lamps == "hazard" else np.ones_like(phase)
     colour = AMBER if v.lamps == "hazard" else RED

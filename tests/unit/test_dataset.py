@@ -88,19 +88,26 @@ def saturated(video: np.ndarray, channel: int) -> np.ndarray:
     """Per frame, how many pixels are strongly of one primary colour."""
     f = video.astype(np.float64) / 255
     others = np.max(np.delete(f, channel, axis=-1), axis=-1)
-    count: np.ndarray = np.sum((f[..., channel] > 0.6) & (f[..., channel] - others > 0.35), (1, 2))
+    count: np.ndarray = np.sum((f[..., channel] > 0.6) & (f[..., channel] - others > 0.45), (1, 2))
     return count
 
 
 def test_emergency_windows_flash_and_hazard_windows_do_not(sample: list[Example]) -> None:
     def flashes(e: Example) -> bool:
+        """Red and blue both swing, and against each other (they alternate)."""
         red, blue = saturated(e.video, 0), saturated(e.video, 2)
-        return bool(np.ptp(red) >= 2 and np.ptp(blue) >= 2)
+        if np.ptp(red) < 2 or np.ptp(blue) < 2:
+            return False
+        return bool(np.corrcoef(red, blue)[0, 1] < -0.2)
 
-    lights = [flashes(e) for e in sample if e.labels[LABELS.index("flashing_lights")] == 1]
-    hazard = [flashes(e) for e in sample if e.kind == "hazard_silent"]
+    flashing = LABELS.index("flashing_lights")
+    lights = [flashes(e) for e in sample if e.labels[flashing] == 1]
+    others = [flashes(e) for e in sample if e.labels[flashing] == 0]
+    hazard = [flashes(e) for e in sample if e.kind.startswith("hazard")]
     assert np.mean(lights) >= 0.9, np.mean(lights)
-    assert np.mean(hazard) <= 0.15, np.mean(hazard)
+    # a crude pixel count: amber lamps blinking over a blue car can look alike now and then
+    assert np.mean(others) <= 0.08, np.mean(others)
+    assert np.mean(hazard) <= 0.25, np.mean(hazard)
 
 
 def test_heldout_pools_are_disjoint_from_training() -> None:
