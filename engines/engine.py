@@ -21,14 +21,14 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from engines.backends.base import NUMPY_DTYPES, Arrays, Backend, concrete_shape, constant_array
 from engines.manifest import InputTable, Manifest
-from engines.runtime import EngineError, InputShapeError
+from engines.runtime import EngineError, EngineRuntime, InputShapeError
 from stream.windows import Window, WindowSpec
 
 logger = logging.getLogger(__name__)
@@ -151,6 +151,12 @@ class Engine:
         """Forget a stream's carried state."""
         with self._lock:
             self._states.pop(stream, None)
+
+    def close(self) -> None:
+        """Free the backend and every stream's state (service shutdown)."""
+        with self._lock:
+            self._states.clear()
+        self.backend.close()
 
     def stream_count(self) -> int:
         """Streams with carried state."""
@@ -341,3 +347,9 @@ def _reorder(windows: Sequence[Window], out: list[F32]) -> list[F32]:
     flat = _flatten(_rounds(windows))
     by_id = {id(w): s for w, s in zip(flat, out, strict=True)}
     return [by_id[id(w)] for w in windows]
+
+
+if TYPE_CHECKING:  # the scheduler's protocol, checked by mypy against this implementation
+
+    def _conforms(engine: Engine) -> EngineRuntime:
+        return engine

@@ -302,3 +302,7 @@ def test_state_is_carried_per_stream_in_order_and_released(tmp_path: Path) -> No
     assert engine.stream_count() == 3
     engine.release("a")
     assert engine.infer([win("a", 1.0)])[0]["level"] == 1.0
+    engine.close()  # service shutdown: state and backend freed
+    assert engine.stream_count() == 0
+    with pytest.raises(EngineError, match="before load"):
+        engine.infer([win("a", 1.0)])
