@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _send(args: argparse.Namespace) -> int:
+    if not getattr(args, "verbose", False):
+        logging.getLogger("aioice").setLevel(logging.WARNING)  # per-candidate lines are noise
     if _is_loopback(args.url):
         use_loopback_candidates()  # same-host server: 127.0.0.1 must be a candidate
     tracks, codec = _open_source(args)

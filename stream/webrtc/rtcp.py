@@ -79,6 +79,7 @@ class ReceiverTimeline:
         self._on_report = on_report
         self._wall_clock = wall_clock
         self.reports = 0
+        self._clock_rate: int | None = None
         original = getattr(receiver, _HOOK_ATTR)
 
         async def handle_rtcp_packet(packet: Any) -> None:
@@ -102,12 +103,13 @@ class ReceiverTimeline:
     @property
     def clock_rate(self) -> int | None:
         """The RTP clock rate of the negotiated (non-RTX) codec, once negotiated."""
-        codecs: dict[int, Any] = getattr(self._receiver, _CODECS_ATTR)
-        for codec in codecs.values():
-            if str(codec.mimeType).lower().endswith("/rtx"):
-                continue
-            return int(codec.clockRate)
-        return None
+        if self._clock_rate is None:
+            codecs: dict[int, Any] = getattr(self._receiver, _CODECS_ATTR)
+            for codec in codecs.values():
+                if not str(codec.mimeType).lower().endswith("/rtx"):
+                    self._clock_rate = int(codec.clockRate)
+                    break
+        return self._clock_rate
 
     def rtp_timestamp(self, pts: int | None, time_base: Fraction | None) -> int | None:
         """The wire RTP timestamp (mod 2**32) of a decoded frame, from its rebased pts."""
@@ -115,7 +117,9 @@ class ReceiverTimeline:
         rate = self.clock_rate
         if origin is None or pts is None or time_base is None or rate is None:
             return None
-        ticks = round(pts * time_base * rate)  # pts is in the decoder's time base
+        # pts is in the decoder's time base; integer math (Fraction arithmetic is slow per frame)
+        num, den = time_base.numerator, time_base.denominator
+        ticks = (2 * pts * rate * num + den) // (2 * den)
         return int((origin + ticks) % RTP_MODULO)
 
     def detach(self) -> None:

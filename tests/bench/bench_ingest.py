@@ -1,0 +1,315 @@
+"""Ingest benchmark: CPU per stream of the service (windows cut, no engine) vs a bare receiver.
+
+    .venv/bin/python tests/bench/bench_ingest.py --streams 4 --seconds 20
+
+N loopback streams of 640x480@30 VP8 + Opus are relayed from a pre-encoded clip (the sender
+neither decodes nor encodes). Two receivers run one after the other in the same run, each in its
+own process so that its CPU time is its own: a bare aiortc receiver that only drains the tracks,
+and the scenestream ingest service (rings, capture clock, windows cut for one 224x224@8 fps +
+16 kHz engine spec, counted by a sink). Reported: CPU seconds per stream-second for both, their
+ratio (target ≤ 1.15 at N = 4), and the service's frame handling time from `recv()` to the ring
+(p50/p99/max, target p99 ≤ 5 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import psutil
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+
+# -- the clip -------------------------------------------------------------------------------------
+
+
+class CameraLike:
+    """`sync` over a panning textured background with sensor noise: a camera's bitrate (~1 Mbps),
+    not a flat test pattern's (~0.2 Mbps), since decode cost (the baseline) follows the bitrate."""
+
+    def __init__(self, seed: int = 0) -> None:
+        from engines.scenes.sync import SyncScene
+
+        rng = np.random.default_rng(seed)
+        texture = rng.integers(0, 256, (600, 800, 3)).astype(np.float64)
+        for _ in range(3):  # box blur: smooth, camera-like structure rather than white noise
+            texture = (texture + np.roll(texture, 1, 0) + np.roll(texture, 1, 1)
+                       + np.roll(texture, -1, 0) + np.roll(texture, -1, 1)) / 5  # fmt: skip
+        self._texture = texture.astype(np.uint8)
+        self._rng = rng
+        self._sync = SyncScene(seed)
+
+    def render_video(self, t: float, height: int, width: int) -> npt.NDArray[np.uint8]:
+        frame = self._sync.render_video(t, height, width)
+        x = int(80 + 70 * np.sin(t * 0.9))
+        y = int(60 + 50 * np.cos(t * 0.7))
+        background = self._texture[y : y + height, x : x + width]
+        mask = frame[..., 1:2] < 60  # the dark background of the pattern
+        noisy = background.astype(np.int16) + self._rng.integers(-4, 5, background.shape)
+        return np.where(mask, np.clip(noisy, 0, 255).astype(np.uint8), frame)
+
+    def render_audio(self, t0: float, samples: int, sample_rate: int) -> npt.NDArray[np.float32]:
+        return self._sync.render_audio(t0, samples, sample_rate)
+
+
+def make_clip(path: Path, content: str, seconds: float = 4.0) -> None:
+    """Render 640x480@30 VP8 + Opus WebM once (keyframe every second)."""
+    import av
+
+    from engines.scenes.sync import SyncScene
+
+    scene = CameraLike() if content == "camera" else SyncScene()
+    with av.open(str(path), "w", format="webm") as out:
+        video = out.add_stream("libvpx", rate=30)
+        video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+        video.bit_rate = 1_200_000
+        video.gop_size = 30
+        video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+        audio = out.add_stream("libopus", rate=48_000)
+        audio.layout = "stereo"
+        for n in range(round(seconds * 30)):
+            frame = av.VideoFrame.from_ndarray(scene.render_video(n / 30, 480, 640), format="rgb24")
+            frame.pts, frame.time_base = n, Fraction(1, 30)
+            out.mux(video.encode(frame))
+        for n in range(round(seconds * 50)):
+            mono = scene.render_audio(n * 0.02, 960, 48_000)
+            pcm = (np.repeat(mono[None, :], 2, axis=0).T.reshape(1, -1) * 32767).astype(np.int16)
+            sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+            sound.sample_rate, sound.pts = 48_000, n * 960
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+
+
+# -- receivers (each runs in its own process) ------------------------------------------------------
+
+
+async def serve_bare(port: int) -> None:
+    """A bare aiortc WHIP receiver: answers offers and drains every track, nothing else."""
+    from aiohttp import web
+    from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+    from aiortc.mediastreams import MediaStreamError
+
+    pcs: dict[str, Any] = {}
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def drain(track: Any) -> None:
+        try:
+            while True:
+                await track.recv()
+        except MediaStreamError:
+            return
+
+    async def post(request: web.Request) -> web.Response:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.on("track", lambda t: tasks.add(asyncio.create_task(drain(t))))
+        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
+        await pc.setLocalDescription(await pc.createAnswer())
+        key = f"{request.match_info['stream']}/{len(pcs)}"
+        pcs[key] = pc
+        return web.Response(status=201, text=pc.localDescription.sdp,
+                            headers={"Location": f"/whip/{key}"})  # fmt: skip
+
+    async def delete(request: web.Request) -> web.Response:
+        pc = pcs.pop(f"{request.match_info['stream']}/{request.match_info['session']}", None)
+        if pc is not None:
+            await pc.close()
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/whip/{stream}", post)
+    app.router.add_delete("/whip/{stream}/{session}", delete)
+    await _run_until_term(app, port)
+
+
+async def serve_service(port: int, report: Path) -> None:
+    """The ingest service (windows cut, counted, no engine), timing every frame into the rings."""
+    from stream import ingest
+    from stream.ingest_service import CountingWindowSink, build_ingest_app
+    from stream.metrics import Metrics
+    from stream.status import LogStatusSink
+    from tests.bench.bench_support import record_ingest_times
+
+    times = record_ingest_times(ingest.StreamIngest)
+    sink = CountingWindowSink()
+    app = build_ingest_app(_settings(port), Metrics(process=False), window_sink=sink,
+                           status=LogStatusSink())  # fmt: skip
+    await _run_until_term(app, port)
+    result = {"ingest_s": times, "windows": sum(sink.submitted.values())}
+    await asyncio.to_thread(report.write_text, json.dumps(result))
+
+
+def _settings(port: int) -> Any:
+    from stream.config import load_settings
+
+    return load_settings(None, server={"port": port, "max_streams": 64,
+                                       "post_rate_per_minute": 100_000})  # fmt: skip
+
+
+async def _run_until_term(app: Any, port: int) -> None:
+    from aiohttp import web
+
+    from stream.webrtc.loopback import use_loopback_candidates
+
+    use_loopback_candidates(only=True)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await runner.cleanup()
+
+
+# -- the sender ----------------------------------------------------------------------------------
+
+
+async def send(url: str, streams: int, seconds: float, clip: Path) -> None:
+    """Publish `streams` relayed copies of the clip for `seconds`, then DELETE them."""
+    from stream.sender.relay import LoopingPacketTrack, load_clip
+    from stream.sender.whip_client import WhipPublisher
+    from stream.webrtc.loopback import use_loopback_candidates
+
+    use_loopback_candidates(only=True)
+    clips = load_clip(clip)
+    publishers = []
+    for i in range(streams):
+        publisher = WhipPublisher(f"{url}/whip/bench{i}")
+        start = time.time() + 0.2
+        await publisher.publish([LoopingPacketTrack(c, start=start) for c in clips.values()],
+                                codec="vp8")  # fmt: skip
+        publishers.append(publisher)
+    await asyncio.sleep(seconds)
+    await asyncio.gather(*(p.close() for p in publishers))
+
+
+# -- one measured phase --------------------------------------------------------------------------
+
+
+def phase(role: str, streams: int, seconds: float, warmup: float, clip: Path, port: int,
+          report: Path) -> dict[str, float]:  # fmt: skip
+    """Start a receiver process, publish to it, and measure its CPU over the steady part."""
+    cmd = [sys.executable, __file__, "--role", role, "--port", str(port), "--report", str(report)]
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+    try:
+        assert server.stdout is not None
+        if server.stdout.readline().strip() != b"ready":
+            raise RuntimeError(f"{role} receiver did not start")
+        proc = psutil.Process(server.pid)
+        sender = subprocess.Popen(
+            [sys.executable, __file__, "--role", "send", "--port", str(port), "--streams",
+             str(streams), "--seconds", str(seconds + warmup + 1), "--clip", str(clip)],
+            cwd=ROOT,
+        )  # fmt: skip
+        time.sleep(warmup)
+        cpu0, wall0 = sum(proc.cpu_times()[:2]), time.monotonic()
+        time.sleep(seconds)
+        cpu1, wall1 = sum(proc.cpu_times()[:2]), time.monotonic()
+        sender.wait(timeout=60)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    cpu = cpu1 - cpu0
+    return {
+        "cpu_s": cpu,
+        "wall_s": wall1 - wall0,
+        "cpu_per_stream": cpu / (wall1 - wall0) / streams,
+    }
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    """p50, p99 and max of `values` (nan when empty)."""
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    array = np.asarray(values)
+    return {"p50": float(np.median(array)), "p99": float(np.percentile(array, 99)),
+            "max": float(array.max())}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--port", type=int, default=18_181)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--content",
+        choices=["camera", "pattern"],
+        default="camera",
+        help="textured camera-like clip (~1 Mbps) or the flat sync pattern",
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/service rounds")
+    parser.add_argument("--role", choices=["bench", "bare", "service", "send"], default="bench")
+    parser.add_argument("--report", type=Path)
+    parser.add_argument("--clip", type=Path)
+    args = parser.parse_args()
+    if args.role == "bare":
+        return asyncio.run(serve_bare(args.port))
+    if args.role == "service":
+        return asyncio.run(serve_service(args.port, args.report))
+    if args.role == "send":
+        return asyncio.run(
+            send(f"http://127.0.0.1:{args.port}", args.streams, args.seconds, args.clip)
+        )
+
+    with tempfile.TemporaryDirectory() as tmp:
+        clip, report = Path(tmp) / "sync.webm", Path(tmp) / "service.json"
+        print("rendering the clip ... ", end="", flush=True)
+        make_clip(clip, args.content)
+        clip_bytes = clip.stat().st_size
+        print(f"{clip_bytes // 1024} KiB")
+        runs: dict[str, list[float]] = {"bare": [], "service": []}
+        times: dict[str, list[float]] = {"video": [], "audio": []}
+        windows = 0
+        for round_ in range(args.rounds):  # alternate, so background load drifts hit both alike
+            for role in ("bare", "service"):
+                print(f"round {round_ + 1} {role}: {args.streams} streams, {args.seconds:.0f} s",
+                      flush=True)  # fmt: skip
+                result = phase(role, args.streams, args.seconds, args.warmup, clip, args.port,
+                               report)  # fmt: skip
+                runs[role].append(result["cpu_per_stream"])
+                print(f"  {result['cpu_per_stream']:.4f} CPU s per stream-second", flush=True)
+            service = json.loads(report.read_text())
+            windows += service["windows"]
+            for kind, values in service["ingest_s"].items():
+                times[kind] += [v * 1e3 for v in values]
+    bare, serv = statistics.median(runs["bare"]), statistics.median(runs["service"])
+    out = {
+        "streams": args.streams,
+        "seconds": args.seconds,
+        "content": args.content,
+        "clip_kbps": round(clip_bytes * 8 / 4.0 / 1000),
+        "cpu_per_stream_bare": bare,
+        "cpu_per_stream_service": serv,
+        "ratio": serv / bare,
+        "runs": runs,
+        "windows": windows,
+        "ingest_ms": {kind: summary(values) for kind, values in times.items()},
+        "frames_timed": {kind: len(vals) for kind, vals in times.items()},
+        "cpus": os.cpu_count(),
+    }
+    print(json.dumps(out, indent=2))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
