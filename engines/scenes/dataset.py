@@ -184,6 +184,9 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
     segments = recipe(placer)
     if kind not in ("traffic", "street") and rng.random() < 0.25:
         segments += _traffic(placer)  # clutter: something else moving that is not the point
+    if kind != "street" and rng.random() < 0.2:
+        # other sounds over the main event, so labels co-occur independently of the kind
+        segments += placer.maybe(str(rng.choice(["speech", "horn", "alarm"])))
     duration = W0 + spec.length_s + 2.0
     scene = compose_scene(
         kind, duration, rng=rng, split=split, look=random_look(rng, split),
