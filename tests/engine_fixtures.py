@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -157,15 +158,18 @@ def build_user_engine(root: Path) -> Path:
     torch.save(model.state_dict(), engine_dir / "model.pt")
     batch = torch.export.Dim("batch", min=1, max=64)
     example = (torch.zeros(2, 4, 8, 8, 3, dtype=torch.uint8), torch.zeros(2, 1600))
-    torch.onnx.export(
-        model,
-        example,
-        str(engine_dir / "model.onnx"),
-        input_names=["video", "audio"],
-        output_names=["scores"],
-        dynamic_shapes={"video": {0: batch}, "audio": {0: batch}},
-        opset_version=18,
-        verbose=False,
-    )
+    with warnings.catch_warnings():  # the exporter's own deprecation chatter, not ours
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            model,
+            example,
+            str(engine_dir / "model.onnx"),
+            input_names=["video", "audio"],
+            output_names=["scores"],
+            dynamic_shapes={"video": {0: batch}, "audio": {0: batch}},
+            opset_version=18,
+            verbose=False,
+        )
     (engine_dir / "engine.toml").write_text(to_toml(USER_MANIFEST))
     return engine_dir
