@@ -44,7 +44,7 @@ from engines.scenes.mix import Reverb
 from engines.scenes.pools import check_split, random_ambience, random_backdrop, random_look
 from engines.scenes.scene import Scene
 from engines.scenes.segments import SEGMENT_KINDS
-from engines.scenes.video import BACKDROP_FAMILIES, Backdrop
+from engines.scenes.video import BACKDROP_FAMILIES, SHAKE_MARGIN, Backdrop
 from stream.cli import UserError
 
 _VEHICLE = frozenset({"motion", "lamps", "shape", "colour", "flash_hz", "stop_at"})
@@ -63,6 +63,9 @@ PARAMS: dict[str, frozenset[str]] = {
 }
 _TOP = frozenset({"name", "duration", "description", "look", "sound", "segment"})
 _LOOK = frozenset({"backdrop", "shake", "noise", "gain"})
+# Allowed ranges: shake stays inside the backdrop's margin, noise and gain keep a picture.
+_RANGES = {"shake": (0.0, SHAKE_MARGIN), "noise": (0.0, 0.3), "gain": (0.05, 3.0),
+           "level": (0.01, 1.0), "reverb": (0.0, 3.0)}  # fmt: skip
 _SOUND = frozenset({"ambience", "reverb", "level"})
 
 
@@ -118,6 +121,12 @@ def parse_script(data: dict[str, Any], *, source: str = "<script>") -> Script:
     look, sound = dict(data.get("look", {})), dict(data.get("sound", {}))
     _unknown(f"{source}: [look]", set(look), _LOOK)
     _unknown(f"{source}: [sound]", set(sound), _SOUND)
+    for table, values in (("look", look), ("sound", sound)):
+        for key, (lo, hi) in _RANGES.items():
+            if key in values and not (key == "reverb" and isinstance(values[key], bool)):
+                v = _number(f"{source}: [{table}] {key}", values[key])
+                if not lo <= v <= hi:
+                    raise ScriptError(f"{source}: [{table}] {key} must be in [{lo}, {hi}], not {v}")
     if look.get("backdrop", BACKDROP_FAMILIES[0]) not in BACKDROP_FAMILIES:
         raise ScriptError(
             f"{source}: [look] backdrop must be one of {', '.join(BACKDROP_FAMILIES)}"

@@ -243,6 +243,8 @@ def test_script_errors_from_values_and_files(tmp_path: Path) -> None:
         load_scenario("nope")
     with pytest.raises(ScriptError, match="missing 'duration'"):
         parse_script({})
+    with pytest.raises(ScriptError, match=r"\[look\] shake must be in \[0.0, 0.04\], not 0.5"):
+        parse_script({"duration": 5, "look": {"shake": 0.5}})
 
 
 def test_render_files_writes_y4m_wav_and_truth(tmp_path: Path) -> None:
