@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 EVAL_CACHE = Path(".cache/scenestream/eval")
 EVAL_WINDOWS = 2000
 SET_SEEDS = {"heldout": 7, "val": 5, "train": 3}
-SCENES = ("emergency", "radio-siren", "conversation", "street", "collision", "hazard-lights")
+SKIP_SCENES = frozenset({"sync"})  # a test pattern, no labels
 SCENE_SEEDS = (0, 1, 2)
 
 
@@ -69,7 +69,7 @@ def scripted_runs(scorer: Scorer, split: str) -> list[events.SceneRun]:
     takes_split = "split" in inspect.signature(load_scenario).parameters
     thresholds = events.scene_thresholds(scorer)
     runs = []
-    for name in (s for s in SCENES if s in available):
+    for name in sorted(available - SKIP_SCENES):
         for seed in SCENE_SEEDS:
             kw: dict[str, Any] = {"split": split} if takes_split else {}
             scene = load_scenario(name, seed=seed, **kw)

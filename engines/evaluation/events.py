@@ -47,6 +47,8 @@ def cut_scene(
     scene: SceneRenderer, spec: WindowSpec, duration_s: float
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32], npt.NDArray[np.float64]]:
     """Video `[N,T,H,W,3]`, audio `[N,S]` and window end times for every hop of the scene."""
+    from engines.scenes.dataset import render_window  # the generator's own window cut
+
     if spec.video is None or spec.audio is None:
         raise ValueError("event evaluation needs an engine with video and audio")
     v, a = spec.video, spec.audio
@@ -54,9 +56,7 @@ def cut_scene(
     videos = np.empty((len(ends), v.frames, v.height, v.width, 3), dtype=np.uint8)
     audios = np.empty((len(ends), a.samples), dtype=np.float32)
     for i, end in enumerate(ends):
-        for k in range(v.frames):
-            videos[i, k] = scene.render_video(end - (v.frames - 1 - k) / v.fps, v.height, v.width)
-        audios[i] = scene.render_audio(end - spec.length_s, a.samples, a.sample_rate)
+        videos[i], audios[i] = render_window(scene, spec, float(end))
     return videos, audios, ends
 
 

@@ -1,5 +1,9 @@
-"""The training loop: AdamW + one-cycle, masked multi-label BCE, validation every epoch,
-checkpoints, early stopping and a wall-time limit.
+"""The training loop: AdamW, warm-up + cosine learning rate, masked multi-label BCE, validation
+every epoch, checkpoints, early stopping and a wall-time limit.
+
+The schedule runs on *progress* = the larger of steps done / steps planned and time used / time
+allowed, so a run cut short by the wall-time limit (a busy machine) still anneals its learning
+rate to the end instead of stopping at full rate.
 
 Modality dropout: with probability `modality_dropout` a training window loses its audio (the
 log-mel of silence) or its video (black frames), and the labels that need the lost modality are
@@ -103,6 +107,14 @@ def drop_modalities(
     return video, logmel, labels
 
 
+def learning_rate(peak: float, progress: float, warmup: float = 0.1) -> float:
+    """Linear warm-up to `peak` over the first `warmup` of progress, then cosine to 2% of it."""
+    if progress < warmup:
+        return peak * (0.1 + 0.9 * progress / warmup)
+    x = min((progress - warmup) / (1 - warmup), 1.0)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * x)))
+
+
 def predict(model: AVFusion, data: WindowSet, batch: int = 256) -> npt.NDArray[np.float32]:
     """Sigmoid scores `[N, L]` from cached features (eval mode, no grad)."""
     model.eval()
@@ -138,12 +150,10 @@ def train(
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     steps = max(len(train_set) // cfg.batch, 1)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.OneCycleLR(
-        opt, max_lr=cfg.lr, total_steps=cfg.epochs * steps, pct_start=0.15
-    )
+    budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
     loss_fn = nn.BCEWithLogitsLoss(reduction="none")
     result, started, bad_epochs = TrainResult(), time.monotonic(), 0
-    deadline = started + cfg.minutes * 60 if cfg.minutes else math.inf
+    done_steps = 0
     best_state: dict[str, Any] | None = None
     for epoch in range(cfg.epochs):
         bar = ProgressBar(f"epoch {epoch + 1}/{cfg.epochs}", steps)
@@ -156,14 +166,19 @@ def train(
                 video, logmel, labels, cfg.modality_dropout, gen
             )
             loss = (loss_fn(model.forward_logmel(video, logmel), labels) * care).sum() / care.sum()
+            progress = max(
+                done_steps / (cfg.epochs * steps), (time.monotonic() - started) / budget_s
+            )
+            for group in opt.param_groups:
+                group["lr"] = learning_rate(cfg.lr, progress)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            done_steps += 1
             value = loss.item()
             running = 0.95 * running + 0.05 * value if step else value
             bar.update(step + 1, f"loss {running:.4f}")
-            if time.monotonic() > deadline:
+            if time.monotonic() - started > budget_s:
                 break
         val_f1, val_loss = validate(model, val_set)
         bar.close(step + 1, f"loss {running:.4f} val loss {val_loss:.4f} val macro-F1 {val_f1:.4f}")
@@ -181,7 +196,7 @@ def train(
         if bad_epochs >= cfg.patience:
             result.stopped = f"early stop: no val gain in {cfg.patience} epochs"
             break
-        if time.monotonic() > deadline:
+        if time.monotonic() - started > budget_s:
             result.stopped = f"time limit ({cfg.minutes} min)"
             break
     if best_state is not None:
