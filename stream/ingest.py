@@ -36,6 +36,7 @@ logger = logging.getLogger(__name__)
 INGEST_ENGINE_LABEL = "all"  # stage="ingest" is shared by every engine
 VIDEO_CLOCK_RATE = 90_000
 _hook_warned = False
+_DECODED = (av.VideoFrame, av.AudioFrame)
 
 
 @dataclass(slots=True)
@@ -186,7 +187,7 @@ class StreamIngest:
                     frame = await track.recv()
                 except MediaStreamError:
                     return
-                if not isinstance(frame, av.VideoFrame | av.AudioFrame):
+                if not isinstance(frame, _DECODED):
                     continue  # aiortc only hands decoded frames to a remote track
                 try:
                     handle(frame, timing)  # type: ignore[arg-type]

@@ -63,10 +63,13 @@ async def _send(args: argparse.Namespace) -> int:
             await asyncio.wait_for(ended.wait(), None if math.isinf(seconds) else seconds)
         return 0
     finally:
+        published = publisher.location is not None
+        publisher.pc.remove_all_listeners("connectionstatechange")  # quiet teardown
         await publisher.close()
         for track in tracks:
             track.stop()
-        print("session closed", file=sys.stderr, flush=True)
+        if published:
+            print("session deleted", file=sys.stderr, flush=True)
 
 
 def _open_source(args: argparse.Namespace) -> tuple[Sequence[MediaStreamTrack], str | None]:

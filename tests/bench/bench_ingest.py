@@ -1,14 +1,14 @@
 """Ingest benchmark: CPU per stream of the service (windows cut, no engine) vs a bare receiver.
 
-    .venv/bin/python tests/bench/bench_ingest.py --streams 4 --seconds 20
+    .venv/bin/python tests/bench/bench_ingest.py --streams 4 --seconds 20 [--content pattern]
 
 N loopback streams of 640x480@30 VP8 + Opus are relayed from a pre-encoded clip (the sender
-neither decodes nor encodes). Two receivers run one after the other in the same run, each in its
-own process so that its CPU time is its own: a bare aiortc receiver that only drains the tracks,
-and the scenestream ingest service (rings, capture clock, windows cut for one 224x224@8 fps +
-16 kHz engine spec, counted by a sink). Reported: CPU seconds per stream-second for both, their
-ratio (target ≤ 1.15 at N = 4), and the service's frame handling time from `recv()` to the ring
-(p50/p99/max, target p99 ≤ 5 ms).
+neither decodes nor encodes). Two receivers run side by side, each fed its own N streams and
+each in its own process so that its CPU time is its own: a bare aiortc receiver that only
+drains the tracks, and the scenestream ingest service (rings, capture clock, windows cut for one
+224x224@8 fps + 16 kHz engine spec, counted by a sink). Reported: CPU seconds per stream-second
+for both, their ratio (target ≤ 1.15 at N = 4; median over rounds), and the service's frame
+handling time from `recv()` to the ring (p50/p99/max, target p99 ≤ 5 ms).
 """
 
 from __future__ import annotations
@@ -202,35 +202,43 @@ async def send(url: str, streams: int, seconds: float, clip: Path) -> None:
 # -- one measured phase --------------------------------------------------------------------------
 
 
-def phase(role: str, streams: int, seconds: float, warmup: float, clip: Path, port: int,
-          report: Path) -> dict[str, float]:  # fmt: skip
-    """Start a receiver process, publish to it, and measure its CPU over the steady part."""
-    cmd = [sys.executable, __file__, "--role", role, "--port", str(port), "--report", str(report)]
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+def measure(streams: int, seconds: float, warmup: float, clip: Path, port: int,
+            report: Path) -> dict[str, float]:  # fmt: skip
+    """Run the bare receiver and the service side by side, each fed `streams` streams by its
+    own sender, and measure both processes' CPU over the same steady interval (so background
+    load on a shared machine hits both alike)."""
+    servers: dict[str, subprocess.Popen[bytes]] = {}
+    senders: list[subprocess.Popen[bytes]] = []
+    ports = {"bare": port, "service": port + 1}
     try:
-        assert server.stdout is not None
-        if server.stdout.readline().strip() != b"ready":
-            raise RuntimeError(f"{role} receiver did not start")
-        proc = psutil.Process(server.pid)
-        sender = subprocess.Popen(
-            [sys.executable, __file__, "--role", "send", "--port", str(port), "--streams",
-             str(streams), "--seconds", str(seconds + warmup + 1), "--clip", str(clip)],
-            cwd=ROOT,
-        )  # fmt: skip
+        for role, p in ports.items():
+            cmd = [sys.executable, __file__, "--role", role, "--port", str(p), "--report",
+                   str(report)]  # fmt: skip
+            servers[role] = subprocess.Popen(cmd, stdout=subprocess.PIPE, cwd=ROOT)
+            stdout = servers[role].stdout
+            if stdout is None or stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"{role} receiver did not start")
+        for p in ports.values():
+            senders.append(subprocess.Popen(
+                [sys.executable, __file__, "--role", "send", "--port", str(p), "--streams",
+                 str(streams), "--seconds", str(seconds + warmup + 1), "--clip", str(clip)],
+                cwd=ROOT,
+            ))  # fmt: skip
+        procs = {role: psutil.Process(server.pid) for role, server in servers.items()}
         time.sleep(warmup)
-        cpu0, wall0 = sum(proc.cpu_times()[:2]), time.monotonic()
+        cpu0 = {role: sum(proc.cpu_times()[:2]) for role, proc in procs.items()}
+        wall0 = time.monotonic()
         time.sleep(seconds)
-        cpu1, wall1 = sum(proc.cpu_times()[:2]), time.monotonic()
-        sender.wait(timeout=60)
+        cpu1 = {role: sum(proc.cpu_times()[:2]) for role, proc in procs.items()}
+        wall = time.monotonic() - wall0
+        for sender in senders:
+            sender.wait(timeout=60)
     finally:
-        server.send_signal(signal.SIGTERM)
-        server.wait(timeout=30)
-    cpu = cpu1 - cpu0
-    return {
-        "cpu_s": cpu,
-        "wall_s": wall1 - wall0,
-        "cpu_per_stream": cpu / (wall1 - wall0) / streams,
-    }
+        for server in servers.values():
+            server.send_signal(signal.SIGTERM)
+        for server in servers.values():
+            server.wait(timeout=30)
+    return {role: (cpu1[role] - cpu0[role]) / wall / streams for role in ports}
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -255,7 +263,7 @@ def main() -> None:
         default="camera",
         help="textured camera-like clip (~1 Mbps) or the flat sync pattern",
     )
-    parser.add_argument("--rounds", type=int, default=2, help="alternating bare/service rounds")
+    parser.add_argument("--rounds", type=int, default=3, help="measurements (median reported)")
     parser.add_argument("--role", choices=["bench", "bare", "service", "send"], default="bench")
     parser.add_argument("--report", type=Path)
     parser.add_argument("--clip", type=Path)
@@ -278,14 +286,17 @@ def main() -> None:
         runs: dict[str, list[float]] = {"bare": [], "service": []}
         times: dict[str, list[float]] = {"video": [], "audio": []}
         windows = 0
-        for round_ in range(args.rounds):  # alternate, so background load drifts hit both alike
-            for role in ("bare", "service"):
-                print(f"round {round_ + 1} {role}: {args.streams} streams, {args.seconds:.0f} s",
-                      flush=True)  # fmt: skip
-                result = phase(role, args.streams, args.seconds, args.warmup, clip, args.port,
-                               report)  # fmt: skip
-                runs[role].append(result["cpu_per_stream"])
-                print(f"  {result['cpu_per_stream']:.4f} CPU s per stream-second", flush=True)
+        ratios = []
+        for round_ in range(args.rounds):
+            print(f"round {round_ + 1}: {args.streams} streams into each receiver, "
+                  f"{args.seconds:.0f} s", flush=True)  # fmt: skip
+            result = measure(args.streams, args.seconds, args.warmup, clip, args.port, report)
+            for role, value in result.items():
+                runs[role].append(value)
+            ratios.append(result["service"] / result["bare"])
+            bare_s, service_s = result["bare"], result["service"]
+            print(f"  CPU s per stream-second: bare {bare_s:.4f}, service {service_s:.4f}, "
+                  f"ratio {ratios[-1]:.3f}", flush=True)  # fmt: skip
             service = json.loads(report.read_text())
             windows += service["windows"]
             for kind, values in service["ingest_s"].items():
@@ -298,7 +309,7 @@ def main() -> None:
         "clip_kbps": round(clip_bytes * 8 / 4.0 / 1000),
         "cpu_per_stream_bare": bare,
         "cpu_per_stream_service": serv,
-        "ratio": serv / bare,
+        "ratio": statistics.median(ratios),
         "runs": runs,
         "windows": windows,
         "ingest_ms": {kind: summary(values) for kind, values in times.items()},

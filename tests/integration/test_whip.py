@@ -14,14 +14,25 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from multidict import CIMultiDict
 
 from engines.scenes.sync import SyncScene
+from stream.metrics import Metrics
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher
-from tests.integration.whip_support import Service, running_service, settings, wait_for
+from stream.status import LogStatusSink
+from stream.whip.app import create_app
+from tests.integration.whip_support import (
+    SYNC_SPECS,
+    RecordingSink,
+    Service,
+    running_service,
+    settings,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 
@@ -285,3 +296,22 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind() -> None:
         assert len(asyncio.all_tasks()) <= tasks_before
         assert rss[1] - rss[0] < 60, f"RSS grew {rss[1] - rss[0]:.0f} MB over 40 cycles"
         assert len(service.sink.ended) == 50
+
+
+@pytest.mark.parametrize("ready", [True, False])
+async def test_health_and_readiness_follow_the_injected_callback(ready: bool) -> None:
+    async def is_ready() -> bool:
+        return ready
+
+    sink, status = RecordingSink(), LogStatusSink()
+    app = create_app(settings(), Metrics(process=False), specs=SYNC_SPECS, window_sink=sink,
+                     status=status, ready=is_ready)  # fmt: skip
+    async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
+        async with http.get(server.make_url("/healthz")) as resp:
+            assert resp.status == 200
+        async with http.get(server.make_url("/readyz")) as resp:
+            assert resp.status == (200 if ready else 503)
+            assert (await resp.json())["ready"] is ready
+        async with http.get(server.make_url("/nowhere")) as resp:
+            assert resp.status == 404
+            assert resp.headers["Content-Type"].startswith("application/problem+json")

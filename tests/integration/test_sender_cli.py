@@ -1,0 +1,122 @@
+"""`scenestream send` as a user runs it (a subprocess) against the live ingest service."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from engines.scenes.sync import SyncScene
+from stream.embedded_redis import free_port
+from tests.integration.whip_support import Service, running_service, settings, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
+
+
+async def start_send(*args: str) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "scenestream"), "send", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+
+async def finish(proc: asyncio.subprocess.Process, within_s: float = 20) -> tuple[int, str]:
+    _, stderr = await asyncio.wait_for(proc.communicate(), within_s)
+    assert proc.returncode is not None
+    return proc.returncode, stderr.decode()
+
+
+def live(service: Service) -> bool:
+    return any(s.state == "live" for s in service.registry.sessions())
+
+
+async def test_send_scenario_publishes_then_deletes() -> None:
+    async with running_service() as service:
+        proc = await start_send(service.whip("cam1"), "--scenario", "sync", "--seconds", "2.5")
+        await wait_for(lambda: live(service), 15, "the sender to connect")
+        code, stderr = await finish(proc)
+        assert code == 0, stderr
+        assert "publishing to http://127.0.0.1" in stderr
+        assert len(service.registry) == 0  # the sender sent DELETE
+        assert service.states("cam1")[-1] == ("offline", "deleted")
+        assert service.sink.windows, "no window was cut"
+
+
+async def test_refused_offer_is_one_clear_line() -> None:
+    async with running_service(settings(server={"tokens": ["s3cret"]})) as service:
+        proc = await start_send(service.whip("cam1"), "--scenario", "sync", "--seconds", "1")
+        code, stderr = await finish(proc)
+        assert code == 2
+        assert stderr.strip().splitlines() == [
+            "scenestream send: offer refused: 401 missing or invalid bearer token"
+        ]
+
+
+async def test_unreachable_server_is_one_clear_line() -> None:
+    url = f"http://127.0.0.1:{free_port()}/whip/cam1"
+    code, stderr = await finish(await start_send(url, "--scenario", "sync"))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("scenestream send: offer refused: cannot reach")
+
+
+async def test_ctrl_c_deletes_the_session() -> None:
+    async with running_service() as service:
+        proc = await start_send(service.whip("cam1"), "--scenario", "sync")
+        await wait_for(lambda: live(service), 15, "the sender to connect")
+        proc.send_signal(signal.SIGINT)
+        code, stderr = await finish(proc)
+        assert code == 130, stderr
+        assert len(service.registry) == 0
+        assert service.states("cam1")[-1] == ("offline", "deleted")
+
+
+def write_clip(path: Path, seconds: float = 1.0) -> None:
+    """A short VP8 + Opus WebM of the sync pattern."""
+    scene = SyncScene()
+    with av.open(str(path), "w", format="webm") as out:
+        video = out.add_stream("libvpx", rate=30)
+        video.width, video.height, video.pix_fmt, video.gop_size = 320, 240, "yuv420p", 15
+        audio = out.add_stream("libopus", rate=48_000)
+        for n in range(round(seconds * 30)):
+            frame = av.VideoFrame.from_ndarray(scene.render_video(n / 30, 240, 320), "rgb24")
+            frame.pts, frame.time_base = n, Fraction(1, 30)
+            out.mux(video.encode(frame))
+        for n in range(round(seconds * 50)):
+            mono = scene.render_audio(n * 0.02, 960, 48_000)
+            pcm = (np.repeat(mono, 2) * 32767).astype(np.int16).reshape(1, -1)
+            sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
+            sound.sample_rate, sound.pts = 48_000, n * 960
+            out.mux(audio.encode(sound))
+        out.mux(video.encode(None))
+        out.mux(audio.encode(None))
+
+
+@pytest.mark.slow
+async def test_send_file_loop_relays_packets_across_loop_points(tmp_path: Path) -> None:
+    clip = tmp_path / "clip.webm"
+    write_clip(clip)
+    async with running_service() as service:
+        proc = await start_send(service.whip("file1"), "--file", str(clip), "--loop",
+                                "--seconds", "3.5")  # fmt: skip
+        await wait_for(lambda: live(service), 15, "the sender to connect")
+        session = service.registry.sessions()[0]
+        await asyncio.sleep(2.5)  # the 1 s clip has looped at least once by now
+        fps = session.ingest.stats.fps(time.monotonic())
+        received = dict(session.ingest.stats.received)
+        code, stderr = await finish(proc)
+        assert code == 0, stderr
+        assert 20 < fps < 40, f"{fps} fps across loop points"
+        assert received["video"] > 60
+        assert received["audio"] > 100
+        windows = service.sink.windows
+        assert windows
+        assert all(not w.missing for w in windows[1:])
