@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
