@@ -106,6 +106,9 @@ class WhipEndpoint:
         self.registry.add(session)
         try:
             answer = await session.answer(offer)
+        except asyncio.CancelledError:
+            session.close_soon("client gone")  # the client hung up mid-negotiation
+            raise
         except Exception as exc:
             await session.close("offer rejected")
             logger.info("offer could not be applied", extra={"stream": stream})

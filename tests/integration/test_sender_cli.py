@@ -79,6 +79,16 @@ async def test_ctrl_c_deletes_the_session() -> None:
         assert service.states("cam1")[-1] == ("offline", "deleted")
 
 
+async def test_killed_sender_is_cleaned_by_the_watchdog() -> None:
+    async with running_service(settings(session={"media_timeout_s": 1.0})) as service:
+        proc = await start_send(service.whip("cam1"), "--scenario", "sync")
+        await wait_for(lambda: live(service), 15, "the sender to connect")
+        proc.kill()  # no DELETE, no RTCP BYE, no DTLS close: the publisher just vanishes
+        await proc.wait()
+        await wait_for(lambda: len(service.registry) == 0, 5, "the media watchdog")
+        assert service.states("cam1")[-1] == ("offline", "no media")
+
+
 def write_clip(path: Path, seconds: float = 1.0) -> None:
     """A short VP8 + Opus WebM of the sync pattern."""
     scene = SyncScene()

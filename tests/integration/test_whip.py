@@ -9,6 +9,7 @@ import asyncio
 import gc
 import json
 import resource
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -283,10 +284,12 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind() -> None:
     async with running_service() as service:
         tasks_before = len(asyncio.all_tasks())
         rss = []
+        ingests: list[weakref.ref[object]] = []
         for cycle in range(50):
             publisher = WhipPublisher(service.whip(f"churn{cycle % 3}"))
             await publisher.publish(scene_tracks(size=(160, 120)))
             await wait_for(lambda: service.registry.sessions()[0].state == "live", 5, "live")
+            ingests.append(weakref.ref(service.registry.sessions()[0].ingest))
             await publisher.close()
             assert_nothing_left(service)
             if cycle in (9, 49):
@@ -296,6 +299,9 @@ async def test_fifty_connect_disconnect_cycles_leave_nothing_behind() -> None:
         assert len(asyncio.all_tasks()) <= tasks_before
         assert rss[1] - rss[0] < 60, f"RSS grew {rss[1] - rss[0]:.0f} MB over 40 cycles"
         assert len(service.sink.ended) == 50
+        gc.collect()
+        alive = sum(ref() is not None for ref in ingests)
+        assert alive == 0, f"{alive} stream ingests (rings) still referenced after close"
 
 
 @pytest.mark.parametrize("ready", [True, False])
