@@ -129,3 +129,31 @@ class ReceiverTimeline:
 
 def _ignore(_: SenderReport) -> None:
     return None
+
+
+_RECEIVER_LOGGER = "aiortc.rtcrtpreceiver"
+_DECODE_FAILED = "RTCRtpReceiver(%s) failed to decode"
+
+
+class _DecodeErrorFilter(logging.Filter):
+    def __init__(self, on_error: Callable[[str], None]) -> None:
+        super().__init__()
+        self._on_error = on_error
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and record.msg.startswith(_DECODE_FAILED) and record.args:
+            args = record.args if isinstance(record.args, tuple) else (record.args,)
+            self._on_error(str(args[0]))
+        return True  # the warning itself is still logged
+
+
+def watch_decode_errors(on_error: Callable[[str], None]) -> Callable[[], None]:
+    """Call `on_error(kind)` for every frame aiortc fails to decode; returns the undo.
+
+    aiortc drops such frames in its decoder thread and only logs a warning (no counter, no
+    event), so the warning is the one signal there is; the message is pinned with aiortc.
+    """
+    log = logging.getLogger(_RECEIVER_LOGGER)
+    watcher = _DecodeErrorFilter(on_error)
+    log.addFilter(watcher)
+    return lambda: log.removeFilter(watcher)

@@ -22,6 +22,7 @@ from stream.registry import AtCapacity, StreamLive, StreamRegistry
 from stream.session import IngestSession
 from stream.status import StatusSink
 from stream.webrtc.loopback import use_loopback_candidates
+from stream.webrtc.rtcp import watch_decode_errors
 from stream.whip.auth import token_allowed
 from stream.whip.cors import cors_middleware
 from stream.whip.problems import Problem, problem_response
@@ -197,6 +198,17 @@ def create_app(
     app.router.add_get("/metrics", _metrics(metrics))
     app.router.add_get("/api/streams", _streams(whip.registry))
     app.on_shutdown.append(whip.close_all)
+    decode_errors = {
+        k: metrics.frames_dropped.labels(k, "decode_error") for k in ("video", "audio")
+    }
+    unwatch = watch_decode_errors(
+        lambda kind: decode_errors[kind].inc() if kind in decode_errors else None
+    )
+
+    async def stop_watching(_: web.Application) -> None:
+        unwatch()
+
+    app.on_cleanup.append(stop_watching)
     return app
 
 

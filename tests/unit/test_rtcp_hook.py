@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import inspect
+import logging
 from fractions import Fraction
 from typing import Any
 
 import aiortc
 import pytest
-from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport
+from aiortc import RTCCertificate, RTCDtlsTransport, RTCIceGatherer, RTCIceTransport, rtcrtpreceiver
 from aiortc.codecs import CODECS
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
 from stream.clock import unix_to_ntp
-from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport, check_internals
+from stream.webrtc.rtcp import (
+    ReceiverTimeline,
+    RtcpHookError,
+    SenderReport,
+    check_internals,
+    watch_decode_errors,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -76,3 +84,16 @@ def test_wire_rtp_timestamp_is_recovered_from_the_rebased_pts() -> None:
     assert timeline.rtp_timestamp(0, Fraction(1, 90_000)) == first
     pts = mapper.map(3000)  # wrapped on the wire
     assert timeline.rtp_timestamp(pts, Fraction(1, 90_000)) == 3000
+
+
+def test_decode_errors_are_seen_in_aiortcs_warning() -> None:
+    source = inspect.getsource(rtcrtpreceiver.decoder_worker)
+    assert '"RTCRtpReceiver(%s) failed to decode %s frame: %s"' in source  # what we match
+    seen: list[str] = []
+    unwatch = watch_decode_errors(seen.append)
+    log = logging.getLogger("aiortc.rtcrtpreceiver")
+    log.warning("RTCRtpReceiver(%s) failed to decode %s frame: %s", "video", "VP8", "boom")
+    log.warning("RTCRtpReceiver(%s) something else", "audio")
+    unwatch()
+    log.warning("RTCRtpReceiver(%s) failed to decode %s frame: %s", "video", "VP8", "boom")
+    assert seen == ["video"]
