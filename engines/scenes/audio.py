@@ -245,7 +245,7 @@ def _periodic_mod(rng: np.random.Generator, t: F64, lo_hz: float, hi_hz: float, 
     return out / max(1e-9, float(np.max(np.abs(out))))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=128)
 def ambience_buffer(kind: str, seed: int, sr: int) -> F32:
     """The loop for one background variant at `sr` (built once, then indexed)."""
     rng = np.random.default_rng([seed, sr, AMBIENCE_KINDS.index(kind)])

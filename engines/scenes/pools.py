@@ -15,8 +15,8 @@ from engines.scenes.scene import Look
 from engines.scenes.video import BACKDROP_FAMILIES, Backdrop
 
 SPLITS = ("train", "val", "heldout")
-BACKDROPS_PER_SPLIT = {"train": 160, "heldout": 48}
-AMBIENCES_PER_KIND = {"train": 10, "heldout": 3}
+BACKDROPS_PER_SPLIT = {"train": 320, "heldout": 64}
+AMBIENCES_PER_KIND = {"train": 16, "heldout": 4}
 HELDOUT_OFFSET = 100_000
 
 

@@ -21,8 +21,8 @@ import numpy as np
 from engines.scenes.audio import F32, F64, TWO_PI, unit_rms
 
 SR = 16000
-BANK_VERSION = 1
-CLIPS_PER_VOICE = 4
+BANK_VERSION = 2
+CLIPS_PER_VOICE = 10
 VOICES: dict[str, tuple[str, ...]] = {
     "train": (
         "en-us+m1", "en-us+f2", "en+m3", "en+f3", "en-us+m5", "en+f4", "en-gb-scotland+m2",
@@ -44,6 +44,18 @@ SENTENCES = (
     "Remember to pick up the keys tomorrow.",
     "How long does the bridge stay closed?",
     "Turn the music down, I can't hear you.",
+    "The meeting moved to half past three.",
+    "Look out for the cyclist on your right.",
+    "We need milk, bread and some coffee.",
+    "She said the parking garage is full.",
+    "Which exit do we take after the tunnel?",
+    "I left my umbrella on the train again.",
+    "Thanks for waiting, the doors are opening.",
+    "Could you check the tyre pressure later?",
+    "The concert starts at eight tonight.",
+    "Keep going straight past the old church.",
+    "My phone battery is almost empty.",
+    "Do you want to stop for something to eat?",
 )
 
 

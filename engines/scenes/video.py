@@ -53,7 +53,7 @@ class Backdrop:
     seed: int
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=512)
 def backdrop_image(backdrop: Backdrop, h: int, w: int) -> F32:
     """The backdrop at `h`x`w` plus `SHAKE_MARGIN` on each side: `[h + 2m, w + 2m, 3]`."""
     mh, mw = margins(h, w)
