@@ -44,11 +44,12 @@ other seeds). Window labels follow the generator's rule (a label is on when it c
 half the window; entries marked undecidable are not scored).
 
 ## Training
-CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), one-cycle schedule,
-batch {batch}, masked BCE, modality dropout {mdrop} (silence / black frames with the labels
-that needed them cleared), validation each epoch, early stopping (patience {patience}), best
-epoch kept. Ran {epochs_run} epochs in {minutes:.1f} min ({stopped}); best validation macro-F1
-{best_f1:.4f} at epoch {best_epoch}.
+CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), warm-up + cosine
+schedule on progress (steps or wall time, whichever is further), batch {batch}, kind-balanced
+sampling (exponent {balance}), masked BCE, modality dropout {mdrop} (silence / black frames with
+the labels that needed them cleared), validation each epoch, early stopping (patience
+{patience}), best epoch kept. Ran {epochs_run} epochs in {minutes:.1f} min ({stopped}); best
+validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 ## Measured (held-out)
 {table}
@@ -101,6 +102,7 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         wd=tr["weight_decay"],
         batch=tr["batch"],
         mdrop=tr["modality_dropout"],
+        balance=tr.get("kind_balance", 0.0),
         patience=tr["patience"],
         epochs_run=res["epochs_run"],
         minutes=res["minutes"],

@@ -85,7 +85,8 @@ def evaluate(
     """The full report (window level, then event level for generated sets)."""
     data = load_eval_set(set_name, scorer, n)
     result = report.evaluate_windows(scorer, data, set_name)
-    if with_events and not Path(set_name).is_dir():
+    av_engine = scorer.spec.video is not None and scorer.spec.audio is not None
+    if with_events and av_engine and not Path(set_name).is_dir():
         runs = scripted_runs(scorer, "heldout" if set_name == "heldout" else "train")
         if runs:
             result["events"] = events.summarise(runs, scorer.spec.hop_s, scorer.engine.budget_s)

@@ -28,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(".cache/scenestream/train")
 TRAIN_WINDOWS = 12000
-DEFAULT_MINUTES = 20.0  # the training loop's wall-time cap; generation and export come on top
+DEFAULT_MINUTES = 22.0  # the training loop's wall-time cap; generation and export come on top
 
 
 def window_spec(cfg: AVFusionConfig) -> WindowSpec:
@@ -130,6 +130,7 @@ def _write_training_record(
             "weight_decay": settings.weight_decay,
             "patience": settings.patience,
             "modality_dropout": settings.modality_dropout,
+            "kind_balance": settings.kind_balance,
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
         },
