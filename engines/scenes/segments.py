@@ -124,12 +124,12 @@ def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
     r, dur = ctx.rng, max(0.2, b - a)
     x0 = r.uniform(0.25, 0.75)
     if kind == "approach":
-        s1 = r.uniform(0.4, 0.7)
-        s0 = max(0.1, s1 / r.uniform(1.5, 2.5) ** dur)  # ≥ 6 px tall at 64x64: visibly growing
+        s1 = r.uniform(0.45, 0.8)
+        s0 = max(0.12, s1 / r.uniform(1.6, 2.8) ** dur)  # ≥ 8 px tall at 64x64: visibly growing
         x1 = float(np.clip(x0 + r.uniform(-0.15, 0.15), 0.2, 0.8))
     elif kind == "recede":
-        s0 = r.uniform(0.4, 0.7)
-        s1, x1 = max(0.06, s0 / r.uniform(1.5, 2.5) ** dur), x0
+        s0 = r.uniform(0.45, 0.8)
+        s1, x1 = max(0.08, s0 / r.uniform(1.6, 2.8) ** dur), x0
     elif kind == "pass":
         s0 = s1 = r.uniform(0.12, 0.4)
         x0, x1 = (-0.1, 1.1) if r.random() < 0.5 else (1.1, -0.1)
