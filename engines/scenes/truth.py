@@ -26,6 +26,7 @@ import numpy.typing as npt
 from engines.scenes.base import LABELS, LabelInterval
 
 COLLISION_TOLERANCE_S = 0.1
+MERGE_GAP_S = 0.5
 COLLISION_SPAN_S = 0.5
 POSITIVE_COVERAGE = 0.5
 AMBIGUOUS_COVERAGE = (0.3, 0.7)
@@ -47,8 +48,8 @@ class Impact:
     t_s: float
 
 
-def merge(intervals: Iterable[LabelInterval]) -> list[LabelInterval]:
-    """Union of intervals per label, sorted by (label order, start)."""
+def merge(intervals: Iterable[LabelInterval], max_gap: float = 0.0) -> list[LabelInterval]:
+    """Union of intervals per label (closing gaps up to `max_gap`), sorted by label order."""
     out: list[LabelInterval] = []
     by_label: dict[str, list[tuple[float, float]]] = {}
     for iv in intervals:
@@ -58,7 +59,7 @@ def merge(intervals: Iterable[LabelInterval]) -> list[LabelInterval]:
         spans = sorted(by_label[label])
         cur_s, cur_e = spans[0]
         for s, e in spans[1:]:
-            if s <= cur_e:
+            if s <= cur_e + max_gap:
                 cur_e = max(cur_e, e)
             else:
                 out.append(LabelInterval(label, cur_s, cur_e))
@@ -74,8 +75,12 @@ def _label_order(label: str) -> int:
 def derive_truth(
     primitives: Sequence[LabelInterval], stops: Sequence[Stop], impacts: Sequence[Impact]
 ) -> list[LabelInterval]:
-    """Primitive label intervals plus the fused labels they imply, merged per label."""
-    prim = merge(primitives)
+    """Primitive label intervals plus the fused labels they imply, merged per label.
+
+    Pauses shorter than `MERGE_GAP_S` (between utterances, between honks) are bridged: a window
+    of a second cannot resolve them, and an event is the whole conversation, not each phrase.
+    """
+    prim = merge(primitives, MERGE_GAP_S)
     sirens = [iv for iv in prim if iv.label == "siren"]
     lights = [iv for iv in prim if iv.label == "flashing_lights"]
     fused: list[LabelInterval] = []
