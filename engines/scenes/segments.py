@@ -133,7 +133,7 @@ def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
     elif kind == "pass":
         s0 = s1 = r.uniform(0.12, 0.4)
         x0, x1 = (-0.1, 1.1) if r.random() < 0.5 else (1.1, -0.1)
-        if dur < 3:  # a short pass stays in view the whole time
+        if dur < 3 and r.random() < 0.5:  # stays in view; otherwise it enters and leaves
             x0, x1 = 0.5 + (x0 - 0.5) * 0.6, 0.5 + (x1 - 0.5) * 0.6
     else:
         s0 = s1 = r.uniform(0.1, 0.5)
