@@ -95,7 +95,9 @@ def run(args: argparse.Namespace) -> int:
         batch=min(TrainConfig().batch, len(train_set)),
     )
     out = Path(args.out)
-    result = train(model, train_set, val_set, settings, out / "checkpoints")
+    # Checkpoints live with the cache, not in the engine directory that ships.
+    checkpoints = (Path(args.cache) if args.cache else DEFAULT_CACHE) / "checkpoints"
+    result = train(model, train_set, val_set, settings, checkpoints)
     write_engine_dir(model, out)
     _write_training_record(out, model, settings, result, len(train_set), len(val_set))
     print(

@@ -58,7 +58,7 @@ class TrainResult:
     """What happened; the best model's weights are loaded into the model on return."""
 
     best_epoch: int = -1
-    best_val_f1: float = -math.inf
+    best_val_f1: float = -math.inf  # selection score: val macro-F1 (or -val loss, see train)
     epochs_run: int = 0
     stopped: str = "max epochs"
     seconds: float = 0.0
@@ -198,8 +198,10 @@ def train(
         )
         result.epochs_run = epoch + 1
         save_checkpoint(model, checkpoint_dir / "last.pt", {"epoch": epoch + 1})
-        if val_f1 > result.best_val_f1 + cfg.min_delta:
-            result.best_val_f1, result.best_epoch, bad_epochs = val_f1, epoch + 1, 0
+        # A validation set with no positive label has no F1: select on its loss instead.
+        score = val_f1 if math.isfinite(val_f1) else -val_loss
+        if score > result.best_val_f1 + cfg.min_delta:
+            result.best_val_f1, result.best_epoch, bad_epochs = score, epoch + 1, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             save_checkpoint(model, checkpoint_dir / "best.pt", {"epoch": epoch + 1})
         else:

@@ -4,6 +4,7 @@ of media files + labels.csv (made here with PyAV) produces a loadable engine."""
 from __future__ import annotations
 
 import argparse
+import json
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,7 +14,9 @@ import pytest
 import torch
 
 from engines.avfusion.model import AVFusion, AVFusionConfig, load_checkpoint
+from engines.evaluation import cli as eval_cli
 from engines.manifest import load_manifest
+from engines.scenes.base import LABELS
 from engines.training import cli as train_cli
 from engines.training.data import build_set
 from engines.training.trainer import TrainConfig, train
@@ -112,13 +115,30 @@ def test_user_directory_windows_and_labels(user_dir: Path) -> None:
 def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "engine"
     args = argparse.Namespace(
-        data=user_dir, out=out, epochs=2, seed=0, cache=None, minutes=None, windows=None
+        data=user_dir, out=out, epochs=2, seed=0, cache=tmp_path / "cache", minutes=None
     )
     assert train_cli.run(args) == 0
     manifest = load_manifest(out)
     assert manifest.name == "avfusion"
     assert (out / "model.onnx").exists()
     assert (out / "training.json").exists()
+    assert (tmp_path / "cache" / "checkpoints" / "best.pt").exists()
+    # The same directory evaluates through the engine runtime (`scenestream evaluate`).
+    report_json = tmp_path / "report.json"
+    eval_args = argparse.Namespace(
+        engine=str(out),
+        set_name=str(user_dir),
+        backend="onnxruntime",
+        json=report_json,
+        markdown=tmp_path / "report.md",
+        windows=None,
+    )
+    assert eval_cli.run(eval_args) == 0
+    report = json.loads(report_json.read_text())
+    assert report["backend"] == "onnxruntime"
+    assert report["windows"] == 7 + 5
+    assert set(report["labels"]) == set(LABELS)
+    assert "| siren |" in (tmp_path / "report.md").read_text()
 
 
 def test_bad_labels_csv_is_one_clear_error(user_dir: Path) -> None:
