@@ -146,6 +146,61 @@ def validate(model: AVFusion, data: WindowSet) -> tuple[float, float]:
     return macro_f1(per_label), float((bce * data.care).sum() / max(data.care.sum(), 1.0))
 
 
+class _Loop:
+    """One training run's moving parts: optimiser, generators, clock, schedule progress."""
+
+    def __init__(self, model: AVFusion, train_set: WindowSet, cfg: TrainConfig) -> None:
+        self.model, self.data, self.cfg = model, train_set, cfg
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.steps = max(len(train_set) // cfg.batch, 1)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+        self.sampling = kind_weights(train_set.kinds, cfg.kind_balance)
+        self.budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
+        self.started = time.monotonic()
+        self.done_steps = 0
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() - self.started > self.budget_s
+
+    def step(self, idx: npt.NDArray[np.intp]) -> float:
+        """One optimiser step on the rows `idx`; returns the loss."""
+        cfg = self.cfg
+        video, logmel, labels, care = batch_tensors(self.data, idx)
+        video, logmel, labels = drop_modalities(
+            video, logmel, labels, cfg.modality_dropout, self.gen
+        )
+        logits = self.model.forward_logmel(video, logmel)
+        loss = (self.loss_fn(logits, labels) * care).sum() / care.sum()
+        progress = max(
+            self.done_steps / (cfg.epochs * self.steps),
+            (time.monotonic() - self.started) / self.budget_s,
+        )
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(cfg.lr, progress)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.done_steps += 1
+        return float(loss.item())
+
+    def epoch(self, bar: ProgressBar) -> tuple[int, float]:
+        """One pass of `steps` kind-balanced batches; (steps run, smoothed loss)."""
+        self.model.train()
+        order = self.rng.choice(
+            len(self.data), size=(self.steps, self.cfg.batch), p=self.sampling, replace=True
+        )
+        running, done = 0.0, 0
+        for done, idx in enumerate(order, start=1):
+            value = self.step(idx)
+            running = 0.95 * running + 0.05 * value if done > 1 else value
+            bar.update(done, f"loss {running:.4f}")
+            if self.out_of_time():
+                break
+        return done, running
+
+
 def train(
     model: AVFusion,
     train_set: WindowSet,
@@ -155,64 +210,35 @@ def train(
 ) -> TrainResult:
     """Train in place; checkpoints `last.pt` every epoch and `best.pt` on improvement."""
     torch.manual_seed(cfg.seed)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    steps = max(len(train_set) // cfg.batch, 1)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
-    loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-    result, started, bad_epochs = TrainResult(), time.monotonic(), 0
-    done_steps = 0
-    sampling = kind_weights(train_set.kinds, cfg.kind_balance)
+    loop = _Loop(model, train_set, cfg)
+    result, bad_epochs = TrainResult(), 0
     best_state: dict[str, Any] | None = None
-    for epoch in range(cfg.epochs):
-        bar = ProgressBar(f"epoch {epoch + 1}/{cfg.epochs}", steps)
-        model.train()
-        order = rng.choice(len(train_set), size=(steps, cfg.batch), p=sampling, replace=True)
-        running = 0.0
-        for step, idx in enumerate(order):
-            video, logmel, labels, care = batch_tensors(train_set, idx)
-            video, logmel, labels = drop_modalities(
-                video, logmel, labels, cfg.modality_dropout, gen
-            )
-            loss = (loss_fn(model.forward_logmel(video, logmel), labels) * care).sum() / care.sum()
-            progress = max(
-                done_steps / (cfg.epochs * steps), (time.monotonic() - started) / budget_s
-            )
-            for group in opt.param_groups:
-                group["lr"] = learning_rate(cfg.lr, progress)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            done_steps += 1
-            value = loss.item()
-            running = 0.95 * running + 0.05 * value if step else value
-            bar.update(step + 1, f"loss {running:.4f}")
-            if time.monotonic() - started > budget_s:
-                break
+    for epoch in range(1, cfg.epochs + 1):
+        bar = ProgressBar(f"epoch {epoch}/{cfg.epochs}", loop.steps)
+        done, running = loop.epoch(bar)
         val_f1, val_loss = validate(model, val_set)
-        bar.close(step + 1, f"loss {running:.4f} val loss {val_loss:.4f} val macro-F1 {val_f1:.4f}")
+        bar.close(done, f"loss {running:.4f} val loss {val_loss:.4f} val macro-F1 {val_f1:.4f}")
         result.history.append(
-            {"epoch": epoch + 1, "train_loss": running, "val_loss": val_loss, "val_f1": val_f1}
+            {"epoch": epoch, "train_loss": running, "val_loss": val_loss, "val_f1": val_f1}
         )
-        result.epochs_run = epoch + 1
-        save_checkpoint(model, checkpoint_dir / "last.pt", {"epoch": epoch + 1})
+        result.epochs_run = epoch
+        save_checkpoint(model, checkpoint_dir / "last.pt", {"epoch": epoch})
         # A validation set with no positive label has no F1: select on its loss instead.
         score = val_f1 if math.isfinite(val_f1) else -val_loss
         if score > result.best_val_f1 + cfg.min_delta:
-            result.best_val_f1, result.best_epoch, bad_epochs = score, epoch + 1, 0
+            result.best_val_f1, result.best_epoch, bad_epochs = score, epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_checkpoint(model, checkpoint_dir / "best.pt", {"epoch": epoch + 1})
+            save_checkpoint(model, checkpoint_dir / "best.pt", {"epoch": epoch})
         else:
             bad_epochs += 1
         if bad_epochs >= cfg.patience:
             result.stopped = f"early stop: no val gain in {cfg.patience} epochs"
             break
-        if time.monotonic() - started > budget_s:
+        if loop.out_of_time():
             result.stopped = f"time limit ({cfg.minutes} min)"
             break
     if best_state is not None:
         model.load_state_dict(best_state)
-    result.seconds = time.monotonic() - started
+    result.seconds = time.monotonic() - loop.started
     return result
