@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -36,6 +37,7 @@ REGISTRY: web.AppKey[StreamRegistry] = web.AppKey("registry", StreamRegistry)
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 SESSION_METHODS = "DELETE, OPTIONS"
 RETRY_AFTER_FULL_S = 10
+RESIZE_THREADS = 2
 
 
 @web.middleware
@@ -70,6 +72,9 @@ class WhipEndpoint:
         self.registry = StreamRegistry(settings.server.max_streams, metrics)
         self.tokens = [t.get_secret_value() for t in settings.server.tokens]
         self.limiter = RateLimiter(settings.server.post_rate_per_minute)
+        # Frame resizing leaves the loop: a loop stalled for each resize delays packet arrival
+        # stamps, which aiortc's bandwidth estimator reads as congestion (REMB every packet).
+        self.resize_pool = ThreadPoolExecutor(RESIZE_THREADS, thread_name_prefix="ingest-resize")
 
     def _check(self, request: web.Request, stream: str) -> None:
         """Stream id, bearer token and rate limit, in that order."""
@@ -124,7 +129,7 @@ class WhipEndpoint:
     def _new_session(self, stream: str, has_video: bool, has_audio: bool) -> IngestSession:
         ingest = StreamIngest(
             stream, self.specs, self.window_sink, self.metrics, self.settings.ingest,
-            has_video=has_video, has_audio=has_audio,
+            has_video=has_video, has_audio=has_audio, executor=self.resize_pool,
         )  # fmt: skip
         missing = frozenset(k for k, has in (("video", has_video), ("audio", has_audio)) if not has)
         return IngestSession(
@@ -152,9 +157,10 @@ class WhipEndpoint:
                       headers={"Allow": SESSION_METHODS})  # fmt: skip
 
     async def close_all(self, _: web.Application) -> None:
-        """Shutdown: close every session."""
+        """Shutdown: close every session, then the resize threads."""
         sessions = self.registry.sessions()
         await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+        self.resize_pool.shutdown(wait=False, cancel_futures=True)
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
