@@ -1,0 +1,189 @@
+"""`scenestream bench`: the load benchmark (N loopback streams against the service).
+
+Each trial starts a server in a process of its own (the service from its composition root, or
+the naive per-frame baseline, or with `--no-engine` the ingest alone), then a sender process
+relaying a pre-encoded 640x480@30 VP8 + Opus clip as N WHIP streams over loopback, and measures
+for `--seconds` after a warm-up: capture-to-publish p50/p95/p99 from the scene messages on
+Redis, windows/s, drops by reason from `/metrics`, server CPU per stream and RSS. With
+`--find-capacity` it searches the largest N each server holds (p95 within 250 ms, no stale
+drops, no RSS/latency/queue growth). Writes `OUT/bench.json` and `OUT/bench.md`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from stream.benchmark.report import (
+    P95_BUDGET_S,
+    CapacitySearch,
+    TrialResult,
+    markdown_table,
+    ratio,
+)
+from stream.cli import UserError
+
+ENGINE = "avfusion"  # the engine measured (the service's A/V fusion model)
+WARMUP_S = 3.0
+BASELINE_FPS = 30.0  # the baseline publishes once per video frame
+MAX_STREAMS = 64
+SEARCH_TRIALS = 10  # bound on trials per capacity search
+
+
+def _print(line: str) -> None:
+    print(line, flush=True)
+
+
+def _engine_setup(cache_dir: Path) -> tuple[Path | None, str, float]:
+    """(engines.user_dir, what runs, hop in s): the bundled avfusion if it is built, else an
+    untrained stand-in of the same graph exported once into the cache (same compute cost)."""
+    from engines.loader import BUNDLED_DIR, discover
+
+    found = discover(None)
+    bundled = found.manifests.get(ENGINE)
+    if bundled is not None and (BUNDLED_DIR / ENGINE / "model.onnx").exists():
+        return None, "bundled", bundled.window_spec().hop_s
+    user_dir = cache_dir / "bench-engines"
+    if not (user_dir / ENGINE / "engine.toml").exists():
+        _print("avfusion is not built yet: exporting an untrained stand-in (same graph) ...")
+        from engines.avfusion.export import write_engine_dir
+        from engines.avfusion.model import AVFusion, AVFusionConfig
+
+        write_engine_dir(AVFusion(AVFusionConfig()).eval(), user_dir / ENGINE)
+    hop = discover(user_dir).manifests[ENGINE].window_spec().hop_s
+    return user_dir, "untrained stand-in (same graph, random weights)", hop
+
+
+async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
+    from stream.benchmark.trial import TrialPlan, run_trial
+
+    expected = {"service": 1.0 / ctx["hop"], "naive": BASELINE_FPS, "ingest": 0.0}[server]
+    plan = TrialPlan(
+        server=server,
+        streams=streams,
+        seconds=ctx["seconds"],
+        warmup=WARMUP_S,
+        clip=ctx["clip"],
+        engines=() if server == "ingest" else (ENGINE,),
+        user_dir=ctx["user_dir"],
+        log_dir=ctx["out"] / "logs",
+        expected_per_stream=expected,
+    )
+    _print(
+        f"[{server}] {streams} stream(s), {ctx['seconds']:.0f} s after {WARMUP_S:.0f} s warm-up ..."
+    )
+    try:
+        result = await run_trial(plan)
+    except (RuntimeError, TimeoutError) as exc:
+        raise UserError(f"{server} trial failed: {exc} (log: {plan.log_dir})") from exc
+    lat = result.latency_ms
+    p95 = "–" if lat["p95"] is None else f"{lat['p95']:.0f} ms"
+    state = "held" if result.held else "not held: " + "; ".join(result.why)
+    _print(f"[{server}] N={streams}: p95 {p95}, {result.windows_per_s:.1f} windows/s, "
+           f"{result.cpu_per_stream:.3f} cores/stream -> {state}")  # fmt: skip
+    ctx["rows"].append(result)
+    return result
+
+
+async def _capacity(server: str, ctx: dict[str, Any], start: int) -> dict[str, Any]:
+    search = CapacitySearch(start=start, limit=MAX_STREAMS)
+    while (n := search.next()) is not None and len(search.tried) < SEARCH_TRIALS:
+        search.record(n, (await _trial(server, n, ctx)).held)
+    bounded = search.next() is not None
+    _print(f"[{server}] capacity: {search.held} stream(s){' (lower bound)' if bounded else ''}")
+    return {"streams": search.held, "lower_bound_only": bounded, "tried": search.tried}
+
+
+async def _main(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
+    servers = ["ingest"] if args.no_engine else ["service"] + (["naive"] if args.baseline else [])
+    capacity: dict[str, Any] = {}
+    for server in servers:
+        if args.find_capacity:
+            capacity[server] = await _capacity(server, ctx, start=1)
+        else:
+            await _trial(server, args.streams, ctx)
+    if "service" in capacity and "naive" in capacity:
+        capacity["ratio"] = ratio(capacity["service"]["streams"], capacity["naive"]["streams"])
+    return capacity
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `scenestream bench`."""
+    if args.streams < 1 or args.streams > MAX_STREAMS:
+        raise UserError(f"--streams must be within 1..{MAX_STREAMS}")
+    if args.seconds <= 0 or args.seconds > 600:
+        raise UserError("--seconds must be within (0, 600]")
+    from stream.benchmark.clip import cached_clip
+    from stream.config import load_settings
+
+    cache_dir = load_settings(None).engines.cache_dir
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    _print("preparing the clip (640x480@30 VP8 + Opus, cached) ...")
+    clip = cached_clip(cache_dir)
+    user_dir, model, hop = (None, "none", 0.5) if args.no_engine else _engine_setup(cache_dir)
+    ctx: dict[str, Any] = {"seconds": args.seconds, "clip": clip, "user_dir": user_dir,
+                           "out": out, "hop": hop, "rows": []}  # fmt: skip
+    capacity = asyncio.run(_main(args, ctx))
+    rows: list[TrialResult] = ctx["rows"]
+    table = markdown_table(rows)
+    doc = {
+        "command": "scenestream bench " + " ".join(_argv(args)),
+        "engine": None if args.no_engine else ENGINE,
+        "model": model,
+        "hop_s": hop,
+        "p95_budget_ms": P95_BUDGET_S * 1e3,
+        "warmup_s": WARMUP_S,
+        "cpus": os.cpu_count(),
+        "load_avg": os.getloadavg(),
+        "python": platform.python_version(),
+        "started_at": started,
+        "elapsed_s": round(time.time() - started, 1),
+        "trials": [r.as_dict() for r in rows],
+        "capacity": capacity,
+    }
+    (out / "bench.json").write_text(json.dumps(doc, indent=2))
+    (out / "bench.md").write_text(_markdown(doc, table))
+    _print("")
+    _print(table)
+    if capacity.get("ratio") is not None:
+        _print(f"streams held at p95 <= {P95_BUDGET_S * 1e3:.0f} ms: service "
+               f"{capacity['service']['streams']}, baseline {capacity['naive']['streams']}, "
+               f"ratio {capacity['ratio']:.1f}x")  # fmt: skip
+    _print(f"wrote {out / 'bench.json'} and {out / 'bench.md'}")
+    return 0
+
+
+def _argv(args: argparse.Namespace) -> list[str]:
+    parts = [f"--streams {args.streams}", f"--seconds {args.seconds:g}"]
+    parts += ["--find-capacity"] if args.find_capacity else []
+    parts += [] if args.baseline else ["--no-baseline"]
+    parts += ["--no-engine"] if args.no_engine else []
+    return parts
+
+
+def _markdown(doc: dict[str, Any], table: str) -> str:
+    load = ", ".join(f"{x:.1f}" for x in doc["load_avg"])
+    lines = [
+        "# scenestream load benchmark",
+        "",
+        f"`{doc['command']}` — engine {doc['engine']} ({doc['model']}), hop {doc['hop_s']} s, "
+        f"{doc['cpus']} CPUs, load average at the end {load}.",
+        "",
+        table,
+    ]
+    cap = doc["capacity"]
+    for server in ("service", "naive"):
+        if server in cap:
+            bound = " (lower bound: search stopped)" if cap[server]["lower_bound_only"] else ""
+            lines.append(f"- {server} holds {cap[server]['streams']} stream(s){bound}")
+    if cap.get("ratio") is not None:
+        lines.append(f"- ratio service/baseline: {cap['ratio']:.1f}x")
+    return "\n".join(lines) + "\n"

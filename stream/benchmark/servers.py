@@ -1,0 +1,127 @@
+"""Server process of one benchmark trial: the service, the ingest alone, or the naive baseline.
+
+    python -m stream.benchmark.servers {service,ingest,naive} --engine avfusion [--user-dir D]
+
+Prints `ready PORT REDIS_URL` on stdout once it accepts WHIP offers, then runs until SIGTERM
+and shuts down gracefully. Listens on 127.0.0.1 only and offers only loopback ICE candidates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from stream.config import Settings, load_settings
+
+MODES = ("service", "ingest", "naive")
+
+
+def bench_settings(engines: list[str], user_dir: Path | None) -> Settings:
+    """Service settings for a trial: loopback, any free port, room for many streams."""
+    return load_settings(
+        None,
+        server={
+            "host": "127.0.0.1",
+            "port": 0,
+            "max_streams": 64,
+            "post_rate_per_minute": 100_000,
+        },
+        session={"include_loopback": True},
+        engines={"enabled": engines, "user_dir": user_dir},
+    )
+
+
+async def _until_term() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _loopback_only() -> None:
+    from stream.webrtc.loopback import use_loopback_candidates
+
+    use_loopback_candidates(only=True)
+
+
+async def run_service(settings: Settings) -> None:
+    """The real service (engines, scheduler, publisher) from its composition root."""
+    from stream.service import Service
+
+    service = Service(settings)
+    try:
+        await service.start()
+        _loopback_only()  # after create_app, which adds loopback next to the host's addresses
+        print(f"ready {service.port} {service.redis_url}", flush=True)
+        await _until_term()
+    finally:
+        await service.close()
+
+
+async def run_ingest(settings: Settings) -> None:
+    """Ingest and window cutting only (windows counted, no engine, no Redis)."""
+    from stream.ingest_service import build_ingest_app
+
+    await _serve_app(build_ingest_app(settings), "-")
+
+
+async def run_naive(settings: Settings) -> None:
+    """The per-frame baseline with the service's first engine, publishing to embedded Redis."""
+    import redis.asyncio as aioredis
+
+    from engines.loader import load_engines
+    from stream.benchmark.naive import naive_app
+    from stream.embedded_redis import EmbeddedRedis
+
+    (engine, _), *_ = await asyncio.to_thread(load_engines, settings.engines)
+    embedded = await asyncio.to_thread(EmbeddedRedis().start)
+    client = aioredis.from_url(embedded.url)
+    try:
+        await _serve_app(naive_app(engine, client, settings.redis.prefix), embedded.url)
+    finally:
+        await client.aclose()
+        engine.close()
+        await asyncio.to_thread(embedded.close)
+
+
+async def _serve_app(app: web.Application, redis_url: str) -> None:
+    _loopback_only()
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = int(runner.addresses[0][1])
+        print(f"ready {port} {redis_url}", flush=True)
+        await _until_term()
+    finally:
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry of the server process."""
+    parser = argparse.ArgumentParser(description="benchmark server process")
+    parser.add_argument("mode", choices=MODES)
+    parser.add_argument("--engine", action="append", default=[], help="engines to run")
+    parser.add_argument("--user-dir", type=Path, help="engines.user_dir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = bench_settings(args.engine, args.user_dir)
+    runners: dict[str, Any] = {"service": run_service, "ingest": run_ingest, "naive": run_naive}
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(runners[args.mode](settings))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,254 @@
+"""One benchmark trial: start a server process and a sender process, measure, stop both.
+
+The server and the sender each run in their own process so that the server's CPU time is its
+own. Latency is read where consumers see it: every scene message on Redis gives
+`published_at - window.end` (capture to publish, both on this host's clock). Drops come from the
+server's `/metrics`, CPU and RSS from the process (and its children, i.e. the embedded Redis)
+via psutil. Every wait is bounded; the processes are stopped whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import aiohttp
+import psutil
+import redis.asyncio as aioredis
+
+from stream.benchmark.report import (
+    Samples,
+    TrialResult,
+    counter_delta,
+    gauge,
+    parse_metrics,
+    percentiles_ms,
+    thirds_trend,
+    verdict,
+)
+
+logger = logging.getLogger(__name__)
+
+READY_TIMEOUT_S = 180.0  # engine load + warm-up on a busy 2-core machine
+PUBLISH_TIMEOUT_S = 60.0
+STOP_TIMEOUT_S = 30.0
+SAMPLE_EVERY_S = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class TrialPlan:
+    """What one trial runs."""
+
+    server: str  # servers.MODES
+    streams: int
+    seconds: float
+    warmup: float
+    clip: Path
+    engines: tuple[str, ...]
+    user_dir: Path | None
+    log_dir: Path
+    expected_per_stream: float  # scene messages per stream-second of the measured engine
+    prefix: str = "scenestream"
+
+
+@dataclass
+class LatencyCollector:
+    """Scene messages of one engine from Redis: (window end, capture-to-publish seconds)."""
+
+    engine: str
+    seen: list[tuple[float, float]] = field(default_factory=list)
+
+    def add(self, raw: bytes | str) -> None:
+        """Record one pub/sub payload (other engines and malformed messages are skipped)."""
+        try:
+            msg = json.loads(raw)
+            if msg.get("engine") != self.engine:
+                return
+            end = float(msg["window"]["end"])
+            self.seen.append((end, float(msg["published_at"]) - end))
+        except (ValueError, KeyError, TypeError):
+            return
+
+    def between(self, t0: float, t1: float) -> list[float]:
+        """Latencies of the windows that ended inside [t0, t1], in window order."""
+        return [lat for end, lat in sorted(self.seen) if t0 <= end <= t1]
+
+
+async def _collect(redis_url: str, pattern: str, collector: LatencyCollector) -> None:
+    client = aioredis.from_url(redis_url)
+    pubsub = client.pubsub()
+    try:
+        await pubsub.psubscribe(pattern)
+        while True:
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+            if msg is not None and msg.get("type") == "pmessage":
+                collector.add(msg["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def _read_line(proc: asyncio.subprocess.Process, prefix: str, within_s: float) -> str:
+    """The first stdout line of `proc` starting with `prefix`, waiting at most `within_s`."""
+    assert proc.stdout is not None
+
+    async def scan() -> str:
+        assert proc.stdout is not None
+        while line := (await proc.stdout.readline()).decode():
+            if line.startswith(prefix):
+                return line.strip()
+        raise RuntimeError(f"process exited ({await proc.wait()}) before '{prefix}'")
+
+    return await asyncio.wait_for(scan(), within_s)
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    root = psutil.Process(pid)
+    return [root, *root.children(recursive=True)]
+
+
+def _cpu_s(procs: list[psutil.Process]) -> float:
+    total = 0.0
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+async def _scrape(http: aiohttp.ClientSession, url: str) -> Samples:
+    try:
+        async with http.get(f"{url}/metrics") as resp:
+            return parse_metrics(await resp.text()) if resp.status == 200 else {}
+    except (aiohttp.ClientError, TimeoutError):
+        return {}
+
+
+async def _stop(proc: asyncio.subprocess.Process | None) -> None:
+    if proc is None or proc.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    try:
+        await asyncio.wait_for(proc.wait(), STOP_TIMEOUT_S)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
+
+
+async def _spawn(args: list[str], log: IO[bytes]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, stderr=log
+    )
+
+
+async def run_trial(plan: TrialPlan) -> TrialResult:
+    """Run and measure one trial; raises RuntimeError when the server does not start."""
+    plan.log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = plan.log_dir / f"{plan.server}-{plan.streams}.log"
+    engine_args = [a for name in plan.engines for a in ("--engine", name)]
+    if plan.user_dir is not None:
+        engine_args += ["--user-dir", str(plan.user_dir)]
+    server = sender = None
+    collect: asyncio.Task[None] | None = None
+    with log_path.open("wb") as log:
+        try:
+            server = await _spawn(
+                ["-m", "stream.benchmark.servers", plan.server, *engine_args], log
+            )
+            _, port, redis_url = (await _read_line(server, "ready ", READY_TIMEOUT_S)).split()
+            url = f"http://127.0.0.1:{port}"
+            collector = LatencyCollector(plan.engines[0] if plan.engines else "")
+            if redis_url != "-":
+                pattern = f"{plan.prefix}:*:scene"
+                collect = asyncio.create_task(
+                    _collect(redis_url, pattern, collector), name="collect"
+                )
+            sender = await _spawn(
+                ["-m", "stream.benchmark.sender", url, "--streams", str(plan.streams),
+                 "--seconds", str(plan.warmup + plan.seconds + 2), "--clip", str(plan.clip)],
+                log,
+            )  # fmt: skip
+            try:
+                await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
+            except RuntimeError:
+                return _refused(plan)
+            return await _measure(plan, server.pid, url, collector)
+        finally:
+            if collect is not None:
+                collect.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await collect
+            await _stop(sender)
+            await _stop(server)
+
+
+def _refused(plan: TrialPlan) -> TrialResult:
+    result = TrialResult(plan.server, plan.streams, 0.0, percentiles_ms([]), 0, 0.0, 0.0)
+    result.refused = True
+    result.why = verdict(result)
+    return result
+
+
+async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollector) -> TrialResult:
+    """Warm up, then sample CPU, RSS, queue depth and metrics over `plan.seconds`."""
+    await asyncio.sleep(plan.warmup)
+    procs = _tree(pid)
+    timeout = aiohttp.ClientTimeout(total=5.0)
+    async with aiohttp.ClientSession(timeout=timeout) as http:
+        before = await _scrape(http, url)
+        cpu0, t0, mono0 = _cpu_s(procs), time.time(), time.monotonic()
+        rss: list[float] = []
+        queue: list[float] = []
+        while time.monotonic() - mono0 < plan.seconds:
+            await asyncio.sleep(SAMPLE_EVERY_S)
+            with contextlib.suppress(psutil.Error):
+                rss.append(procs[0].memory_info().rss / 2**20)
+            if plan.server == "service":
+                queue.append(gauge(await _scrape(http, url), "scenestream_queue_depth"))
+        cpu1, t1, wall = _cpu_s(procs), time.time(), time.monotonic() - mono0
+        after = await _scrape(http, url)
+    # windows that end by t1 may still be in flight: give them the budget to arrive
+    await asyncio.sleep(0.5)
+    latencies = collector.between(t0, t1)
+    engine = plan.engines[0] if plan.engines else ""
+    result = TrialResult(
+        server=plan.server,
+        streams=plan.streams,
+        seconds=wall,
+        latency_ms=percentiles_ms(latencies),
+        messages=len(latencies),
+        windows_per_s=len(latencies) / wall,
+        expected_per_s=plan.expected_per_stream * plan.streams,
+        outcomes=counter_delta(
+            before, after, "scenestream_windows_total", "outcome", engine=engine
+        ),
+        frames_dropped=_drops(before, after),
+        cpu_cores=(cpu1 - cpu0) / wall,
+        rss_mb=rss[-1] if rss else 0.0,
+        rss_growth_mb=rss[-1] - rss[0] if rss else 0.0,
+        latency_trend_ms=thirds_trend(latencies) * 1e3,
+        queue_trend=thirds_trend(queue),
+    )
+    result.why = verdict(result)
+    result.held = not result.why
+    return result
+
+
+def _drops(before: Samples, after: Samples) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for kind in ("video", "audio"):
+        for reason, n in counter_delta(
+            before, after, "scenestream_frames_dropped_total", "reason", kind=kind
+        ).items():
+            if n:
+                out[f"{kind}:{reason}"] = n
+    return out

@@ -1,0 +1,129 @@
+"""The benchmark's pure parts: statistics, metric deltas, the held verdict, capacity search."""
+
+from __future__ import annotations
+
+import pytest
+
+from stream.benchmark.report import (
+    CapacitySearch,
+    TrialResult,
+    counter_delta,
+    gauge,
+    markdown_table,
+    parse_metrics,
+    percentiles_ms,
+    thirds_trend,
+    verdict,
+)
+from stream.benchmark.trial import LatencyCollector
+
+pytestmark = pytest.mark.unit
+
+BEFORE = """\
+# TYPE scenestream_windows_total counter
+scenestream_windows_total{engine="avfusion",outcome="published"} 10.0
+scenestream_windows_total{engine="avfusion",outcome="stale"} 1.0
+scenestream_windows_total{engine="silero-vad",outcome="published"} 50.0
+# TYPE scenestream_queue_depth gauge
+scenestream_queue_depth{engine="avfusion"} 2.0
+scenestream_queue_depth{engine="silero-vad"} 1.0
+"""
+AFTER = BEFORE.replace("} 10.0", "} 30.0").replace("} 50.0", "} 90.0") + (
+    'scenestream_windows_total{engine="avfusion",outcome="superseded"} 3.0\n'
+)
+
+
+def result(**kw: object) -> TrialResult:
+    base: dict[str, object] = {
+        "server": "service", "streams": 4, "seconds": 10.0,
+        "latency_ms": {"p50": 80.0, "p95": 120.0, "p99": 150.0}, "messages": 80,
+        "windows_per_s": 8.0, "expected_per_s": 8.0,
+    }  # fmt: skip
+    base.update(kw)
+    return TrialResult(**base)  # type: ignore[arg-type]
+
+
+def test_percentiles_in_ms() -> None:
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    p = percentiles_ms(values)
+    assert p["p50"] == pytest.approx(50.5)
+    assert p["p95"] == pytest.approx(95.05)
+    assert p["p99"] == pytest.approx(99.01)
+    assert percentiles_ms([]) == {"p50": None, "p95": None, "p99": None}
+
+
+def test_counter_delta_per_outcome_of_one_engine() -> None:
+    before, after = parse_metrics(BEFORE), parse_metrics(AFTER)
+    delta = counter_delta(before, after, "scenestream_windows_total", "outcome", engine="avfusion")
+    assert delta == {"published": 20.0, "stale": 0.0, "superseded": 3.0}
+    assert gauge(after, "scenestream_queue_depth") == 3.0
+    assert gauge(after, "scenestream_queue_depth", engine="avfusion") == 2.0
+
+
+def test_thirds_trend_sees_growth_only() -> None:
+    assert thirds_trend([0.1] * 30) == 0.0
+    assert thirds_trend([0.1 + 0.01 * i for i in range(30)]) == pytest.approx(0.2)
+    assert thirds_trend([5.0, 1.0]) == 0.0  # too few to tell
+
+
+def test_verdict_names_every_failed_condition() -> None:
+    assert verdict(result()) == []
+    why = verdict(
+        result(
+            latency_ms={"p50": 200.0, "p95": 300.0, "p99": 400.0},
+            outcomes={"stale": 2.0},
+            windows_per_s=4.0,
+            rss_growth_mb=100.0,
+            latency_trend_ms=80.0,
+            queue_trend=3.0,
+        )
+    )
+    assert len(why) == 6, why
+    assert "p95 300 ms > 250 ms" in why
+    assert verdict(result(latency_ms={"p50": None, "p95": None, "p99": None})) == [
+        "no scene messages"
+    ]
+
+
+def test_capacity_search_doubles_then_bisects() -> None:
+    search, capacity = CapacitySearch(start=1, limit=64), 11
+    while (n := search.next()) is not None:
+        search.record(n, n <= capacity)
+    assert search.held == capacity
+    assert [n for n, _ in search.tried] == [1, 2, 4, 8, 16, 12, 10, 11]
+
+
+def test_capacity_search_edges() -> None:
+    none = CapacitySearch()
+    none.record(none.next() or 0, held=False)
+    assert none.next() is None
+    assert none.held == 0
+    capped = CapacitySearch(start=4, limit=8)
+    for _ in range(3):
+        n = capped.next()
+        if n is None:
+            break
+        capped.record(n, held=True)
+    assert capped.held == 8
+    assert capped.next() is None
+
+
+def test_markdown_table_has_a_row_per_trial() -> None:
+    rows = [result(outcomes={"published": 80.0}), result(server="naive", streams=2)]
+    rows[1].why = ["p95 300 ms > 250 ms"]
+    text = markdown_table(rows)
+    assert text.count("\n") == 4
+    assert "| service | 4 | 80 | 120 | 150 | 8.0 | 0/0/0 |" in text
+    assert "| naive | 2 | 80 | 120 | 150 | 8.0 | – |" in text
+    assert "no: p95 300 ms > 250 ms" in text
+
+
+def test_collector_keeps_one_engine_and_skips_garbage() -> None:
+    c = LatencyCollector("avfusion")
+    c.add(b'{"engine": "avfusion", "window": {"end": 10.0}, "published_at": 10.08}')
+    c.add(b'{"engine": "silero-vad", "window": {"end": 10.0}, "published_at": 10.5}')
+    c.add(b"not json")
+    c.add(b'{"engine": "avfusion"}')
+    c.add(b'{"engine": "avfusion", "window": {"end": 12.0}, "published_at": 12.1}')
+    assert c.between(9.0, 11.0) == [pytest.approx(0.08)]
+    assert len(c.between(0.0, 20.0)) == 2
