@@ -46,6 +46,14 @@ DEFAULT_KINDS = ("events", "status")
 _DONE = object()
 
 
+def _cancel_requested() -> bool:
+    """True once someone cancelled the current task, even if a library swallowed the
+    `CancelledError` (redis-py can turn it into a `ConnectionError` or a normal reply when the
+    cancellation lands on a reconnecting socket): the readers check it after every command."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 def _public_url(url: str) -> str:
     """The URL without credentials (for error messages)."""
     parts = urlsplit(url)
@@ -86,6 +94,7 @@ class Subscription:
         self._client: aioredis.Redis | None = None
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Subscription:
@@ -117,9 +126,15 @@ class Subscription:
 
     async def aclose(self) -> None:
         """Stop reading and close the connections."""
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=2.0)
+            if pending and self._client is not None:
+                # A read that ignored its cancellation: cut the sockets under it.
+                await self._client.connection_pool.disconnect()
+                await asyncio.wait(pending, timeout=2.0)
         self._tasks.clear()
         await self._close_client()
 
@@ -212,10 +227,14 @@ class Subscription:
                 replies: Any = await client.xread(streams, block=self.block_ms, count=500)
                 backoff = 0.1
             except (RedisError, OSError):
+                if self._closing or _cancel_requested():
+                    raise asyncio.CancelledError from None
                 self.reconnects += 1
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
+            if self._closing or _cancel_requested():
+                raise asyncio.CancelledError
             for key, entries in replies or []:
                 name = key.decode()
                 for entry_id, fields in entries:
@@ -231,6 +250,8 @@ class Subscription:
                 msg = await self._pubsub.get_message(timeout=self.block_ms / 1000)
                 backoff = 0.1
             except (RedisError, OSError):
+                if self._closing or _cancel_requested():
+                    raise asyncio.CancelledError from None
                 self.reconnects += 1
                 pubsub, self._pubsub = self._pubsub, None
                 if pubsub is not None:
@@ -239,6 +260,8 @@ class Subscription:
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
+            if self._closing or _cancel_requested():
+                raise asyncio.CancelledError
             if msg is not None and msg.get("type") in ("message", "pmessage"):
                 await self._emit(msg["data"])
 

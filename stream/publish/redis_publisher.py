@@ -37,6 +37,12 @@ logger = logging.getLogger(__name__)
 KINDS: dict[str, Kind] = {"scene": "scene", "event": "event", "status": "status"}
 
 
+def _cancel_requested() -> bool:
+    """True once the current task was cancelled, even if a library swallowed the error."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
 class RedisPublisher:
     """The Redis side of the service; also the `StatusSink` that sessions report to.
 
@@ -167,6 +173,9 @@ class RedisPublisher:
                 self.outbox.failed()  # back in front, in order: nothing lost
                 raise
             except (RedisError, OSError) as exc:
+                if _cancel_requested():  # redis-py reported our cancellation as an error
+                    self.outbox.failed()
+                    raise asyncio.CancelledError from None
                 self._count_drops(self.outbox.failed())
                 self._failed(batch, exc)
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
@@ -175,6 +184,8 @@ class RedisPublisher:
             self.outbox.done()
             backoff = self.backoff_initial_s
             self._sent(batch)
+            if _cancel_requested():  # a cancellation swallowed below us still stops us
+                raise asyncio.CancelledError
 
     async def _send(self, batch: list[Outgoing]) -> None:
         assert self._client is not None
