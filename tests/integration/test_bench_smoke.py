@@ -1,0 +1,82 @@
+"""`scenestream bench` end to end, as users run it: one stream for a few seconds.
+
+A smoke test, not a timing assertion: the JSON and the table are written, the service published
+the stream's windows at about the engine's rate, and every figure is in a sane range.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+SCENESTREAM = str(Path(sys.executable).parent / "scenestream")
+
+
+def run_bench(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [SCENESTREAM, "bench", "--out", str(out), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+@pytest.mark.timeout(150)
+def test_one_stream_for_four_seconds(tmp_path: Path) -> None:
+    done = run_bench(tmp_path, "--streams", "1", "--seconds", "4", "--no-baseline")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    (trial,) = doc["trials"]
+    assert trial["server"] == "service"
+    assert trial["streams"] == 1
+    assert 3.5 <= trial["seconds"] <= 8
+    lat = trial["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p95"] <= lat["p99"] < 5_000
+    # 1 s windows every 0.5 s: about 2 per second reach Redis
+    assert 1.0 <= trial["windows_per_s"] <= 3.0
+    assert trial["messages"] >= 4
+    assert trial["outcomes"].get("published", 0) >= trial["messages"] - 2
+    assert 0 < trial["cpu_per_stream"] < 4
+    assert 50 < trial["rss_mb"] < 4_000
+    assert doc["engine"] == "avfusion"
+    assert doc["capacity"] == {}
+    table = (tmp_path / "bench.md").read_text()
+    assert "| service | 1 |" in table
+    assert "| service | 1 |" in done.stdout
+    assert "[service] 1 stream(s)" in done.stdout  # progress lines
+
+
+def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
+    done = run_bench(tmp_path, "--streams", "0")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["scenestream bench: --streams must be within 1..64"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+async def test_naive_baseline_publishes_once_per_video_frame(tmp_path: Path) -> None:
+    from stream.bench import ENGINE, _engine_setup
+    from stream.benchmark.clip import cached_clip
+    from stream.benchmark.trial import TrialPlan, run_trial
+    from stream.config import load_settings
+
+    cache = load_settings(None).engines.cache_dir
+    user_dir, _, _ = _engine_setup(cache)
+    plan = TrialPlan(
+        server="naive", streams=1, seconds=3.0, warmup=2.0, clip=cached_clip(cache),
+        engines=(ENGINE,), user_dir=user_dir, log_dir=tmp_path, expected_per_stream=30.0,
+    )  # fmt: skip
+    result = await run_trial(plan)
+    assert 20 <= result.windows_per_s <= 40, result.as_dict()
+    lat = result.latency_ms
+    assert lat["p50"] is not None
+    assert 0 < lat["p50"] < 5_000
+    assert result.outcomes == {}  # the baseline has no /metrics: it drops nothing, it queues
+    assert result.cpu_cores > 0
