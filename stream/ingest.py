@@ -172,6 +172,7 @@ class StreamIngest:
         self._tracks: list[_Track] = []
         self._reached = -math.inf  # newest capture time any modality has reached
         self._due_at = -math.inf  # earliest next window end among the cutters
+        self._pre_grid: dict[tuple[int, int], int] = {}  # frames pushed before the grid, by ring
         # A reformatter keeps its swscale context between frames (`frame.reformat` builds a new
         # one every call: ~2 ms a frame); one thread, because sliced scaling of a small output
         # costs about twice the CPU in wake-ups. About 0.3 ms a frame in all.
@@ -257,10 +258,15 @@ class StreamIngest:
                 return  # closed while converting
             newest, overwritten = ring.newest_time, ring.overwritten
             ring.push(image, t)
+            if self._due_at == -math.inf:  # before the window grid: kept, but maybe never used
+                self._pre_grid[size] = self._pre_grid.get(size, 0) + 1
             if newest is not None and t <= newest:
                 self._drop("video", "out_of_order")
             elif ring.overwritten > overwritten:
-                self._drop("video", "ring_overflow")
+                if self._pre_grid.get(size, 0) > 0:
+                    self._pre_grid[size] -= 1  # older than any window: not media lost
+                else:
+                    self._drop("video", "ring_overflow")
 
     def on_audio_frame(self, frame: av.AudioFrame, timing: _Track) -> None:
         """Resample once per engine rate to mono float32, push, cut windows."""
