@@ -6,6 +6,8 @@ capture-to-publish percentiles (from Redis acknowledgements), outcomes, and the 
 spent per window (all of it on the event loop and the inference thread: the service's own cost).
 
     .venv/bin/python -m tests.bench.bench_scheduler --streams 16 --hop 0.5 --seconds 10
+    .venv/bin/python -m tests.bench.bench_scheduler --streams 16 --hop 0.5 --engine-ms 40 \
+        --engine-ms-per-window 10          # an engine too slow for the load: sheds, p99 bounded
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from stream.windows import Window, WindowSpec
 
 @dataclass
 class InstantEngine:
-    """An `EngineRuntime` whose inference costs nothing (measures everything around it)."""
+    """An `EngineRuntime` whose inference costs nothing (measures everything around it), or
+    sleeps like a slow backend when given a compute time (overload behaviour)."""
 
     name: str = "instant"
     labels: tuple[str, ...] = ("siren", "speech")
@@ -37,8 +40,12 @@ class InstantEngine:
     budget_s: float = 0.2
     max_queue_delay_s: float = 0.025
     backend_name: str = "none"
+    base_s: float = 0.0  # simulated compute: base_s + per_window_s * batch
+    per_window_s: float = 0.0
 
     def infer(self, windows: Sequence[Window]) -> list[dict[str, float]]:
+        if self.base_s or self.per_window_s:
+            time.sleep(self.base_s + self.per_window_s * len(windows))
         return [{"siren": 0.9 if w.end % 4 < 2 else 0.1, "speech": 0.2} for w in windows]
 
     def release(self, stream: str) -> None:
@@ -50,8 +57,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-async def bench(streams: int, hop: float, seconds: float) -> dict[str, object]:
-    engine = InstantEngine()
+async def bench(
+    streams: int, hop: float, seconds: float, base_ms: float = 0.0, per_window_ms: float = 0.0
+) -> dict[str, object]:
+    engine = InstantEngine(base_s=base_ms / 1000, per_window_s=per_window_ms / 1000)
     metrics = Metrics(process=False)
     latencies: list[float] = []
     with EmbeddedRedis() as redis:
@@ -102,6 +111,8 @@ async def bench(streams: int, hop: float, seconds: float) -> dict[str, object]:
     return {
         "streams": streams,
         "hop_s": hop,
+        "engine_ms": {"base": base_ms, "per_window": per_window_ms},
+        "budget_ms": engine.budget_s * 1000,
         "windows": submitted,
         "outcomes": outcomes,
         "capture_to_publish_ms": {
@@ -118,8 +129,13 @@ def main() -> None:
     p.add_argument("--streams", type=int, default=16)
     p.add_argument("--hop", type=float, default=0.5)
     p.add_argument("--seconds", type=float, default=10.0)
+    p.add_argument("--engine-ms", type=float, default=0.0, help="simulated compute per batch")
+    p.add_argument("--engine-ms-per-window", type=float, default=0.0, help="... plus per window")
     args = p.parse_args()
-    print(json.dumps(asyncio.run(bench(args.streams, args.hop, args.seconds)), indent=2))
+    result = asyncio.run(
+        bench(args.streams, args.hop, args.seconds, args.engine_ms, args.engine_ms_per_window)
+    )
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
