@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import importlib
 import ipaddress
+import json
 import logging
 import math
 import sys
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 def run(args: argparse.Namespace) -> int:
     """Publish until the source ends, `--seconds` pass, or Ctrl-C; always DELETEs the session."""
+    if args.truth is not None and not args.scenario:
+        raise UserError("--truth needs --scenario (files and devices carry no ground truth)")
     if urlsplit(args.url).scheme not in ("http", "https"):
         raise UserError(f"not a WHIP URL: {args.url!r} (expected http://host:port/whip/STREAM)")
     try:
@@ -42,7 +45,7 @@ async def _send(args: argparse.Namespace) -> int:
         logging.getLogger("aioice").setLevel(logging.WARNING)  # per-candidate lines are noise
     if _is_loopback(args.url):
         use_loopback_candidates()  # same-host server: 127.0.0.1 must be a candidate
-    tracks, codec = _open_source(args)
+    tracks, codec, scene_clock = _open_source(args)
     publisher = WhipPublisher(args.url, token=args.token)
     ended = asyncio.Event()
 
@@ -70,19 +73,51 @@ async def _send(args: argparse.Namespace) -> int:
             track.stop()
         if published:
             print("session deleted", file=sys.stderr, flush=True)
+        if args.truth is not None and scene_clock is not None:
+            _write_truth(args.truth, *scene_clock)
 
 
-def _open_source(args: argparse.Namespace) -> tuple[Sequence[MediaStreamTrack], str | None]:
-    """(tracks, forced video codec or None); stopping the tracks releases the source."""
+Source = tuple[Sequence[MediaStreamTrack], str | None, tuple[SceneRenderer, SceneClock] | None]
+
+
+def _open_source(args: argparse.Namespace) -> Source:
+    """(tracks, forced video codec or None, the scene and its clock for a scenario).
+
+    Stopping the tracks releases the source.
+    """
     if args.scenario:
         scene = load_scene(args.scenario)
         clock = SceneClock(
             loop_s=scene.duration_s if args.loop and math.isfinite(scene.duration_s) else None
         )
-        return [SceneVideoTrack(scene, clock), SceneAudioTrack(scene, clock)], args.codec
+        tracks = [SceneVideoTrack(scene, clock), SceneAudioTrack(scene, clock)]
+        return tracks, args.codec, (scene, clock)
     if args.file:
-        return _open_file(args.file, loop=args.loop, codec=args.codec)
-    return _open_device(args.device)
+        return (*_open_file(args.file, loop=args.loop, codec=args.codec), None)
+    return (*_open_device(args.device), None)
+
+
+def _write_truth(path: Path, scene: SceneRenderer, clock: SceneClock) -> None:
+    """The scenario's labelled intervals, also on the capture clock (Unix seconds).
+
+    `start` is the capture time of scene time 0, so a consumer lines up events with the truth
+    as `start + start_s`. A looping scenario lists its first pass (repeat every `loop_s`).
+    """
+    if not clock.started:
+        return  # nothing was sent
+    intervals = [
+        {"label": iv.label, "start_s": iv.start_s, "end_s": iv.end_s,
+         "start": clock.start + iv.start_s, "end": clock.start + iv.end_s}
+        for iv in scene.truth
+    ]  # fmt: skip
+    duration = scene.duration_s if math.isfinite(scene.duration_s) else None
+    document = {"scenario": scene.name, "start": clock.start, "duration_s": duration,
+                "loop_s": clock.loop_s, "intervals": intervals}  # fmt: skip
+    try:
+        path.write_text(json.dumps(document, indent=2) + "\n")
+    except OSError as exc:
+        raise UserError(f"cannot write the truth file {path}: {exc}") from None
+    print(f"truth written to {path}", file=sys.stderr, flush=True)
 
 
 def load_scene(name: str, seed: int = 0) -> SceneRenderer:
@@ -94,6 +129,8 @@ def load_scene(name: str, seed: int = 0) -> SceneRenderer:
     if registry is not None:
         try:
             return registry.load_scenario(name, seed)  # type: ignore[no-any-return]
+        except UserError:
+            raise  # the registry's own one-line message
         except (KeyError, ValueError, FileNotFoundError) as exc:
             raise UserError(f"unknown scenario {name!r}: {exc}") from None
     if name != "sync":

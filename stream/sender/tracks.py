@@ -32,6 +32,11 @@ class SceneClock:
         self.loop_s = loop_s  # scene time wraps at this (a looping finite scenario)
 
     @property
+    def started(self) -> bool:
+        """Whether a track has fixed the start (asked for its first frame)."""
+        return self._start is not None
+
+    @property
     def start(self) -> float:
         """Wall time (Unix seconds) of scene time 0."""
         if self._start is None:

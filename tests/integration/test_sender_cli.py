@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import sys
 import time
@@ -37,9 +38,12 @@ def live(service: Service) -> bool:
     return any(s.state == "live" for s in service.registry.sessions())
 
 
-async def test_send_scenario_publishes_then_deletes() -> None:
+async def test_send_scenario_publishes_then_deletes(tmp_path: Path) -> None:
+    truth = tmp_path / "truth.json"
     async with running_service() as service:
-        proc = await start_send(service.whip("cam1"), "--scenario", "sync", "--seconds", "2.5")
+        before = time.time()
+        proc = await start_send(service.whip("cam1"), "--scenario", "sync", "--seconds", "2.5",
+                                "--truth", str(truth))  # fmt: skip
         await wait_for(lambda: live(service), 15, "the sender to connect")
         code, stderr = await finish(proc)
         assert code == 0, stderr
@@ -47,6 +51,13 @@ async def test_send_scenario_publishes_then_deletes() -> None:
         assert len(service.registry) == 0  # the sender sent DELETE
         assert service.states("cam1")[-1] == ("offline", "deleted")
         assert service.sink.windows, "no window was cut"
+        document = json.loads(truth.read_text())
+        assert document["scenario"] == "sync"
+        assert document["intervals"] == []
+        assert before < document["start"] < before + 10  # scene time 0 on the capture clock
+        first = service.sink.windows[0]
+        assert first.frame_times is not None
+        assert first.frame_times.max() > document["start"]
 
 
 async def test_refused_offer_is_one_clear_line() -> None:
