@@ -54,6 +54,12 @@ def _cancel_requested() -> bool:
     return task is not None and task.cancelling() > 0
 
 
+def _stream_id(text: str) -> tuple[int, int]:
+    """A Redis Stream id `ms-seq` as a comparable pair."""
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def _public_url(url: str) -> str:
     """The URL without credentials (for error messages)."""
     parts = urlsplit(url)
@@ -214,8 +220,12 @@ class Subscription:
         client = self._client
         last_scan = time.monotonic() if self.streams is None else float("inf")
         backoff = 0.1
+        resync = False
         while True:
             try:
+                if resync:
+                    await self._resync_cursors()
+                    resync = False
                 if time.monotonic() - last_scan >= self.scan_interval_s:
                     last_scan = time.monotonic()
                     for key in await self._scan():
@@ -230,6 +240,7 @@ class Subscription:
                 if self._closing or _cancel_requested():
                     raise asyncio.CancelledError from None
                 self.reconnects += 1
+                resync = True
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue
@@ -240,6 +251,17 @@ class Subscription:
                 for entry_id, fields in entries:
                     self.cursors[name] = entry_id.decode()
                     await self._emit(fields.get(b"data", b""))
+
+    async def _resync_cursors(self) -> None:
+        """After a reconnect: a log whose newest id is below our cursor (or that is gone) is
+        not the one we were reading — Redis restarted without persistence, possibly with its
+        clock behind — so it is read from its start rather than silently skipped."""
+        assert self._client is not None
+        for key, cursor in list(self.cursors.items()):
+            last: Any = await self._client.xrevrange(key, count=1)
+            newest = last[0][0].decode() if last else "0-0"
+            if _stream_id(newest) < _stream_id(cursor):
+                self.cursors[key] = "0-0"
 
     async def _read_pubsub(self) -> None:
         backoff = 0.1

@@ -138,6 +138,35 @@ async def test_resume_after_redis_restart_gets_every_outage_event(
     assert ids == [f"cam1-siren-{n}" for n in range(90)]  # in order, none missing, no repeat
 
 
+async def test_log_recreated_with_lower_ids_after_restart_is_read_from_its_start(
+    redis_server: EmbeddedRedis,
+) -> None:
+    # A restarted Redis without persistence whose clock is behind gives ids below our cursor:
+    # they must be delivered, not skipped.
+    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
+    await pub.start()
+    got: list[m.Message] = []
+    try:
+        async with Subscription(
+            redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
+        ) as sub:
+            reader = asyncio.create_task(collect(sub, got, 5))
+            await produce(pub, 2, 0.01)
+            await asyncio.sleep(0.3)
+            redis_server.kill()
+            await asyncio.sleep(0.3)
+            redis_server.start()
+            client = aioredis.Redis.from_url(redis_server.url)
+            for n, entry_id in ((2, "5-1"), (3, "5-2"), (4, "6-0")):
+                await client.xadd("ss:cam1:log", {"data": m.encode(event(n))}, id=entry_id)
+            await client.aclose()
+            async with asyncio.timeout(10):
+                await reader
+    finally:
+        await pub.close()
+    assert [x["id"] for x in got] == [f"cam1-siren-{n}" for n in range(5)]
+
+
 async def test_subscribe_generator_and_unreachable_redis() -> None:
     with pytest.raises(ConnectionError, match="cannot reach Redis"):
         async with contextlib.aclosing(subscribe(f"redis://127.0.0.1:{free_port()}/0")) as gen:
