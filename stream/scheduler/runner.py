@@ -250,7 +250,7 @@ class Scheduler:
         change = self.health.record(stream, shed)
         if change == "degraded":
             ratio = self.health.shed_ratio(stream)
-            reason = f"overloaded: {ratio:.0%} of recent windows shed (stale or superseded)"
+            reason = f"overloaded: {ratio:.0%} of recent windows stale or superseded"
             self.status.stream_status(stream, "degraded", reason)
         elif change == "online":
             self.status.stream_status(stream, "online", "recovered")
