@@ -12,6 +12,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -184,8 +185,14 @@ def create_app(
     window_sink: WindowSink,
     status: StatusSink,
     ready: Callable[[], Awaitable[bool]] | None = None,
+    stream_figures: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> web.Application:
-    """The HTTP application; `ready` decides `/readyz` (engines warmed, Redis answering)."""
+    """The HTTP application; `ready` decides `/readyz` (engines warmed, Redis answering).
+
+    `stream_figures`, if given, returns per-stream, per-engine figures from downstream (the
+    pipeline: published/late counts, latency); `/api/streams` adds them to each stream's row
+    under `engines`.
+    """
     if settings.session.include_loopback:
         use_loopback_candidates()
     if not settings.server.tokens:
@@ -202,7 +209,7 @@ def create_app(
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/readyz", _readyz(ready))
     app.router.add_get("/metrics", _metrics(metrics))
-    app.router.add_get("/api/streams", _streams(whip.registry))
+    app.router.add_get("/api/streams", _streams(whip.registry, stream_figures))
     app.on_shutdown.append(whip.close_all)
     decode_errors = {
         k: metrics.frames_dropped.labels(k, "decode_error") for k in ("video", "audio")
@@ -240,8 +247,16 @@ def _metrics(metrics: Metrics) -> Callable[[web.Request], Awaitable[web.Response
     return handler
 
 
-def _streams(registry: StreamRegistry) -> Callable[[web.Request], Awaitable[web.Response]]:
+def _streams(
+    registry: StreamRegistry,
+    figures: Callable[[], Mapping[str, Mapping[str, Any]]] | None,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def handler(_: web.Request) -> web.Response:
-        return web.json_response({"streams": registry.snapshot()})
+        rows = registry.snapshot()
+        if figures is not None:
+            downstream = figures()
+            for row in rows:
+                row["engines"] = dict(downstream.get(row["stream"], {}))
+        return web.json_response({"streams": rows})
 
     return handler

@@ -87,7 +87,10 @@ def assert_nothing_left(service: Service) -> None:
 
 
 async def test_publish_online_api_streams_delete_offline() -> None:
-    async with running_service() as service:
+    def figures() -> dict[str, dict[str, Any]]:
+        return {"cam1": {"probe": {"published": 7}}, "other": {}}
+
+    async with running_service(stream_figures=figures) as service:
         publisher = WhipPublisher(service.whip("cam1"))
         await publisher.publish(scene_tracks())
         assert publisher.location is not None
@@ -100,6 +103,7 @@ async def test_publish_online_api_streams_delete_offline() -> None:
             assert [r["stream"] for r in rows] == ["cam1"]
             assert rows[0]["fps"] > 15
             assert rows[0]["windows"] >= 2
+            assert rows[0]["engines"] == {"probe": {"published": 7}}  # downstream figures
             async with http.get(f"{service.url}/metrics") as resp:
                 text = await resp.text()
             assert 'scenestream_frames_received_total{kind="video"}' in text
@@ -311,7 +315,7 @@ async def test_health_and_readiness_follow_the_injected_callback(ready: bool) ->
 
     sink, status = RecordingSink(), LogStatusSink()
     app = create_app(settings(), Metrics(process=False), specs=SYNC_SPECS, window_sink=sink,
-                     status=status, ready=is_ready)  # fmt: skip
+                     status=status, ready=is_ready, stream_figures=dict)  # fmt: skip
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
         async with http.get(server.make_url("/healthz")) as resp:
             assert resp.status == 200

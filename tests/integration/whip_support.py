@@ -82,12 +82,14 @@ def settings(**sections: Any) -> Settings:
 
 @asynccontextmanager
 async def running_service(
-    config: Settings | None = None, specs: dict[str, WindowSpec] | None = None
+    config: Settings | None = None,
+    specs: dict[str, WindowSpec] | None = None,
+    stream_figures: Callable[[], dict[str, dict[str, Any]]] | None = None,
 ) -> AsyncIterator[Service]:
     """The app on a free 127.0.0.1 port; shut down (every session closed) on exit."""
     sink, status, metrics = RecordingSink(), LogStatusSink(), Metrics(process=False)
     app = create_app(config or settings(), metrics, specs=specs or SYNC_SPECS,
-                     window_sink=sink, status=status)  # fmt: skip
+                     window_sink=sink, status=status, stream_figures=stream_figures)  # fmt: skip
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
