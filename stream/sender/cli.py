@@ -10,6 +10,7 @@ import ipaddress
 import json
 import logging
 import math
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -58,6 +59,8 @@ async def _send(args: argparse.Namespace) -> int:
 
     for track in tracks:
         track.on("ended", ended.set)
+    with contextlib.suppress(NotImplementedError):  # SIGTERM (a supervisor): stop and DELETE
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
     try:
         await publisher.publish(tracks, codec=codec)
         print(f"publishing to {publisher.location}", file=sys.stderr, flush=True)

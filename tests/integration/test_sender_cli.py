@@ -79,13 +79,14 @@ async def test_unreachable_server_is_one_clear_line() -> None:
     assert lines[0].startswith("scenestream send: offer refused: cannot reach")
 
 
-async def test_ctrl_c_deletes_the_session() -> None:
+@pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
+async def test_ctrl_c_or_sigterm_deletes_the_session(sig: signal.Signals, expected: int) -> None:
     async with running_service() as service:
         proc = await start_send(service.whip("cam1"), "--scenario", "sync")
         await wait_for(lambda: live(service), 15, "the sender to connect")
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         code, stderr = await finish(proc)
-        assert code == 130, stderr
+        assert code == expected, stderr
         assert len(service.registry) == 0
         assert service.states("cam1")[-1] == ("offline", "deleted")
 
