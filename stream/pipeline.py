@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from engines.runtime import EngineRuntime
 from stream import messages
 from stream.config import LabelThresholds, Settings
-from stream.interpret import Event, EventTracker, resolve_thresholds
+from stream.interpret import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
 from stream.metrics import Metrics
 from stream.scheduler.runner import WindowResult
 
@@ -50,6 +50,20 @@ class _Figures:
     last_window_end: float = 0.0
     last: dict[str, float] = field(default_factory=dict)  # last scene's latency_ms
     recent_c2p_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
+
+
+def manifest_defaults(engine: EngineRuntime) -> dict[str, LabelThresholds]:
+    """An engine manifest's `[thresholds.<label>]` tables (fields left out take the service's
+    defaults), read from `engine.manifest.doc.thresholds` when the engine has one."""
+    tables: Any = getattr(getattr(getattr(engine, "manifest", None), "doc", None), "thresholds", {})
+    out: dict[str, LabelThresholds] = {}
+    for label, table in (tables or {}).items():
+        given = table if isinstance(table, Mapping) else table.model_dump()
+        fields = {k: v for k, v in given.items() if v is not None}
+        if "on" in fields and "off" not in fields:  # keep hysteresis below a lowered `on`
+            fields["off"] = min(DEFAULT_THRESHOLDS.off, fields["on"])
+        out[label] = LabelThresholds.model_validate(fields)
+    return out
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -87,7 +101,7 @@ class Pipeline:
             self.thresholds[e.name] = resolve_thresholds(
                 e.labels,
                 configured=override.thresholds if override else None,
-                manifest=manifest_thresholds.get(e.name) or getattr(e, "thresholds", None),
+                manifest=manifest_thresholds.get(e.name) or manifest_defaults(e),
             )
         self._trackers: dict[tuple[str, str], EventTracker] = {}
         self._figures: dict[str, dict[str, _Figures]] = {}

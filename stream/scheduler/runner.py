@@ -63,6 +63,7 @@ class _Lane:
     executor: ThreadPoolExecutor
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     ends: list[str] = field(default_factory=list)  # streams to release, in order
+    ends_done: asyncio.Event = field(default_factory=asyncio.Event)  # set when `ends` is empty
     task: asyncio.Task[None] | None = None
     batches: int = 0
 
@@ -104,7 +105,14 @@ class Scheduler:
                 lane.task = asyncio.create_task(self._run_lane(lane), name=f"scheduler-{name}")
 
     async def close(self, timeout_s: float = 5.0) -> None:
-        """Stop the engine tasks, then wait (bounded) for in-flight inference threads."""
+        """Finish what ended streams still owe (state release, `end` events: end the streams
+        first), stop the engine tasks, then wait (bounded) for in-flight inference threads."""
+        owing = [lane.ends_done.wait() for lane in self._lanes.values() if lane.task and lane.ends]
+        try:
+            async with asyncio.timeout(timeout_s / 2):
+                await asyncio.gather(*owing)
+        except TimeoutError:
+            logger.warning("ended streams not all released at shutdown")
         tasks = [lane.task for lane in self._lanes.values() if lane.task is not None]
         for task in tasks:
             task.cancel()
@@ -145,6 +153,7 @@ class Scheduler:
             if queued is not None:
                 self.metrics.windows.labels(engine=lane.engine.name, outcome="superseded").inc()
             lane.ends.append(stream)
+            lane.ends_done.clear()
             lane.wake.set()
         self.health.forget(stream)
 
@@ -241,6 +250,7 @@ class Scheduler:
                 self.sink.stream_closed(stream, lane.engine.name)
             except Exception:
                 logger.exception("result sink failed", extra={"engine": lane.engine.name})
+        lane.ends_done.set()
 
     def _shed(self, lane: _Lane, window: Window, outcome: Shed) -> None:
         self.metrics.windows.labels(engine=lane.engine.name, outcome=outcome).inc()

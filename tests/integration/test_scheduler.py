@@ -267,3 +267,18 @@ async def test_engines_run_side_by_side_each_on_its_own_thread() -> None:
     assert metrics.windows.labels(engine="missing", outcome="error")._value.get() == seq
     assert info["slow"]["compute_ms"]["1"] > info["fast"]["compute_ms"]["1"]
     assert [x for x in sink.log if x[0] == "closed"] == [("closed", "a", -1)] * 2
+
+
+async def test_close_right_after_streams_end_still_releases_them() -> None:
+    engine = SleepyEngine(base_s=0.15, per_window_s=0.0, budget_s=1.0, max_queue_delay_s=0.0)
+    sink = RecordingSink()
+    scheduler = Scheduler([engine], Metrics(process=False), sink, LogStatusSink())
+    await scheduler.start()
+    scheduler.submit(window("a", 0))
+    scheduler.submit(window("b", 0))
+    await asyncio.sleep(0.05)  # a batch is now computing
+    scheduler.stream_ended("a")
+    scheduler.stream_ended("b")
+    await scheduler.close()
+    assert sorted(s for kind, s, _ in sink.log if kind == "closed") == ["a", "b"]
+    assert [c for k, c in engine.calls if k == "release"] == [[("a", -1)], [("b", -1)]]

@@ -123,6 +123,29 @@ def test_configured_thresholds_win_over_manifest_and_default() -> None:
     assert [x["label"] for x in sink.sent if x["type"] == "event"] == ["emergency_vehicle"]
 
 
+def test_manifest_threshold_tables_are_read_from_the_engine() -> None:
+    @dataclass
+    class Doc:
+        thresholds: dict[str, dict[str, float | None]]
+
+    @dataclass
+    class Manifest:
+        doc: Doc
+
+    @dataclass
+    class WithManifest(Engine):
+        manifest: Manifest = field(
+            default_factory=lambda: Manifest(
+                Doc({"siren": {"on": 0.3, "off": None, "min_duration_s": None, "hold_s": 2.0}})
+            )
+        )
+
+    pipeline = Pipeline([WithManifest()], Sink(), Metrics(process=False))
+    siren = pipeline.thresholds["avfusion"]["siren"]
+    assert (siren.on, siren.off, siren.hold_s) == (0.3, 0.3, 2.0)
+    assert pipeline.thresholds["avfusion"]["emergency_vehicle"].on == 0.6
+
+
 def m_th(on: float) -> LabelThresholds:
     return LabelThresholds.model_validate({"on": on, "off": on / 2})
 
