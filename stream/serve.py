@@ -52,6 +52,8 @@ def install_stop_signals(stop: asyncio.Event) -> None:
 def run(args: argparse.Namespace) -> int:
     """Entry point of `scenestream serve`."""
     settings = settings_from_args(args)
+    if not args.verbose:
+        logging.getLogger().setLevel(settings.log_level)
     quiet_library_logs(args.verbose)
 
     async def main() -> None:
