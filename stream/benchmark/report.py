@@ -52,6 +52,15 @@ def counter_delta(
     return out
 
 
+def histogram_means(
+    before: Samples, after: Samples, name: str, by: str, **where: str
+) -> dict[str, float]:
+    """Mean observation of histogram `name` between two scrapes, by label `by` (seconds)."""
+    sums = counter_delta(before, after, f"{name}_sum", by, **where)
+    counts = counter_delta(before, after, f"{name}_count", by, **where)
+    return {k: sums.get(k, 0.0) / n for k, n in counts.items() if n > 0}
+
+
 def gauge(samples: Samples, name: str, **where: str) -> float:
     """Sum of gauge `name` over the series matching `where` (0 when absent)."""
     return sum(
@@ -82,6 +91,7 @@ class TrialResult:
     expected_per_s: float
     outcomes: dict[str, float] = field(default_factory=dict)
     frames_dropped: dict[str, float] = field(default_factory=dict)
+    stages_ms: dict[str, float] = field(default_factory=dict)  # mean per service stage
     cpu_cores: float = 0.0
     rss_mb: float = 0.0
     rss_growth_mb: float = 0.0
@@ -109,6 +119,7 @@ class TrialResult:
             "expected_per_s": round(self.expected_per_s, 2),
             "outcomes": {k: int(v) for k, v in self.outcomes.items()},
             "frames_dropped": {k: int(v) for k, v in self.frames_dropped.items()},
+            "stages_ms": {k: round(v, 2) for k, v in self.stages_ms.items()},
             "cpu_cores": round(self.cpu_cores, 3),
             "cpu_per_stream": round(self.cpu_per_stream, 3),
             "rss_mb": round(self.rss_mb, 1),
@@ -196,7 +207,7 @@ def markdown_table(rows: Iterable[TrialResult]) -> str:
             if not o
             else f"{int(o.get('stale', 0))}/{int(o.get('superseded', 0))}/{int(o.get('late', 0))}"
         )
-        held = "yes" if r.held else "no: " + "; ".join(r.why)
+        held = "yes" if r.held else "no: " + "; ".join(r.why) if r.why else "n/a"
         lines.append(
             f"| {r.server} | {r.streams} | {_ms(r.latency_ms['p50'])} | {_ms(r.latency_ms['p95'])}"
             f" | {_ms(r.latency_ms['p99'])} | {r.windows_per_s:.1f} | {drops}"

@@ -28,6 +28,7 @@ from stream.benchmark.report import (
     TrialResult,
     counter_delta,
     gauge,
+    histogram_means,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
@@ -232,15 +233,25 @@ async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollec
             before, after, "scenestream_windows_total", "outcome", engine=engine
         ),
         frames_dropped=_drops(before, after),
+        stages_ms=_stages(before, after, engine),
         cpu_cores=(cpu1 - cpu0) / wall,
         rss_mb=rss[-1] if rss else 0.0,
         rss_growth_mb=rss[-1] - rss[0] if rss else 0.0,
         latency_trend_ms=thirds_trend(latencies) * 1e3,
         queue_trend=thirds_trend(queue),
     )
-    result.why = verdict(result)
-    result.held = not result.why
+    if plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
+        result.why = verdict(result)
+        result.held = not result.why
     return result
+
+
+def _stages(before: Samples, after: Samples, engine: str) -> dict[str, float]:
+    """Mean time per stage (ms); ingest has no engine label, the others this engine's."""
+    name = "scenestream_stage_seconds"
+    means = histogram_means(before, after, name, "stage", engine=engine)
+    means.update(histogram_means(before, after, name, "stage", stage="ingest"))
+    return {stage: seconds * 1e3 for stage, seconds in means.items()}
 
 
 def _drops(before: Samples, after: Samples) -> dict[str, float]:

@@ -9,6 +9,7 @@ from stream.benchmark.report import (
     TrialResult,
     counter_delta,
     gauge,
+    histogram_means,
     markdown_table,
     parse_metrics,
     percentiles_ms,
@@ -127,3 +128,17 @@ def test_collector_keeps_one_engine_and_skips_garbage() -> None:
     c.add(b'{"engine": "avfusion", "window": {"end": 12.0}, "published_at": 12.1}')
     assert c.between(9.0, 11.0) == [pytest.approx(0.08)]
     assert len(c.between(0.0, 20.0)) == 2
+
+
+def test_histogram_means_per_stage() -> None:
+    text = """\
+# TYPE scenestream_stage_seconds histogram
+scenestream_stage_seconds_sum{engine="avfusion",stage="queue"} %s
+scenestream_stage_seconds_count{engine="avfusion",stage="queue"} %s
+scenestream_stage_seconds_sum{engine="avfusion",stage="infer"} %s
+scenestream_stage_seconds_count{engine="avfusion",stage="infer"} %s
+"""
+    before = parse_metrics(text % (1.0, 10, 2.0, 10))
+    after = parse_metrics(text % (1.5, 20, 2.0, 10))
+    means = histogram_means(before, after, "scenestream_stage_seconds", "stage", engine="avfusion")
+    assert means == {"queue": pytest.approx(0.05)}  # infer saw nothing new: left out
