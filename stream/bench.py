@@ -186,4 +186,9 @@ def _markdown(doc: dict[str, Any], table: str) -> str:
             lines.append(f"- {server} holds {cap[server]['streams']} stream(s){bound}")
     if cap.get("ratio") is not None:
         lines.append(f"- ratio service/baseline: {cap['ratio']:.1f}x")
+    service = [t for t in doc["trials"] if t["server"] == "service" and t["stages_ms"]]
+    if service:
+        last = max(service, key=lambda t: t["streams"])
+        stages = ", ".join(f"{k} {v:.1f}" for k, v in last["stages_ms"].items())
+        lines += ["", f"Service at N={last['streams']}, mean ms per stage: {stages}."]
     return "\n".join(lines) + "\n"
