@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -43,6 +43,13 @@ class ServerConfig(_Section):
     )
     public_url: str | None = Field(
         None, description="URL other workers use to redirect here (scale-out); None = host:port"
+    )
+    advertise_ttl_s: float = Field(
+        3.0,
+        gt=0,
+        description="scale-out: TTL of this worker's advert and stream claims in Redis (refreshed"
+        " every ~1 s); a worker killed without notice is declared lost, its streams offline,"
+        " after about this long",
     )
 
 
@@ -78,6 +85,11 @@ class RedisConfig(_Section):
     log_maxlen: int = Field(10_000, gt=0, description="approximate cap of each stream's log")
     outbox_max: int = Field(10_000, gt=0, description="messages buffered while Redis is away")
     publish_scene: bool = Field(True, description="publish a scene message per window")
+    cluster: bool | Literal["auto"] = Field(
+        "auto",
+        description="Redis Cluster (sharded pub/sub: SPUBLISH/SSUBSCRIBE); 'auto' asks the server"
+        " (INFO cluster) at start",
+    )
 
 
 class LabelThresholds(_Section):

@@ -25,6 +25,8 @@ from stream.embedded_redis import EmbeddedRedis
 from stream.metrics import Metrics
 from stream.pipeline import Pipeline
 from stream.publish.redis_publisher import RedisPublisher
+from stream.scaleout.directory import WorkerDirectory
+from stream.scaleout.redis_client import open_client, resolve_cluster
 from stream.scheduler.runner import Scheduler
 from stream.web.live import setup_live_routes
 from stream.whip.app import create_app
@@ -48,6 +50,7 @@ class Service:
     _pipeline: Pipeline | None = None
     _runner: web.AppRunner | None = None
     _probe: aioredis.Redis | None = None
+    _directory: WorkerDirectory | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -61,9 +64,11 @@ class Service:
         """Bring the whole service up; raises on a misconfiguration (engine, Redis, port)."""
         s = self.settings
         self.redis_url = s.redis.url or await self._start_embedded_redis()
+        cluster = await resolve_cluster(self.redis_url, s.redis.cluster)
         self._publisher = RedisPublisher(
-            self.redis_url, s.redis.prefix, self.metrics, s.redis.outbox_max, s.redis.log_maxlen
-        )
+            self.redis_url, s.redis.prefix, self.metrics, s.redis.outbox_max, s.redis.log_maxlen,
+            cluster=cluster,
+        )  # fmt: skip
         await self._publisher.start()
         loaded = await asyncio.to_thread(load_engines, s.engines)
         self.engines = [engine for engine, _ in loaded]
@@ -75,6 +80,7 @@ class Service:
         self._scheduler = Scheduler(self.engines, self.metrics, self._pipeline, self._publisher)
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
+        self._directory = self._new_directory(cluster)
         app = create_app(
             s,
             self.metrics,
@@ -83,6 +89,7 @@ class Service:
             status=self._publisher,
             ready=self._ready,
             stream_figures=self._pipeline.streams,
+            scaleout=self._directory,
         )
         setup_live_routes(app, redis_url=self.redis_url, prefix=s.redis.prefix)
         app.router.add_get("/api/engines", self._engines_handler)
@@ -91,6 +98,7 @@ class Service:
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
         await site.start()
         self.port = int(self._runner.addresses[0][1])
+        await self._directory.start(s.server.public_url or self.url)
         logger.info("scenestream listening on %s", self.url)
         return self
 
@@ -99,6 +107,9 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, runs on_shutdown (closes sessions)
             self._runner = None
+        if self._directory is not None:
+            await self._directory.close()  # after the sessions: their claims are released
+            self._directory = None
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None
@@ -116,6 +127,20 @@ class Service:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.close)
             self._redis = None
+
+    def _new_directory(self, cluster: bool) -> WorkerDirectory:
+        """Scale-out: advert, cross-worker claims, `307`, `offline` for lost workers' streams."""
+        s, publisher = self.settings, self._publisher
+        assert publisher is not None
+
+        def lost(stream: str) -> None:
+            publisher.stream_status(stream, "offline", "worker lost")
+
+        client = open_client(self.redis_url, cluster, socket_timeout=2.0)
+        return WorkerDirectory(
+            client, s.redis.prefix, s.server.max_streams, ttl_s=s.server.advertise_ttl_s,
+            on_lost=lost,
+        )  # fmt: skip
 
     async def _start_embedded_redis(self) -> str:
         self._redis = await asyncio.to_thread(EmbeddedRedis().start)

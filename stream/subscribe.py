@@ -13,6 +13,11 @@ about once a second and read from their first entry.
 Every message is parsed and validated against the shipped JSON Schema; invalid ones are logged
 and skipped. Use `Subscription` as an async context manager when you need to know the
 subscription is in place before something else starts publishing.
+
+On a Redis Cluster (`cluster=True`, or "auto": asked of the server) scene and status messages
+come by sharded pub/sub (`SSUBSCRIBE`, same channel names) and each log is read with its own
+`XREAD`; with `streams=None`, streams for scene messages are discovered from the workers'
+advertised stream sets (a cluster has no sharded pattern subscription).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import time
 from collections.abc import AsyncGenerator, Iterable
 from datetime import datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
@@ -38,6 +43,8 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from stream.messages import InvalidMessage, Message, decode
+from stream.scaleout import sharded
+from stream.scaleout.redis_client import AnyRedis, open_client, resolve_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -82,8 +89,10 @@ class Subscription:
         scan_interval_s: float = 1.0,
         backoff_max_s: float = 2.0,
         queue_max: int = 1000,
+        cluster: bool | Literal["auto"] = "auto",
     ) -> None:
         self.url = url
+        self.cluster = cluster
         self.prefix = prefix
         self.streams = None if streams is None else frozenset(streams)
         self.kinds = frozenset(kinds)
@@ -97,15 +106,18 @@ class Subscription:
         self.invalid = 0
         self.cursors: dict[str, str] = {}  # log key -> last id read
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue(maxsize=queue_max)
-        self._client: aioredis.Redis | None = None
+        self._client: AnyRedis | None = None
+        self._scene_streams: set[str] = set()  # cluster, streams=None: discovered so far
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def __aenter__(self) -> Subscription:
-        self._client = aioredis.Redis.from_url(
+        self.cluster = await resolve_cluster(self.url, self.cluster)
+        self._client = open_client(
             self.url,
+            self.cluster,
             retry=Retry(NoBackoff(), 0),  # reconnection is ours: with backoff, resuming
             socket_connect_timeout=5.0,
             socket_timeout=self.block_ms / 1000 + 10.0,
@@ -137,7 +149,7 @@ class Subscription:
             task.cancel()
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=2.0)
-            if pending and self._client is not None:
+            if pending and isinstance(self._client, aioredis.Redis):
                 # A read that ignored its cancellation: cut the sockets under it.
                 await self._client.connection_pool.disconnect()
                 await asyncio.wait(pending, timeout=2.0)
@@ -183,15 +195,25 @@ class Subscription:
 
     async def _open_pubsub(self) -> PubSub:
         assert self._client is not None
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-        if "status" in self.kinds:
-            await pubsub.subscribe(f"{self.prefix}:status")
+        channels = [f"{self.prefix}:status"] if "status" in self.kinds else []
+        patterns = []
         if "scene" in self.kinds:
-            if self.streams is None:
-                await pubsub.psubscribe(f"{self.prefix}:*:scene")
+            if self.streams is not None:
+                channels += [f"{self.prefix}:{s}:scene" for s in self.streams]
+            elif self.cluster:
+                self._scene_streams = await sharded.live_streams(self._client, self.prefix)
+                channels += [f"{self.prefix}:{s}:scene" for s in self._scene_streams]
             else:
-                await pubsub.subscribe(*(f"{self.prefix}:{s}:scene" for s in self.streams))
-        return pubsub
+                patterns.append(f"{self.prefix}:*:scene")
+        return await sharded.subscribe_channels(self._client, channels, patterns)
+
+    async def _discover_scene_streams(self) -> None:
+        """Cluster, all streams: subscribe to the scene channels of newly advertised streams."""
+        assert self._client is not None
+        assert self._pubsub is not None
+        new = await sharded.live_streams(self._client, self.prefix) - self._scene_streams
+        await sharded.add_channels(self._pubsub, (f"{self.prefix}:{s}:scene" for s in new))
+        self._scene_streams |= new
 
     async def _close_client(self) -> None:
         pubsub, self._pubsub = self._pubsub, None
@@ -233,8 +255,7 @@ class Subscription:
                 if not self.cursors:
                     await asyncio.sleep(self.scan_interval_s)
                     continue
-                streams: dict[Any, Any] = dict(self.cursors)
-                replies: Any = await client.xread(streams, block=self.block_ms, count=500)
+                replies = await sharded.read_logs(client, self.cursors, self.block_ms, 500)
                 backoff = 0.1
             except (RedisError, OSError):
                 if self._closing or _cancel_requested():
@@ -246,7 +267,7 @@ class Subscription:
                 continue
             if self._closing or _cancel_requested():
                 raise asyncio.CancelledError
-            for key, entries in replies or []:
+            for key, entries in replies:
                 name = key.decode()
                 for entry_id, fields in entries:
                     self.cursors[name] = entry_id.decode()
@@ -265,11 +286,16 @@ class Subscription:
 
     async def _read_pubsub(self) -> None:
         backoff = 0.1
+        discover = self.cluster and self.streams is None and "scene" in self.kinds
+        last_scan = time.monotonic()
         while True:
             try:
                 if self._pubsub is None:
                     self._pubsub = await self._open_pubsub()
-                msg = await self._pubsub.get_message(timeout=self.block_ms / 1000)
+                if discover and time.monotonic() - last_scan >= self.scan_interval_s:
+                    last_scan = time.monotonic()
+                    await self._discover_scene_streams()
+                msg = await sharded.next_message(self._pubsub, self.block_ms / 1000)
                 backoff = 0.1
             except (RedisError, OSError):
                 if self._closing or _cancel_requested():
@@ -284,7 +310,7 @@ class Subscription:
                 continue
             if self._closing or _cancel_requested():
                 raise asyncio.CancelledError
-            if msg is not None and msg.get("type") in ("message", "pmessage"):
+            if msg is not None and msg.get("type") in sharded.DATA_TYPES:
                 await self._emit(msg["data"])
 
 
@@ -294,14 +320,18 @@ async def subscribe(
     prefix: str = "scenestream",
     streams: Iterable[str] | None = None,
     kinds: Iterable[str] = DEFAULT_KINDS,
+    cluster: bool | Literal["auto"] = "auto",
 ) -> AsyncGenerator[Message, None]:
     """Yield validated messages of the given kinds (`scene`, `events`, `status`) for the given
     streams (None: all), reconnecting by itself and resuming lifecycle events from the log.
 
-    Raises `ConnectionError` if Redis cannot be reached at the start. Close it with
+    `cluster`: a Redis Cluster (sharded pub/sub); "auto" asks the server. Raises
+    `ConnectionError` if Redis cannot be reached at the start. Close it with
     `contextlib.aclosing` (or let the loop end) to stop its reader tasks promptly.
     """
-    async with Subscription(url, prefix=prefix, streams=streams, kinds=kinds) as sub:
+    async with Subscription(
+        url, prefix=prefix, streams=streams, kinds=kinds, cluster=cluster
+    ) as sub:
         async for msg in sub:
             yield msg
 
@@ -335,9 +365,11 @@ def format_line(msg: Message) -> str:
 
 async def _print_messages(
     url: str, prefix: str, streams: list[str] | None, kinds: list[str], as_json: bool,
-    seconds: float | None,
+    seconds: float | None, cluster: bool | Literal["auto"] = "auto",
 ) -> int:  # fmt: skip
-    async with Subscription(url, prefix=prefix, streams=streams, kinds=kinds) as sub:
+    async with Subscription(
+        url, prefix=prefix, streams=streams, kinds=kinds, cluster=cluster
+    ) as sub:
         try:
             async with asyncio.timeout(seconds):
                 async for msg in sub:
@@ -353,7 +385,8 @@ def run(args: argparse.Namespace) -> int:
     from stream.cli import UserError
     from stream.config import load_settings
 
-    url = args.redis or load_settings().redis.url
+    settings = load_settings().redis
+    url = args.redis or settings.url
     if not url:
         raise UserError("no Redis URL: pass --redis or set SCENESTREAM_REDIS__URL")
     if args.seconds is not None and args.seconds <= 0:
@@ -362,7 +395,9 @@ def run(args: argparse.Namespace) -> int:
     streams = [args.stream] if args.stream else None
     try:
         return asyncio.run(
-            _print_messages(url, args.prefix, streams, kinds, args.json, args.seconds)
+            _print_messages(
+                url, args.prefix, streams, kinds, args.json, args.seconds, settings.cluster
+            )
         )
     except BrokenPipeError:  # `scenestream events | head`
         with contextlib.suppress(OSError):

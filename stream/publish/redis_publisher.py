@@ -11,6 +11,10 @@ pipelined batches. When Redis is unreachable the service keeps working, the outb
 (dropping the oldest scene messages first), the writer reconnects with exponential backoff and
 flushes the backlog in order. Cancelling the writer mid-send puts the batch back into the
 outbox (redis-py drops the half-used connection), so nothing is lost or read out of step.
+
+With `cluster=True` (a Redis Cluster) the client is a `RedisCluster` and messages go out with
+sharded pub/sub (`SPUBLISH`) on the same channel names: each channel lives on the shard its
+whole name hashes to, and a log key on its own shard, so no command spans two slots.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from redis.exceptions import RedisError
 from stream.messages import Message, encode, stamp_published, status_message
 from stream.metrics import Metrics
 from stream.publish.outbox import Kind, Outbox, Outgoing
+from stream.scaleout.redis_client import AnyRedis, open_client
 from stream.status import StreamState
 
 logger = logging.getLogger(__name__)
@@ -63,8 +68,10 @@ class RedisPublisher:
         backoff_max_s: float = 2.0,
         socket_timeout_s: float = 5.0,
         on_sent: Callable[[Message], None] | None = None,
+        cluster: bool = False,
     ) -> None:
         self.url = url
+        self.cluster = cluster
         self.prefix = prefix
         self.metrics = metrics
         self.log_maxlen = log_maxlen
@@ -76,7 +83,7 @@ class RedisPublisher:
         self.outbox = Outbox(outbox_max)
         self.connected = False
         self.protocol_errors = 0  # replies that did not match their commands (never expected)
-        self._client: aioredis.Redis | None = None
+        self._client: AnyRedis | None = None
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -100,8 +107,9 @@ class RedisPublisher:
         if self._writer is not None and not self._writer.done():
             return
         if self._client is None:
-            self._client = aioredis.Redis.from_url(
+            self._client = open_client(
                 self.url,
+                self.cluster,
                 retry=Retry(NoBackoff(), 0),  # the writer owns retries: in order, with backoff
                 socket_connect_timeout=self.socket_timeout_s,
                 socket_timeout=self.socket_timeout_s,
@@ -204,10 +212,10 @@ class RedisPublisher:
                         maxlen=self.log_maxlen,
                         approximate=True,
                     )
-                    pipe.publish(self.channel(stream, "events"), text)
+                    self._publish(pipe, self.channel(stream, "events"), text)
                     expected += [bytes, int]
                 else:
-                    pipe.publish(self.channel(stream, item.kind), text)
+                    self._publish(pipe, self.channel(stream, item.kind), text)
                     expected.append(int)
             replies = await pipe.execute()
         # A reply of the wrong type means the connection is out of step with its commands:
@@ -216,8 +224,15 @@ class RedisPublisher:
             isinstance(r, t) for r, t in zip(replies, expected, strict=False)
         ):
             self.protocol_errors += 1
-            await self._client.connection_pool.disconnect()
+            if isinstance(self._client, aioredis.Redis):
+                await self._client.connection_pool.disconnect()
             raise RedisError("pipeline replies out of step with commands")
+
+    def _publish(self, pipe: Any, channel: str, text: str) -> None:
+        if self.cluster:
+            pipe.spublish(channel, text)
+        else:
+            pipe.publish(channel, text)
 
     def _sent(self, batch: list[Outgoing]) -> None:
         if not self.connected:

@@ -13,6 +13,8 @@ from aiortc.mediastreams import MediaStreamTrack
 
 logger = logging.getLogger(__name__)
 
+MAX_REDIRECTS = 3  # a full worker answers 307 to a peer with room (scale-out)
+
 
 class WhipRefused(Exception):
     """The server refused the offer (or could not be reached); the message is one line."""
@@ -58,20 +60,34 @@ class WhipPublisher:
         await self.pc.setLocalDescription(await self.pc.createOffer())
         offer = self.pc.localDescription.sdp
         try:
-            async with (
-                aiohttp.ClientSession(timeout=self._timeout) as http,
-                http.post(self.url, data=offer, headers=self._headers("application/sdp")) as resp,
-            ):
-                body = await resp.text()
-                if resp.status != 201:
-                    raise WhipRefused(resp.status, _detail(body, resp.reason))
-                location = resp.headers.get("Location")
+            async with aiohttp.ClientSession(timeout=self._timeout) as http:
+                body, location = await self._post(http, offer)
         except aiohttp.ClientError as exc:
             raise WhipRefused(None, f"cannot reach {self.url}: {exc}") from exc
         if not location:
             raise WhipRefused(201, "the server sent no Location header")
         self.location = urljoin(self.url, location)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
+
+    async def _post(self, http: aiohttp.ClientSession, offer: str) -> tuple[str, str | None]:
+        """POST the offer, following `307`/`308` ourselves: aiohttp would drop the bearer token
+        on a cross-origin redirect, and the session's `Location` must resolve against the final
+        URL (the worker that took the stream). Returns the answer and its `Location`."""
+        for _ in range(MAX_REDIRECTS + 1):
+            async with http.post(
+                self.url, data=offer, headers=self._headers("application/sdp"),
+                allow_redirects=False,
+            ) as resp:  # fmt: skip
+                body = await resp.text()
+                target = resp.headers.get("Location")
+                if resp.status in (307, 308) and target:
+                    self.url = urljoin(self.url, target)
+                    logger.info("WHIP POST redirected", extra={"to": self.url})
+                    continue
+                if resp.status != 201:
+                    raise WhipRefused(resp.status, _detail(body, resp.reason))
+                return body, target
+        raise WhipRefused(307, f"more than {MAX_REDIRECTS} redirects")
 
     async def close(self) -> None:
         """DELETE the session (best effort) and close the peer connection."""

@@ -21,6 +21,8 @@ from stream.config import STREAM_ID_PATTERN, Settings
 from stream.ingest import StreamIngest
 from stream.metrics import Metrics
 from stream.registry import AtCapacity, StreamLive, StreamRegistry
+from stream.scaleout.advert import redirect_location
+from stream.scaleout.directory import WorkerDirectory
 from stream.session import IngestSession
 from stream.status import StatusSink
 from stream.webrtc.loopback import use_loopback_candidates
@@ -67,8 +69,9 @@ class WhipEndpoint:
         specs: Mapping[str, WindowSpec],
         window_sink: WindowSink,
         status: StatusSink,
+        scaleout: WorkerDirectory | None = None,
     ) -> None:
-        self.settings, self.metrics = settings, metrics
+        self.settings, self.metrics, self.scaleout = settings, metrics, scaleout
         self.specs, self.window_sink, self.status = dict(specs), window_sink, status
         self.registry = StreamRegistry(settings.server.max_streams, metrics)
         self.tokens = [t.get_secret_value() for t in settings.server.tokens]
@@ -91,7 +94,11 @@ class WhipEndpoint:
                           headers={"Retry-After": str(wait)})  # fmt: skip
 
     async def post(self, request: web.Request) -> web.Response:
-        """`POST /whip/{stream}`: an SDP offer in, `201` + answer + `Location` out."""
+        """`POST /whip/{stream}`: an SDP offer in, `201` + answer + `Location` out.
+
+        With scale-out, a full worker answers `307` to a peer with room, and a stream id live
+        on another worker is refused with `409`.
+        """
         stream = request.match_info["stream"]
         self._check(request, stream)
         if request.content_type != "application/sdp":
@@ -102,13 +109,17 @@ class WhipEndpoint:
         except StreamLive:
             raise Problem(409, f"stream {stream!r} is already live") from None
         except AtCapacity:
-            raise Problem(503, "this worker is at capacity; retry later",
-                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)}) from None  # fmt: skip
+            return await self._full(stream)
+        if self.scaleout is not None and not await self.scaleout.claim(stream):
+            self.registry.release(stream)
+            raise Problem(409, f"stream {stream!r} is already live on another worker")
         try:
             offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
             session = self._new_session(stream, summary.has_video, summary.has_audio)
         except OfferError as exc:
             self.registry.release(stream)
+            if self.scaleout is not None:
+                self.scaleout.release_soon(stream)
             raise Problem(exc.status, exc.detail) from None
         self.registry.add(session)
         try:
@@ -127,6 +138,17 @@ class WhipEndpoint:
             headers={"Location": location, "ETag": session.etag},
         )  # fmt: skip
 
+    async def _full(self, stream: str) -> web.Response:
+        """At capacity: `307` to the peer with the most room, else `503` + `Retry-After`."""
+        peer = None if self.scaleout is None else await self.scaleout.peer_with_room()
+        if peer is None:
+            raise Problem(503, "this worker is at capacity; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})  # fmt: skip
+        location = redirect_location(peer.url, stream)
+        logger.info("at capacity: redirected", extra={"stream": stream, "to": peer.url})
+        return web.Response(status=307, text=f"redirected to {location}\n",
+                            headers={"Location": location})  # fmt: skip
+
     def _new_session(self, stream: str, has_video: bool, has_audio: bool) -> IngestSession:
         ingest = StreamIngest(
             stream, self.specs, self.window_sink, self.metrics, self.settings.ingest,
@@ -138,7 +160,10 @@ class WhipEndpoint:
         )
 
     def _closed(self, session: IngestSession) -> None:
+        current = self.registry.get(session.stream, session.id) is session
         self.registry.release(session.stream, session)
+        if current and self.scaleout is not None:
+            self.scaleout.release_soon(session.stream)
         self.window_sink.stream_ended(session.stream)
 
     async def delete(self, request: web.Request) -> web.Response:
@@ -186,18 +211,20 @@ def create_app(
     status: StatusSink,
     ready: Callable[[], Awaitable[bool]] | None = None,
     stream_figures: Callable[[], Mapping[str, Mapping[str, Any]]] | None = None,
+    scaleout: WorkerDirectory | None = None,
 ) -> web.Application:
     """The HTTP application; `ready` decides `/readyz` (engines warmed, Redis answering).
 
     `stream_figures`, if given, returns per-stream, per-engine figures from downstream (the
     pipeline: published/late counts, latency); `/api/streams` adds them to each stream's row
-    under `engines`.
+    under `engines`. `scaleout`, if given, makes admission cross-worker (307, 409 across
+    workers) through the shared Redis.
     """
     if settings.session.include_loopback:
         use_loopback_candidates()
     if not settings.server.tokens:
         logger.warning("no bearer tokens configured: the WHIP endpoint is open to anyone")
-    whip = WhipEndpoint(settings, metrics, specs, window_sink, status)
+    whip = WhipEndpoint(settings, metrics, specs, window_sink, status, scaleout)
     app = web.Application(
         middlewares=[cors_middleware(settings.server.cors_origins), problem_middleware],
         client_max_size=settings.server.max_body_bytes + 1,

@@ -1,0 +1,41 @@
+"""Opening a Redis client that may be a Redis Cluster (`redis.cluster`: true, false or "auto")."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
+
+ClusterMode = bool | Literal["auto"]
+AnyRedis = aioredis.Redis | RedisCluster
+
+
+async def detect_cluster(url: str, timeout_s: float = 5.0) -> bool:
+    """True when the server at `url` runs in cluster mode (`INFO cluster` → `cluster_enabled:1`)."""
+    client = aioredis.Redis.from_url(
+        url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s
+    )
+    try:
+        info: Any = await client.info("cluster")
+        return bool(int(info.get("cluster_enabled", 0)))
+    finally:
+        await client.aclose()
+
+
+async def resolve_cluster(url: str, mode: ClusterMode) -> bool:
+    """The configured mode, with "auto" asked of the server (an unreachable one counts as plain,
+    so that a Redis that is down at start keeps the single-node behaviour and its buffering)."""
+    if mode != "auto":
+        return bool(mode)
+    try:
+        return await detect_cluster(url)
+    except (aioredis.RedisError, OSError):
+        return False
+
+
+def open_client(url: str, cluster: bool, **kwargs: Any) -> AnyRedis:
+    """A plain or cluster client for `url` with the same keyword options."""
+    if cluster:
+        return RedisCluster.from_url(url, **kwargs)
+    return aioredis.Redis.from_url(url, **kwargs)
