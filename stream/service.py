@@ -22,7 +22,7 @@ from engines.engine import Engine
 from engines.loader import LoadReport, load_engines
 from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
-from stream.metrics import Metrics
+from stream.metrics import OUTCOMES, Metrics
 from stream.pipeline import Pipeline
 from stream.publish.redis_publisher import RedisPublisher
 from stream.scaleout.directory import WorkerDirectory
@@ -73,6 +73,7 @@ class Service:
         loaded = await asyncio.to_thread(load_engines, s.engines)
         self.engines = [engine for engine, _ in loaded]
         self.reports = [report for _, report in loaded]
+        self._expose_zero_series()
         for report in self.reports:
             logger.info("engine ready: %s on %s", report.engine, report.backend)
         self._pipeline = Pipeline(self.engines, self._publisher, self.metrics, settings=s)
@@ -146,6 +147,15 @@ class Service:
         self._redis = await asyncio.to_thread(EmbeddedRedis().start)
         print(f"embedded redis: {self._redis.url}", flush=True)
         return self._redis.url
+
+    def _expose_zero_series(self) -> None:
+        """Counters a healthy worker never increments (late/stale/... windows, dropped messages)
+        are exposed at 0, so the dashboard's ratios and rates show 0 rather than no data."""
+        for engine in self.engines:
+            for outcome in OUTCOMES:
+                self.metrics.windows.labels(engine=engine.name, outcome=outcome)
+        for kind in ("scene", "event", "status"):
+            self.metrics.outbox_dropped.labels(type=kind)
 
     async def _ready(self) -> bool:
         """Every engine loaded and warmed (true once `start` built them) and Redis answers."""
