@@ -72,10 +72,13 @@ def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return found
 
 
-def dashboard_exprs(dashboard: dict[str, Any]) -> list[Expr]:
-    """Every target expression of every panel, variables substituted."""
+def dashboard_exprs(
+    dashboard: dict[str, Any], variables: dict[str, str] | None = None
+) -> list[Expr]:
+    """Every target expression of every panel, variables substituted (`DEFAULT_VARIABLES`
+    unless given, e.g. one `instance` to ask for a single worker's data)."""
     return [
-        Expr(f"panel {p['title']!r} target {t['refId']}", substitute(t["expr"]))
+        Expr(f"panel {p['title']!r} target {t['refId']}", substitute(t["expr"], variables))
         for p in dashboard_panels(dashboard)
         for t in p["targets"]
     ]

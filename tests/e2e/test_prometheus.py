@@ -1,10 +1,12 @@
-"""A real Prometheus scrapes `stream.metrics.Metrics` and evaluates every dashboard expression
-and every alert rule.
+"""A real Prometheus scrapes the real service's `/metrics` while a scene streams through it, and
+evaluates every dashboard expression and every alert rule.
 
-Three scrape targets: `healthy` (a worker doing its job: every dashboard panel must have data),
-`troubled` (late and stale windows, Redis away, skewed clocks, live streams without frames:
-every alert must go pending or firing for it, and none for `healthy`) and `down` (a closed port).
-Observations are fed by the test; the lead switches the healthy target to the full service.
+Scrape targets: `service` (the whole service, module fixture, while `scenestream send` plays the
+`emergency` scene to it: every dashboard panel must have data from it alone), `gpu-host` (only
+the GPU gauges, fed by the test: this machine has no GPU and the service sets no GPU gauge on
+CPU, so the two GPU panels get their data here), `troubled` (synthetic: late and stale windows,
+Redis away, skewed clocks, live streams without frames: every alert must go pending or firing
+for it, and none for `service`) and `down` (a closed port).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import random
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -26,38 +29,26 @@ import yaml
 from aiohttp import web
 
 from stream.embedded_redis import free_port
-from stream.metrics import STAGES, Metrics
+from stream.metrics import Metrics
 from tests.deploy_exprs import (
     ALERTS,
+    DEFAULT_VARIABLES,
     alert_exprs,
     dashboard_exprs,
     load_dashboard,
     variable_queries,
 )
+from tests.e2e.conftest import ROOT, ServiceThread
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-ENGINES = ("avfusion", "silero-vad")
+GPU_PANELS = ("GPU utilisation", "GPU memory")
+STREAM = "e2e-prom"
 
 
-def _feed_healthy(m: Metrics, rng: random.Random) -> None:
-    """One tick of a worker keeping up: everything published within budget."""
-    m.active_streams.set(2)
-    for engine in ENGINES:
-        for stage in STAGES:
-            m.stage_seconds.labels(stage=stage, engine=engine).observe(rng.uniform(0.001, 0.03))
-        m.capture_to_publish_seconds.labels(engine=engine).observe(rng.uniform(0.05, 0.2))
-        m.batch_size.labels(engine=engine).observe(rng.choice((1, 2, 4)))
-        m.windows.labels(engine=engine, outcome="published").inc(2)
-        m.windows.labels(engine=engine, outcome="superseded").inc(0)
-        m.queue_depth.labels(engine=engine).set(rng.randint(0, 3))
-    m.av_skew_seconds.observe(rng.uniform(0.001, 0.02))
-    m.frames_received.labels(kind="video").inc(6)
-    m.frames_received.labels(kind="audio").inc(10)
-    m.frames_dropped.labels(kind="video", reason="ring_full").inc(rng.randint(0, 1))
-    m.outbox_depth.set(0)
-    m.outbox_dropped.labels(type="scene")  # exposed at 0
+def _feed_gpu(m: Metrics, rng: random.Random) -> None:
+    """One tick of a GPU host's gauges (the service exports none on CPU)."""
     m.gpu_utilization.labels(gpu="0").set(rng.uniform(0.2, 0.6))
     m.gpu_memory_bytes.labels(gpu="0").set(2.0e9)
 
@@ -88,7 +79,7 @@ async def _serve_metrics(workers: dict[str, Metrics], port: int) -> web.AppRunne
     return runner
 
 
-def _prometheus_config(metrics_port: int, down_port: int) -> dict[str, Any]:
+def _prometheus_config(service_port: int, metrics_port: int, down_port: int) -> dict[str, Any]:
     def target(name: str, port: int, path: str) -> dict[str, Any]:
         labels = {"instance": name, "__metrics_path__": path}
         return {"targets": [f"127.0.0.1:{port}"], "labels": labels}
@@ -100,7 +91,8 @@ def _prometheus_config(metrics_port: int, down_port: int) -> dict[str, Any]:
             {
                 "job_name": "scenestream",
                 "static_configs": [
-                    target("healthy", metrics_port, "/healthy/metrics"),
+                    target("service", service_port, "/metrics"),
+                    target("gpu-host", metrics_port, "/gpu-host/metrics"),
                     target("troubled", metrics_port, "/troubled/metrics"),
                     target("down", down_port, "/metrics"),
                 ],
@@ -161,39 +153,69 @@ async def _wait_for(http: aiohttp.ClientSession, base: str, query: str) -> None:
 async def _feed(workers: dict[str, Metrics]) -> None:
     rng = random.Random(7)
     for tick in range(10_000):
-        _feed_healthy(workers["healthy"], rng)
+        _feed_gpu(workers["gpu-host"], rng)
         _feed_troubled(workers["troubled"], tick)
         await asyncio.sleep(0.2)
 
 
+async def _start_sender(service: ServiceThread) -> asyncio.subprocess.Process:
+    """`scenestream send` playing the 12 s `emergency` scene (once) to the service."""
+    cmd = [sys.executable, "-m", "stream.cli", "send", service.whip_url(STREAM)]
+    cmd += ["--scenario", "emergency", "--seconds", "13"]
+    return await asyncio.create_subprocess_exec(
+        *cmd, cwd=ROOT, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+
+
 @pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian's prometheus not installed")
-async def test_every_dashboard_and_alert_expression_evaluates_on_real_prometheus() -> None:
-    workers = {"healthy": Metrics(), "troubled": Metrics(process=False)}
+async def test_every_dashboard_and_alert_expression_evaluates_on_real_prometheus(
+    service: ServiceThread,
+) -> None:
+    workers = {"gpu-host": Metrics(process=False), "troubled": Metrics(process=False)}
     metrics_port, down_port = free_port(), free_port()
     runner = await _serve_metrics(workers, metrics_port)
     feeder = asyncio.create_task(_feed(workers), name="metrics-feeder")
+    sender: asyncio.subprocess.Process | None = None
+    config = _prometheus_config(service.service.port, metrics_port, down_port)
     try:
-        with _prometheus(_prometheus_config(metrics_port, down_port)) as base:
+        with _prometheus(config) as base:
             async with aiohttp.ClientSession() as http:
-                # Enough scrapes for rate() and deriv() to have points on both targets.
-                async with asyncio.timeout(60):
+                async with asyncio.timeout(30):
+                    await _wait_for(http, base, 'up{instance="service"} == 1')
+                sender = await _start_sender(service)
+                # The stream is live and Prometheus has scraped enough of it for rate().
+                live = (
+                    'sum(rate(scenestream_windows_total{instance="service",outcome="published"}'
+                    '[10s])) > 0 and sum(scenestream_active_streams{instance="service"}) > 0'
+                )
+                async with asyncio.timeout(30):
+                    await _wait_for(http, base, live)
                     await _wait_for(http, base, 'count_over_time(up{instance="troubled"}[1m]) >= 6')
-                await _check_dashboard(http, base)
+                at = f"{time.time():.3f}"  # every dashboard query at this instant
+                await _check_dashboard(http, base, at)
                 await _check_alert_rules(http, base)
     finally:
+        if sender is not None:
+            with contextlib.suppress(ProcessLookupError):
+                sender.terminate()
+            await sender.wait()
         feeder.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await feeder
         await runner.cleanup()
 
 
-async def _check_dashboard(http: aiohttp.ClientSession, base: str) -> None:
+async def _check_dashboard(http: aiohttp.ClientSession, base: str, at: str) -> None:
     dashboard = load_dashboard()
     empty = []
-    for expr in dashboard_exprs(dashboard):
-        result = (await _api(http, base, "query", query=expr.promql))["result"]
-        if not result:
-            empty.append(f"{expr.where}: {expr.promql}")
+    for instance in ("service", "gpu-host"):
+        variables = {**DEFAULT_VARIABLES, "instance": instance}
+        for expr in dashboard_exprs(dashboard, variables):
+            if (instance == "gpu-host") != any(f"panel {p!r}" in expr.where for p in GPU_PANELS):
+                continue  # GPU panels from the GPU host, every other one from the service
+            result = (await _api(http, base, "query", query=expr.promql, time=at))["result"]
+            if not result:
+                empty.append(f"{instance}: {expr.where}: {expr.promql}")
     assert not empty, "dashboard expressions without data:\n" + "\n".join(empty)
     for name, selector, label in variable_queries(dashboard):
         series = await _api(http, base, "series", **{"match[]": selector})
