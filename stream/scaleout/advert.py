@@ -1,12 +1,14 @@
 """A worker's advertisement and the choice of a peer with room (pure: no I/O, no asyncio).
 
-Keys (prefix configurable; none of them is part of the consumer contract):
-- `{prefix}:workers:{id}`: JSON advert, `SET ... PX ttl`, refreshed about once a second;
-- `{prefix}:workers`: sorted set of worker ids (score: last refresh, Unix seconds), the index
+Keys (prefix configurable; none of them is part of the consumer contract). Their second segment
+starts with `_`, which a stream id cannot (`STREAM_ID_PATTERN`), so they never collide with a
+stream's own keys `{prefix}:{stream}:...`:
+- `{prefix}:_workers:{id}`: JSON advert, `SET ... PX ttl`, refreshed about once a second;
+- `{prefix}:_workers`: sorted set of worker ids (score: last refresh, Unix seconds), the index
   that lets a worker list its peers without `SCAN` (which a Redis Cluster spreads over nodes);
-- `{prefix}:workers:{id}:streams`: set of the stream ids the worker carries, so that another
+- `{prefix}:_workers:{id}:streams`: set of the stream ids the worker carries, so that another
   worker can publish `offline` for them when the worker disappears;
-- `{prefix}:claims:{stream}`: the worker id that owns a stream (`SET NX PX ttl`), the
+- `{prefix}:_claims:{stream}`: the worker id that owns a stream (`SET NX PX ttl`), the
   cross-worker uniqueness of stream ids.
 """
 
@@ -34,7 +36,7 @@ class Advert:
         return max(0, self.max_streams - self.streams)
 
     def encode(self) -> str:
-        """The JSON stored at `{prefix}:workers:{id}`."""
+        """The JSON stored at `{prefix}:_workers:{id}`."""
         return json.dumps(
             {
                 "worker_id": self.worker_id,
@@ -89,20 +91,20 @@ class Keys:
 
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
-        self.index = f"{prefix}:workers"
+        self.index = f"{prefix}:_workers"
 
     def advert(self, worker_id: str) -> str:
         """The advert of one worker."""
-        return f"{self.prefix}:workers:{worker_id}"
+        return f"{self.prefix}:_workers:{worker_id}"
 
     def streams(self, worker_id: str) -> str:
         """The set of streams one worker carries."""
-        return f"{self.prefix}:workers:{worker_id}:streams"
+        return f"{self.prefix}:_workers:{worker_id}:streams"
 
     def reaper(self, worker_id: str) -> str:
         """Lock taken by the one worker that publishes `offline` for a lost worker."""
-        return f"{self.prefix}:workers:{worker_id}:reaper"
+        return f"{self.prefix}:_workers:{worker_id}:reaper"
 
     def claim(self, stream: str) -> str:
         """The owner of a stream id across workers."""
-        return f"{self.prefix}:claims:{stream}"
+        return f"{self.prefix}:_claims:{stream}"

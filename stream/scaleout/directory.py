@@ -135,12 +135,20 @@ class WorkerDirectory:
             try:
                 await self._advertise()
                 for stream in list(self.owned):
-                    await self.client.eval(
-                        _EXTEND, 1, self.keys.claim(stream), self.worker_id, self.ttl_ms
-                    )
+                    await self._extend(stream)
                 await self._reap()
             except _ERRORS as exc:
                 logger.debug("worker advert not refreshed", extra={"error": str(exc)})
+
+    async def _extend(self, stream: str) -> None:
+        """Keep our claim; after a stall that let it expire, take it back if still free."""
+        key = self.keys.claim(stream)
+        if await self.client.eval(_EXTEND, 1, key, self.worker_id, self.ttl_ms):
+            return
+        if await self.client.set(key, self.worker_id, nx=True, px=self.ttl_ms):
+            await self.client.sadd(self.keys.streams(self.worker_id), stream)
+        else:
+            logger.warning("stream claimed by another worker meanwhile", extra={"stream": stream})
 
     async def _advertise(self) -> None:
         now = time.time()

@@ -83,7 +83,7 @@ async def read_logs(
 
 
 async def live_streams(client: AnyRedis, prefix: str) -> set[str]:
-    """Streams the workers advertise as live (their `{prefix}:workers:{id}:streams` sets)."""
+    """Streams the workers advertise as live (their `{prefix}:_workers:{id}:streams` sets)."""
     keys = Keys(prefix)
     ids: Any = await client.zrange(keys.index, 0, -1)
     found: set[str] = set()
