@@ -1,9 +1,11 @@
-"""The live page in a real browser (Debian's Chromium driven by Playwright, fake camera + mic).
+"""The live page of the real service in a real browser (Debian's Chromium driven by Playwright).
 
-The page publishes over WHIP to a minimal aiortc endpoint defined here (a stand-in for the
-service's WHIP server, which has its own tests; the whole-service browser test drives the real
-one), then shows the scene, events and status that the test publishes to a real Redis, and the
-operator table. Stop sends the WHIP DELETE. A screenshot lands in artifacts/.
+Chromium's fake camera and microphone play the `emergency` scene rendered to Y4M + WAV (street
+0–4 s, emergency vehicle 4–9 s); the page publishes it over WHIP to the whole service (module
+fixture: real Redis, loopback ICE, the bundled engines), and must show the stream connected and,
+while the vehicle is in view (plus the engine's hop and budget), an `emergency_vehicle` event on
+its timeline, the same event that is in the stream's Redis log. Stop sends the WHIP DELETE and
+the stream goes offline. Screenshots: `artifacts/live-page.png` and `docs/img/live-page.png`.
 """
 
 from __future__ import annotations
@@ -12,202 +14,143 @@ import asyncio
 import json
 import shutil
 import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.contrib.media import MediaBlackhole
 
-from stream.embedded_redis import EmbeddedRedis, free_port
-from stream.web.live import setup_live_routes
+from engines.scenes.registry import load_scenario
+from engines.scenes.render import RenderedFiles, render_files
+from stream.messages import validate
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    AVFUSION_MISSING,
+    HAVE_AVFUSION,
+    PREFIX,
+    ROOT,
+    ServiceThread,
+)
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-PREFIX = "pagetest"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
-
-
-@dataclass
-class FakeWhip:
-    """Just enough WHIP for the page: POST answers an offer, DELETE closes the session."""
-
-    sessions: dict[str, RTCPeerConnection] = field(default_factory=dict)
-    streams: dict[str, str] = field(default_factory=dict)  # session -> stream
-    kinds: list[str] = field(default_factory=list)
-    deleted: list[str] = field(default_factory=list)
-    sinks: list[MediaBlackhole] = field(default_factory=list)
-    deleted_any: asyncio.Event = field(default_factory=asyncio.Event)
-
-    async def post(self, request: web.Request) -> web.Response:
-        assert request.content_type == "application/sdp"
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        sink = MediaBlackhole()  # drains the tracks so nothing queues up
-        self.sinks.append(sink)
-
-        @pc.on("track")
-        def on_track(track: Any) -> None:
-            self.kinds.append(track.kind)
-            sink.addTrack(track)
-
-        await pc.setRemoteDescription(RTCSessionDescription(await request.text(), "offer"))
-        await pc.setLocalDescription(await pc.createAnswer())
-        await sink.start()
-        session = uuid.uuid4().hex
-        stream = request.match_info["stream"]
-        self.sessions[session] = pc
-        self.streams[session] = stream
-        return web.Response(
-            status=201,
-            text=pc.localDescription.sdp,
-            content_type="application/sdp",
-            headers={"Location": f"/whip/{stream}/{session}"},
-        )
-
-    async def delete(self, request: web.Request) -> web.Response:
-        session = request.match_info["session"]
-        pc = self.sessions.pop(session, None)
-        if pc is None:
-            raise web.HTTPNotFound()
-        self.deleted.append(self.streams.pop(session))
-        self.deleted_any.set()
-        await pc.close()
-        return web.Response(status=200)
-
-    async def api_streams(self, request: web.Request) -> web.Response:
-        rows = [
-            {"stream": s, "session": k, "state": "live", "fps": 24.0, "uptime_s": 3.0,
-             "frames_received": {"video": 72, "audio": 150}, "frames_dropped": {"video:stale": 2},
-             "windows": 5, "last_window_latency_ms": 81.5}
-            for k, s in self.streams.items()
-        ]  # fmt: skip
-        return web.json_response({"streams": rows})
-
-    async def close(self) -> None:
-        for pc in self.sessions.values():
-            await pc.close()
-        for sink in self.sinks:
-            await sink.stop()
-
-
-@pytest.fixture
-async def page_server(
-    redis_server: EmbeddedRedis, loopback_ice: None
-) -> AsyncIterator[tuple[str, FakeWhip]]:
-    whip = FakeWhip()
-    app = web.Application()
-    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, poll_s=0.05)
-    app.router.add_post("/whip/{stream}", whip.post)
-    app.router.add_delete("/whip/{stream}/{session}", whip.delete)
-    app.router.add_get("/api/streams", whip.api_streams)
-    runner = web.AppRunner(app, shutdown_timeout=2)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield f"http://127.0.0.1:{port}", whip
-    finally:
-        await runner.cleanup()
-        await whip.close()
-
+STREAM = "e2e-browser"
+README_SHOT = ROOT / "docs" / "img" / "live-page.png"
 
 # Playwright gives the browser a fresh profile of its own (no --user-data-dir here).
 CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run",
+    "--no-first-run",
 ]  # fmt: skip
 
 
-async def _publish_scene_messages(r: aioredis.Redis, stream: str) -> None:
-    now = time.time()
-    base = {"v": 1, "stream": stream, "engine": "avfusion", "published_at": now}
-    status = {**base, "type": "status", "state": "online", "reason": "connected"}
-    scores = {"siren": 0.97, "flashing_lights": 0.91, "emergency_vehicle": 0.93, "speech": 0.02}
-    scene = {
-        **base,
-        "type": "scene",
-        "seq": 1,
-        "window": {"start": now - 1.1, "end": now - 0.1, "gaps": []},
-        "scores": scores,
-        "active": ["siren", "flashing_lights", "emergency_vehicle"],
-        "latency_ms": {"capture_to_publish": 84.2, "queue": 3.1, "infer": 11.0},
-    }
-    event = {
-        **base,
-        "type": "event",
-        "id": f"{stream}-emergency_vehicle-1",
-        "label": "emergency_vehicle",
-        "phase": "start",
-        "score": 0.93,
-        "peak_score": 0.93,
-        "start": now - 0.6,
-        "end": None,
-    }
-    await r.publish(f"{PREFIX}:status", json.dumps(status))
-    await r.publish(f"{PREFIX}:{stream}:scene", json.dumps(scene))
-    await r.publish(f"{PREFIX}:{stream}:events", json.dumps(event))
+@pytest.fixture(scope="module")
+def emergency_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RenderedFiles]:
+    """The `emergency` script as Y4M + 16-bit WAV + truth, rendered once (about 160 MB)."""
+    out = tmp_path_factory.mktemp("scene")
+    files = render_files(load_scenario("emergency", seed=0), out)
+    yield files
+    for path in (files.video, files.audio):
+        path.unlink(missing_ok=True)  # do not keep 160 MB of Y4M around
 
 
-async def _wait_live_subscribed(r: aioredis.Redis, channel: str) -> None:
-    while True:
-        if dict(await r.pubsub_numsub(channel)).get(channel, 0) >= 1:
-            return
-        await asyncio.sleep(0.05)
+def _media_args(files: RenderedFiles) -> list[str]:
+    return [
+        f"--use-file-for-fake-video-capture={files.video}",
+        f"--use-file-for-fake-audio-capture={files.audio}",
+    ]
+
+
+def _interval(files: RenderedFiles, label: str) -> tuple[float, float]:
+    truth = json.loads(files.truth.read_text())
+    [iv] = [iv for iv in truth["truth"] if iv["label"] == label]
+    return float(iv["start_s"]), float(iv["end_s"])
+
+
+async def _logged(r: aioredis.Redis, stream: str) -> list[dict[str, Any]]:
+    entries: Any = await r.xrange(f"{PREFIX}:{stream}:log")
+    return [json.loads(fields["data"]) for _, fields in entries]
+
+
+async def _status_of(pubsub: Any, stream: str, state: str) -> dict[str, Any]:
+    """The next status message of `stream` in `state` on a subscribed status channel."""
+    async for raw in pubsub.listen():
+        if raw.get("type") == "message":
+            msg: dict[str, Any] = json.loads(raw["data"])
+            if msg.get("stream") == stream and msg.get("state") == state:
+                return msg
+    raise AssertionError("status subscription ended")
 
 
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium not installed")
-async def test_page_publishes_over_whip_and_shows_live_messages(
-    page_server: tuple[str, FakeWhip], redis_server: EmbeddedRedis
+@pytest.mark.skipif(not HAVE_AVFUSION, reason=AVFUSION_MISSING)
+async def test_live_page_publishes_the_emergency_scene_and_shows_its_event(
+    service: ServiceThread, emergency_files: RenderedFiles
 ) -> None:
+    await publish_from_page(service, emergency_files, "emergency_vehicle", "avfusion")
+
+
+async def publish_from_page(
+    service: ServiceThread, files: RenderedFiles, label: str, engine_name: str
+) -> None:
+    """Publish `files` from the live page; `label` (of `engine_name`) must reach the timeline
+    while its truth interval is on (plus hop and budget) and be the one in Redis."""
     from playwright.async_api import async_playwright
 
-    base, whip = page_server
-    stream = "cam1"
-    r = aioredis.from_url(redis_server.url, decode_responses=True)
+    engine = service.engine(engine_name)
+    begin, finish = _interval(files, label)
+    r = aioredis.from_url(service.redis_url, decode_responses=True)
+    pubsub = r.pubsub()
+    await pubsub.subscribe(f"{PREFIX}:status")
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS + _media_args(files)
         )
         try:
             page = await browser.new_page(viewport={"width": 1280, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await page.goto(f"{base}/?stream={stream}")
+            await page.goto(f"{service.url}/?stream={STREAM}")
+            clicked = time.time()  # the fake camera starts the file at getUserMedia, after this
             await page.click("#start")
             await page.wait_for_selector('#conn[data-state="ok"]', timeout=20_000)
-            assert sorted(whip.kinds) == ["audio", "video"]
+            connected = time.time()
+            # What the truth labels lies in [begin, finish] of the file: the event must be on the
+            # timeline before it is over, give or take one hop and the budget.
+            deadline = connected + finish + engine.spec.hop_s + engine.budget_s
+            item = page.locator(f'#timeline li[data-label="{label}"][data-phase="start"]').first
+            await item.wait_for(timeout=max(1.0, deadline - time.time()) * 1000)
+            event_id = await item.get_attribute("data-id")
+            print(f"{event_id} on the page {time.time() - clicked:.2f} s after Publish")
 
-            async with asyncio.timeout(10):
-                await _wait_live_subscribed(r, f"{PREFIX}:{stream}:events")
-            await _publish_scene_messages(r, stream)
-            await page.wait_for_selector(
-                '#timeline li[data-label="emergency_vehicle"][data-phase="start"]',
-                timeout=10_000,
-            )
+            [logged] = [m for m in await _logged(r, STREAM) if m.get("id") == event_id]
+            validate(logged)
+            assert (logged["label"], logged["phase"]) == (label, "start")
+            assert logged["published_at"] >= clicked + begin, (logged, clicked)  # not before
             assert await page.text_content("#stream-state") == "online"
-            assert await page.locator('.score.on[data-label="siren"]').count() == 1
-            assert await page.locator('.score.on[data-label="speech"]').count() == 0
-            cells = page.locator('#latency tr[data-key="capture_to_publish"] td')
-            assert await cells.nth(0).text_content() == "84.2"
-            await page.wait_for_selector(f'#streams tr[data-stream="{stream}"]', timeout=5_000)
+            await page.wait_for_selector(f'#streams tr[data-stream="{STREAM}"]', timeout=5_000)
+            cell = page.locator('#latency tr[data-key="capture_to_publish"] td').first
+            assert float(await cell.text_content() or "nan") > 0
 
-            ARTIFACTS.mkdir(exist_ok=True)
-            await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
-
+            await _screenshots(page)
             await page.click("#stop")
             await page.wait_for_selector('#conn[data-state="idle"]', timeout=10_000)
-            async with asyncio.timeout(5):
-                await whip.deleted_any.wait()
-            assert whip.deleted == [stream]
+            async with asyncio.timeout(10):
+                await _status_of(pubsub, STREAM, "offline")
             assert not errors, errors
         finally:
             await browser.close()
-    await r.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await r.aclose()
+
+
+async def _screenshots(page: Any) -> None:
+    """The page during the event: a test artifact, and the README's picture."""
+    await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
+    await asyncio.to_thread(README_SHOT.parent.mkdir, parents=True, exist_ok=True)
+    await page.screenshot(path=str(README_SHOT), full_page=True)
