@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import math
+import os
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -33,7 +34,11 @@ from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "artifacts"
 AVFUSION_MODEL = ROOT / "engines" / "bundled" / "avfusion" / "model.onnx"
-HAVE_AVFUSION = AVFUSION_MODEL.exists()
+# A user engine directory (the service reads this variable too) may supply avfusion instead.
+USER_DIR = os.environ.get("SCENESTREAM_ENGINES__USER_DIR")
+HAVE_AVFUSION = AVFUSION_MODEL.exists() or bool(
+    USER_DIR and (Path(USER_DIR) / "avfusion" / "engine.toml").exists()
+)
 AVFUSION_MISSING = f"bundled avfusion model not trained yet ({AVFUSION_MODEL} absent)"
 PREFIX = "e2e"
 

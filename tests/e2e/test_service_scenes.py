@@ -64,7 +64,7 @@ def _assert_p99_within_budget(service: ServiceThread, t: Tap, engine: str) -> fl
 
 def _timeline(t: Tap, t0: float) -> str:
     return "\n".join(
-        f"  {m['label']:<18} {m['phase']:<6} start {m['start'] - t0:6.2f} s"
+        f"  {m['engine']:<10} {m['label']:<18} {m['phase']:<6} start {m['start'] - t0:6.2f} s"
         + (f" end {m['end'] - t0:6.2f} s" if m.get("end") is not None else "")
         + f" (published at {m['published_at'] - t0:6.2f} s)"
         for m in t.log
