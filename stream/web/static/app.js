@@ -4,6 +4,7 @@
 "use strict";
 
 const MAX_TIMELINE = 200; // rows kept in the event timeline
+const LIVE_OPEN_MS = 3000; // longest wait for the live feed before offering
 const LATENCY_SAMPLES = 200; // scene messages kept for the p50/p95 figures
 const STREAMS_POLL_MS = 2000;
 const ICE_GATHER_MS = 2000; // the server does not trickle, so neither do we: wait, then offer
@@ -148,6 +149,8 @@ async function publish(event) {
     await pc.setLocalDescription(await pc.createOffer());
     await waitForIce(pc);
     setConn("offering…", "pending");
+    // Subscribed before the offer: the service announces `online` once, when ICE connects.
+    await watch(streamId);
     const headers = { "Content-Type": "application/sdp" };
     if (state.token) headers.Authorization = `Bearer ${state.token}`;
     // fetch follows a 307 to a worker with room, keeping the method and the body.
@@ -162,7 +165,6 @@ async function publish(event) {
     state.sessionUrl = location ? new URL(location, resp.url).href : null;
     await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
     $("stop").disabled = false;
-    watch(streamId);
   } catch (err) {
     showError(`Could not publish: ${err.message || err}`);
     await teardown(false);
@@ -233,6 +235,12 @@ function watch(streamId) {
   });
   source.addEventListener("open", () => {
     if (source === state.live) $("stream-reason").textContent = "";
+  });
+  // Resolves once the server has subscribed (it sends the headers after SUBSCRIBE), or after
+  // LIVE_OPEN_MS: publishing never waits long on the live view.
+  return new Promise((resolve) => {
+    source.addEventListener("open", resolve, { once: true });
+    setTimeout(resolve, LIVE_OPEN_MS);
   });
 }
 
