@@ -20,6 +20,7 @@ from stream.scaleout.redis_client import AnyRedis
 
 DATA_TYPES = ("message", "pmessage", "smessage")
 IDLE_POLL_S = 0.1  # a cluster reader with no new entry on any log waits this long
+SHARD_POLL_S = 0.02  # a cluster pub/sub reader with nothing on any shard waits this long
 
 
 async def subscribe_channels(
@@ -56,10 +57,12 @@ async def add_channels(pubsub: PubSub, channels: Iterable[str]) -> None:
 async def next_message(pubsub: PubSub, timeout_s: float) -> dict[str, Any] | None:
     """The next data message (or None after `timeout_s`)."""
     if isinstance(pubsub, ClusterPubSub):
-        msg: dict[str, Any] | None = await pubsub.get_sharded_message(timeout=timeout_s)
+        # redis-py visits one shard per call, each with the whole timeout: a blocking read would
+        # wait on every quiet shard before reaching the next message. Poll all shards without
+        # blocking instead, and pause briefly when none has anything.
+        msg: dict[str, Any] | None = await pubsub.get_sharded_message(timeout=0.0)
         if msg is None:
-            # With no shard subscribed yet, redis-py returns at once: do not spin.
-            await asyncio.sleep(timeout_s if not pubsub.shard_channels else 0)
+            await asyncio.sleep(min(timeout_s, SHARD_POLL_S))
         return msg
     plain: dict[str, Any] | None = await pubsub.get_message(timeout=timeout_s)
     return plain

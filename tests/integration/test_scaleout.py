@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp
 import pytest
 import redis
+import redis.asyncio as aioredis
 
 from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.messages import Message
@@ -213,7 +214,7 @@ async def test_workers_share_the_bus_redirect_when_full_and_report_a_killed_work
 
 
 async def _keys(url: str) -> list[str]:
-    client = redis.asyncio.Redis.from_url(url)
+    client = aioredis.Redis.from_url(url)
     try:
         keys: Any = await client.keys("scenestream:_*")
         return sorted(k.decode() for k in keys)

@@ -1,0 +1,210 @@
+"""A real 3-node Redis Cluster started by the test: the publisher's sharded pub/sub (`SPUBLISH`)
+and per-key logs reach the subscriber API, which finds out by itself that it talks to a cluster;
+the worker directory (claims, adverts, peer choice) works across its shards."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from redis.asyncio.cluster import RedisCluster
+
+from stream import messages as m
+from stream.embedded_redis import find_redis_server
+from stream.metrics import Metrics
+from stream.publish.redis_publisher import RedisPublisher
+from stream.scaleout.directory import WorkerDirectory
+from stream.scaleout.redis_client import detect_cluster
+from stream.subscribe import Subscription
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "cl"
+
+
+def _redis_cli(server: str) -> str | None:
+    return shutil.which("redis-cli") or (
+        str(Path(server).with_name("redis-cli"))
+        if Path(server).with_name("redis-cli").exists()
+        else None
+    )
+
+
+def _port_pair() -> int:
+    """A free port whose cluster bus port (+10000) is free too."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as bus:
+            try:
+                bus.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair")
+
+
+@pytest.fixture(scope="module")
+def cluster_url() -> Iterator[str]:
+    """Three masters on 127.0.0.1, slots spread by `redis-cli --cluster create`."""
+    server = find_redis_server()
+    cli = _redis_cli(server)
+    version = subprocess.run([server, "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"v=(\d+)\.", version)
+    if cli is None or found is None or int(found.group(1)) < 7:
+        pytest.skip(f"needs redis-server 7+ (SPUBLISH) and redis-cli: {version.strip()}")
+    work = tempfile.TemporaryDirectory(prefix="scenestream-cluster-")
+    ports = [_port_pair() for _ in range(3)]
+    procs = [_node(server, port, work.name) for port in ports]
+    try:
+        for port in ports:
+            _until(lambda port=port: _ping(port), 10, f"node {port} up")
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        for port in ports:
+            _until(lambda port=port: _cluster_ok(port), 15, f"node {port} sees the cluster ok")
+        yield f"redis://127.0.0.1:{ports[0]}/0"
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+        work.cleanup()
+
+
+def _node(server: str, port: int, work: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+         "--cluster-config-file", f"nodes-{port}.conf", "--cluster-node-timeout", "2000",
+         "--dir", work, "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def _ping(port: int) -> bool:
+    try:
+        return bool(redis.Redis(port=port, socket_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def _cluster_ok(port: int) -> bool:
+    info: Any = redis.Redis(port=port, socket_timeout=1).cluster("info")
+    return bool(info["cluster_state"] == "ok")
+
+
+def _until(check: Any, within_s: float, what: str) -> None:
+    deadline = time.monotonic() + within_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def event(stream: str, n: int) -> m.Message:
+    return m.event_message(
+        stream=stream, engine="silero-vad", event_id=f"{stream}-speech-{n}", label="speech",
+        phase="start", score=0.9, peak_score=0.9, start=1000.0 + n, end=None, published_at=0.0,
+    )  # fmt: skip
+
+
+def scene(stream: str, seq: int) -> m.Message:
+    return m.scene_message(
+        stream=stream, engine="silero-vad", seq=seq, start=1.0, end=2.0, gaps=(),
+        scores={"speech": 0.2}, active=(), latency=m.LatencyBreakdown(0, 0, 0), published_at=0.0,
+    )  # fmt: skip
+
+
+async def test_sharded_pubsub_and_logs_reach_the_subscriber(cluster_url: str) -> None:
+    assert await detect_cluster(cluster_url)
+    streams = [f"cam{i}" for i in range(6)]  # names that hash to different shards
+    pub = RedisPublisher(cluster_url, PREFIX, Metrics(process=False), cluster=True)
+    await pub.start()
+    got: list[m.Message] = []
+    try:
+        async with Subscription(
+            cluster_url, prefix=PREFIX, streams=streams, kinds=["scene", "events", "status"]
+        ) as sub:
+            assert sub.cluster is True  # "auto" asked the server
+            for stream in streams:
+                pub.stream_status(stream, "online", "connected")
+                pub.publish(scene(stream, 1))
+                pub.publish(event(stream, 1))
+            async with asyncio.timeout(15):
+                async for msg in sub:
+                    got.append(msg)
+                    if len(got) == 3 * len(streams):
+                        break
+        assert pub.connected
+        assert pub.protocol_errors == 0
+    finally:
+        await pub.close()
+    for stream in streams:
+        kinds = sorted(str(msg["type"]) for msg in got if msg["stream"] == stream)
+        assert kinds == ["event", "scene", "status"], (stream, kinds)
+    # The channels were sharded ones (a plain PUBLISH/SUBSCRIBE would not show here), spread
+    # over more than one node, and the logs are ordinary per-key Redis Streams.
+    client = RedisCluster.from_url(cluster_url)
+    try:
+        await client.initialize()
+        nodes = {str(client.get_node_from_key(f"{PREFIX}:{s}:scene")) for s in streams}
+        assert len(nodes) > 1
+        for stream in streams:
+            assert await client.xlen(f"{PREFIX}:{stream}:log") == 1
+    finally:
+        await client.aclose()
+
+
+async def test_all_streams_scene_discovery_and_worker_directory_on_a_cluster(
+    cluster_url: str,
+) -> None:
+    lost: list[str] = []
+    a = WorkerDirectory(RedisCluster.from_url(cluster_url), PREFIX, 1, worker_id="wa")
+    b = WorkerDirectory(
+        RedisCluster.from_url(cluster_url), PREFIX, 4, worker_id="wb", on_lost=lost.append
+    )
+    await a.start("http://a:1")
+    await b.start("http://b:2")
+    pub = RedisPublisher(cluster_url, PREFIX, Metrics(process=False), cluster=True)
+    await pub.start()
+    try:
+        assert await a.claim("door")
+        assert not await b.claim("door")  # unique across workers on a cluster too
+        assert await b.claim("yard")
+        peer = await a.peer_with_room()
+        assert peer is not None
+        assert peer.url == "http://b:2"
+        got: list[m.Message] = []
+        async with Subscription(
+            cluster_url, prefix=PREFIX, kinds=["scene"], scan_interval_s=0.2
+        ) as sub:
+            # streams=None: no sharded pattern subscription exists; the advertised streams are.
+            async with asyncio.timeout(15):
+                while {str(msg["stream"]) for msg in got} != {"door", "yard"}:
+                    pub.publish(scene("door", len(got)))
+                    pub.publish(scene("yard", len(got)))
+                    try:
+                        async with asyncio.timeout(0.5):
+                            got.append(await anext(sub))
+                    except TimeoutError:
+                        continue
+    finally:
+        await pub.close()
+        await a.close()
+        await b.close()
+    assert lost == []
