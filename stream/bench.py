@@ -190,5 +190,11 @@ def _markdown(doc: dict[str, Any], table: str) -> str:
     if service:
         last = max(service, key=lambda t: t["streams"])
         stages = ", ".join(f"{k} {v:.1f}" for k, v in last["stages_ms"].items())
-        lines += ["", f"Service at N={last['streams']}, mean ms per stage: {stages}."]
+        outside = last["outside_queue_infer_ms_p50"]
+        lines += [
+            "",
+            f"Service at N={last['streams']}, mean ms per stage: {stages}; capture-to-publish"
+            f" outside queue + infer (network, jitter buffer, decode, waiting for the window's"
+            f" media, publish), p50: {outside} ms.",
+        ]
     return "\n".join(lines) + "\n"

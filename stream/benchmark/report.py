@@ -96,6 +96,7 @@ class TrialResult:
     rss_mb: float = 0.0
     rss_growth_mb: float = 0.0
     latency_trend_ms: float = 0.0
+    outside_ms: float | None = None  # p50 of capture-to-publish outside queue + infer
     queue_trend: float = 0.0
     refused: bool = False
     held: bool = False
@@ -125,11 +126,16 @@ class TrialResult:
             "rss_mb": round(self.rss_mb, 1),
             "rss_growth_mb": round(self.rss_growth_mb, 1),
             "latency_trend_ms": round(self.latency_trend_ms, 1),
+            "outside_queue_infer_ms_p50": _round(self.outside_ms),
             "queue_trend": round(self.queue_trend, 2),
             "refused": self.refused,
             "held": self.held,
             "why": self.why,
         }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def verdict(r: TrialResult, budget_s: float = P95_BUDGET_S) -> list[str]:

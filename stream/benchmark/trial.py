@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 
 import aiohttp
+import numpy as np
 import psutil
 import redis.asyncio as aioredis
 
@@ -65,6 +66,9 @@ class LatencyCollector:
 
     engine: str
     seen: list[tuple[float, float]] = field(default_factory=list)
+    # capture-to-publish minus the message's own queue + infer: network, jitter buffer, decode,
+    # waiting for the window's media, interpret and publish (by window end)
+    outside: dict[float, float] = field(default_factory=dict)
 
     def add(self, raw: bytes | str) -> None:
         """Record one pub/sub payload (other engines and malformed messages are skipped)."""
@@ -73,9 +77,19 @@ class LatencyCollector:
             if msg.get("engine") != self.engine:
                 return
             end = float(msg["window"]["end"])
-            self.seen.append((end, float(msg["published_at"]) - end))
+            latency = float(msg["published_at"]) - end
+            self.seen.append((end, latency))
+            parts = msg.get("latency_ms") or {}
+            if "queue" in parts and "infer" in parts:
+                spent = (float(parts["queue"]) + float(parts["infer"])) / 1e3
+                self.outside[end] = latency - spent
         except (ValueError, KeyError, TypeError):
             return
+
+    def outside_p50(self, t0: float, t1: float) -> float | None:
+        """Median of the latency spent outside queue + infer, for windows ending in [t0, t1]."""
+        values = [v for end, v in self.outside.items() if t0 <= end <= t1]
+        return float(np.median(values)) if values else None
 
     def between(self, t0: float, t1: float) -> list[float]:
         """Latencies of the windows that ended inside [t0, t1], in window order."""
@@ -238,12 +252,17 @@ async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollec
         rss_mb=rss[-1] if rss else 0.0,
         rss_growth_mb=rss[-1] - rss[0] if rss else 0.0,
         latency_trend_ms=thirds_trend(latencies) * 1e3,
+        outside_ms=_ms(collector.outside_p50(t0, t1)),
         queue_trend=thirds_trend(queue),
     )
     if plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
         result.why = verdict(result)
         result.held = not result.why
     return result
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
 
 
 def _stages(before: Samples, after: Samples, engine: str) -> dict[str, float]:

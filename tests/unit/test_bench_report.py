@@ -128,6 +128,12 @@ def test_collector_keeps_one_engine_and_skips_garbage() -> None:
     c.add(b'{"engine": "avfusion", "window": {"end": 12.0}, "published_at": 12.1}')
     assert c.between(9.0, 11.0) == [pytest.approx(0.08)]
     assert len(c.between(0.0, 20.0)) == 2
+    assert c.outside_p50(0.0, 20.0) is None  # no latency breakdown in these messages
+    c.add(
+        b'{"engine": "avfusion", "window": {"end": 14.0}, "published_at": 14.1,'
+        b' "latency_ms": {"queue": 20.0, "infer": 30.0}}'
+    )
+    assert c.outside_p50(0.0, 20.0) == pytest.approx(0.05)
 
 
 def test_histogram_means_per_stage() -> None:
