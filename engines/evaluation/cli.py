@@ -23,6 +23,7 @@ from engines.runtime import EngineError, ManifestError
 from engines.training.data import WindowSet, build_set
 from engines.training.progress import ProgressBar
 from stream.cli import UserError
+from stream.windows import VideoSpec, WindowSpec
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +32,16 @@ EVAL_WINDOWS = 2000
 SET_SEEDS = {"heldout": 7, "val": 5, "train": 3}
 SKIP_SCENES = frozenset({"sync"})  # a test pattern, no labels
 SCENE_SEEDS = (0, 1, 2)
+
+
+def generation_spec(spec: WindowSpec) -> WindowSpec:
+    """The engine's windows, with a token video track for audio-only engines (the generator
+    renders both; the engine only ever sees its own modalities)."""
+    if spec.video is not None:
+        return spec
+    frames = max(1, round(spec.length_s * 8))
+    video = VideoSpec(frames=frames, fps=frames / spec.length_s, height=16, width=16)
+    return WindowSpec(spec.length_s, spec.hop_s, video=video, audio=spec.audio)
 
 
 def load_eval_set(name: str, scorer: Scorer, n: int | None) -> WindowSet:
@@ -45,7 +56,7 @@ def load_eval_set(name: str, scorer: Scorer, n: int | None) -> WindowSet:
     size = n or EVAL_WINDOWS
     bar = ProgressBar(f"generate {name}", size)
     data = build_set(
-        scorer.spec,
+        generation_spec(scorer.spec),
         size,
         seed=SET_SEEDS[name],
         split=name,

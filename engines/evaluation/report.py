@@ -85,7 +85,7 @@ def evaluate_windows(scorer: Scorer, data: WindowSet, set_name: str) -> dict[str
     video, audio = np.asarray(data.video), np.asarray(data.audio)
 
     def run(v: npt.NDArray[np.uint8], a: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        return scorer.score(v, a)[:, e_idx]
+        return scorer.score(v, a, independent=True)[:, e_idx]
 
     scores = run(video, audio)
     report: dict[str, Any] = {

@@ -47,20 +47,29 @@ class Scorer:
         *,
         stream: str = "eval",
         t0: float = 0.0,
+        independent: bool = False,
     ) -> npt.NDArray[np.float32]:
         """Scores `[N, labels]` for N windows given as stacked arrays (either may be None).
 
-        Windows are consecutive hops of one stream starting at `t0`, so stateful engines see a
-        sensible timeline; batches are the engine's largest built size.
+        Windows are consecutive hops of one stream starting at `t0` (a scene, run as the
+        service would), or with `independent` each its own stream, so that a stateful engine
+        never carries state from one unrelated window into the next. Batches are the engine's
+        largest built size.
         """
         n = len(video) if video is not None else len(audio) if audio is not None else 0
         spec, step = self.engine.spec, self.engine.batch_sizes[-1]
         out: list[npt.NDArray[np.float32]] = []
         for i in range(0, n, step):
             windows = [
-                _window(spec, stream, j, t0, video, audio) for j in range(i, min(i + step, n))
+                _window(spec, f"{stream}-{j}" if independent else stream, j, t0, video, audio)
+                for j in range(i, min(i + step, n))
             ]
             out.extend(self.engine.window_scores(windows))
+            if independent:
+                for w in windows:
+                    self.engine.release(w.stream)
+        if not independent:
+            self.engine.release(stream)
         return np.stack(out) if out else np.zeros((0, len(self.labels)), np.float32)
 
     def close(self) -> None:
