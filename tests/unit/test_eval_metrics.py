@@ -54,6 +54,15 @@ def test_per_label_counts_and_f1() -> None:
     assert micro_f1([a, b, c]) == pytest.approx(8 / 13)
 
 
+def test_care_mask_drops_undecidable_entries() -> None:
+    care = np.ones_like(TRUTH)
+    care[1, 0] = 0.0  # the FN of "a"
+    care[3, 2] = 0.0  # the FP of "c"
+    a, _, c = label_scores(TRUTH, SCORES, LABELS, care=care)
+    assert (a.tp, a.fp, a.fn, a.tn) == (2, 1, 0, 2)
+    assert (c.tp, c.fp, c.fn, c.tn) == (0, 0, 0, 5)
+
+
 def test_average_precision_by_hand() -> None:
     # Ranking by score: 0.9(+) 0.8(+) 0.6(-) 0.4(+) 0.2(-) 0.1(-) → (1 + 1 + 3/4) / 3.
     assert average_precision(TRUTH[:, 0], SCORES[:, 0]) == pytest.approx(11 / 12)
