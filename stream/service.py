@@ -92,7 +92,7 @@ class Service:
             stream_figures=self._pipeline.streams,
             scaleout=self._directory,
         )
-        setup_live_routes(app, redis_url=self.redis_url, prefix=s.redis.prefix)
+        setup_live_routes(app, redis_url=self.redis_url, prefix=s.redis.prefix, cluster=cluster)
         app.router.add_get("/api/engines", self._engines_handler)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()

@@ -44,7 +44,7 @@ from redis.exceptions import RedisError
 
 from stream.messages import InvalidMessage, Message, decode
 from stream.scaleout import sharded
-from stream.scaleout.redis_client import AnyRedis, open_client, resolve_cluster
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client, resolve_cluster
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +128,7 @@ class Subscription:
                 await self._init_cursors()
             if self.kinds & {"scene", "status"}:
                 self._pubsub = await self._open_pubsub()
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             await self._close_client()
             raise ConnectionError(f"cannot reach Redis at {_public_url(self.url)}: {exc}") from exc
         if "events" in self.kinds:
@@ -257,7 +257,7 @@ class Subscription:
                     continue
                 replies = await sharded.read_logs(client, self.cursors, self.block_ms, 500)
                 backoff = 0.1
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 if self._closing or _cancel_requested():
                     raise asyncio.CancelledError from None
                 self.reconnects += 1
@@ -297,7 +297,7 @@ class Subscription:
                     await self._discover_scene_streams()
                 msg = await sharded.next_message(self._pubsub, self.block_ms / 1000)
                 backoff = 0.1
-            except (RedisError, OSError):
+            except REDIS_ERRORS:
                 if self._closing or _cancel_requested():
                     raise asyncio.CancelledError from None
                 self.reconnects += 1

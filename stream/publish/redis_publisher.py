@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from stream.messages import Message, encode, stamp_published, status_message
 from stream.metrics import Metrics
 from stream.publish.outbox import Kind, Outbox, Outgoing
-from stream.scaleout.redis_client import AnyRedis, open_client
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
 from stream.status import StreamState
 
 logger = logging.getLogger(__name__)
@@ -180,7 +180,7 @@ class RedisPublisher:
             except asyncio.CancelledError:
                 self.outbox.failed()  # back in front, in order: nothing lost
                 raise
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 if _cancel_requested():  # redis-py reported our cancellation as an error
                     self.outbox.failed()
                     raise asyncio.CancelledError from None

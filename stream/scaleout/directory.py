@@ -20,10 +20,8 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from stream.scaleout.advert import Advert, Keys, pick_peer
-from stream.scaleout.redis_client import AnyRedis
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +30,7 @@ _EXTEND = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexp
 _RELEASE = (
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 )
-_ERRORS = (RedisError, OSError)
+_ERRORS = REDIS_ERRORS
 
 
 class WorkerDirectory:

@@ -6,9 +6,13 @@ from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisClusterException, RedisError
 
 ClusterMode = bool | Literal["auto"]
 AnyRedis = aioredis.Redis | RedisCluster
+# What a lost or reshaping Redis raises: a cluster client adds errors outside `RedisError`
+# (e.g. a slot no node covers while the cluster changes shape).
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
 
 
 async def detect_cluster(url: str, timeout_s: float = 5.0) -> bool:
@@ -30,7 +34,7 @@ async def resolve_cluster(url: str, mode: ClusterMode) -> bool:
         return bool(mode)
     try:
         return await detect_cluster(url)
-    except (aioredis.RedisError, OSError):
+    except REDIS_ERRORS:
         return False
 
 

@@ -31,6 +31,7 @@ async def subscribe_channels(
     if isinstance(client, RedisCluster):
         if patterns:
             raise ValueError("a Redis Cluster has no pattern subscriptions for sharded channels")
+        await client.initialize()  # the slot map: SSUBSCRIBE picks each channel's shard by it
         sharded = client.pubsub(ignore_subscribe_messages=True)
         if channels:
             await sharded.ssubscribe(*channels)
@@ -91,6 +92,11 @@ async def live_streams(client: AnyRedis, prefix: str) -> set[str]:
     ids: Any = await client.zrange(keys.index, 0, -1)
     found: set[str] = set()
     for worker in ids:
-        members: Any = await client.smembers(keys.streams(worker.decode()))
-        found.update(m.decode() for m in members)
+        members: Any = await client.smembers(keys.streams(_text(worker)))
+        found.update(_text(m) for m in members)
     return found
+
+
+def _text(value: bytes | str) -> str:
+    """A reply as text, whether the client decodes responses or not."""
+    return value.decode() if isinstance(value, bytes) else value

@@ -8,6 +8,10 @@ slow browser loses old scene messages, never events; everything is released on d
 When the service has bearer tokens, `/api/live` wants one too: as `?token=` (the browser's
 EventSource cannot send headers) or as `Authorization: Bearer`. The page and its static files
 stay open: they hold no data.
+
+On a Redis Cluster (`cluster=True`) the bridge reads the same channels with sharded pub/sub
+(`SSUBSCRIBE`); a view of all streams subscribes to the channels of the streams the workers
+advertise, re-checked about once a second (a cluster has no sharded pattern subscription).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ from aiohttp import web
 from redis.asyncio.client import PubSub
 
 from stream.config import STREAM_ID_PATTERN
+from stream.scaleout import sharded
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
 from stream.web.sse import CHANNEL_KINDS, ClientBuffer, format_event, route, subscription
 
 logger = logging.getLogger(__name__)
@@ -63,8 +69,10 @@ class LiveBridge:
         max_scenes: int = 16,
         max_pending: int = 1024,
         tokens: Sequence[str] = (),
+        cluster: bool = False,
     ) -> None:
         self.redis_url = redis_url
+        self.cluster = cluster
         self._tokens = tuple(t.encode() for t in tokens)
         self.prefix = prefix
         self.max_clients = max_clients
@@ -72,7 +80,7 @@ class LiveBridge:
         self.poll_s = poll_s  # how often an idle handler checks that its browser is still there
         self.max_scenes = max_scenes
         self.max_pending = max_pending
-        self._redis: aioredis.Redis | None = None
+        self._redis: AnyRedis | None = None
         self._wakers: dict[int, asyncio.Event] = {}
         self._ids = itertools.count(1)
         self._closing = False
@@ -84,7 +92,7 @@ class LiveBridge:
 
     async def lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         """aiohttp cleanup context: one Redis client for the application's lifetime."""
-        self._redis = aioredis.from_url(self.redis_url, decode_responses=True)
+        self._redis = open_client(self.redis_url, self.cluster, decode_responses=True)
         yield
         await self._redis.aclose()
         self._redis = None
@@ -140,20 +148,26 @@ class LiveBridge:
     ) -> web.StreamResponse:
         assert self._redis is not None
         sub = subscription(self.prefix, stream, kinds)
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
         try:
-            if sub.channels:
-                await pubsub.subscribe(*sub.channels)
-            if sub.patterns:
-                await pubsub.psubscribe(*sub.patterns)
-        except (aioredis.RedisError, OSError):
+            if self.cluster:
+                pubsub = await sharded.subscribe_channels(self._redis, sub.channels, ())
+            else:
+                pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+                if sub.channels:
+                    await pubsub.subscribe(*sub.channels)
+                if sub.patterns:
+                    await pubsub.psubscribe(*sub.patterns)
+        except REDIS_ERRORS:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             logger.warning("live view: redis unavailable", extra={"client": client_id})
             return _problem(503, "redis unavailable", {"Retry-After": "5"})
         buffer = ClientBuffer(max_scenes=self.max_scenes, max_pending=self.max_pending)
-        reader = asyncio.create_task(
-            self._read(pubsub, buffer, wake, stream), name=f"live-sse-reader-{client_id}"
+        reading = (
+            self._read_sharded(pubsub, sub.patterns, buffer, wake, stream)
+            if self.cluster
+            else self._read(pubsub, buffer, wake, stream)
         )
+        reader = asyncio.create_task(reading, name=f"live-sse-reader-{client_id}")
         reader.add_done_callback(lambda _: wake.set())
         response = web.StreamResponse(
             headers={
@@ -198,6 +212,43 @@ class LiveBridge:
                     logger.warning("live view too slow for events: cut off")
                     return
         except (aioredis.RedisError, OSError):
+            logger.warning("live view lost redis", exc_info=True)
+        except Exception:
+            logger.exception("live view reader failed")
+
+    async def _read_sharded(
+        self,
+        pubsub: PubSub,
+        patterns: Sequence[str],
+        buffer: ClientBuffer,
+        wake: asyncio.Event,
+        stream: str | None,
+    ) -> None:
+        """`_read` on a cluster: patterns become the channels of the advertised streams."""
+        assert self._redis is not None
+        known: set[str] = set()
+        last_scan = -float("inf")
+        try:
+            while True:
+                if patterns and time.monotonic() - last_scan >= 1.0:
+                    last_scan = time.monotonic()
+                    new = await sharded.live_streams(self._redis, self.prefix) - known
+                    known |= new
+                    channels = [p.replace("*", s) for p in patterns for s in sorted(new)]
+                    await sharded.add_channels(pubsub, channels)
+                message = await sharded.next_message(pubsub, self.poll_s)
+                if message is None or message.get("type") not in sharded.DATA_TYPES:
+                    continue
+                data = message["data"]
+                kind = route(self.prefix, message["channel"], data, stream)
+                if kind is None:
+                    continue
+                ok = buffer.push(kind, data)
+                wake.set()
+                if not ok:
+                    logger.warning("live view too slow for events: cut off")
+                    return
+        except REDIS_ERRORS:
             logger.warning("live view lost redis", exc_info=True)
         except Exception:
             logger.exception("live view reader failed")
@@ -249,10 +300,12 @@ def setup_live_routes(
     heartbeat_s: float = 15.0,
     poll_s: float = 1.0,
     tokens: Sequence[str] = (),
+    cluster: bool = False,
 ) -> None:
     """Add `GET /`, `GET /static/...` and `GET /api/live` to `app`.
 
     `tokens`: the service's bearer tokens; when given, `/api/live` requires one of them.
+    `cluster`: Redis is a Redis Cluster (sharded pub/sub).
 
     The bridge opens its own Redis client on startup and closes it on cleanup; it is reachable
     as `app[LIVE_BRIDGE]` (e.g. to report the number of live viewers).
@@ -264,6 +317,7 @@ def setup_live_routes(
         heartbeat_s=heartbeat_s,
         poll_s=poll_s,
         tokens=tokens,
+        cluster=cluster,
     )
     app[LIVE_BRIDGE] = bridge
     app.cleanup_ctx.append(bridge.lifecycle)

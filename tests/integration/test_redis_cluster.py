@@ -1,6 +1,7 @@
 """A real 3-node Redis Cluster started by the test: the publisher's sharded pub/sub (`SPUBLISH`)
 and per-key logs reach the subscriber API, which finds out by itself that it talks to a cluster;
-the worker directory (claims, adverts, peer choice) works across its shards."""
+the worker directory (claims, adverts, peer choice) works across its shards, and the live page's
+SSE bridge reads the sharded channels."""
 
 from __future__ import annotations
 
@@ -15,17 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import redis
+from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
 from stream import messages as m
-from stream.embedded_redis import find_redis_server
+from stream.embedded_redis import find_redis_server, free_port
 from stream.metrics import Metrics
 from stream.publish.redis_publisher import RedisPublisher
 from stream.scaleout.directory import WorkerDirectory
 from stream.scaleout.redis_client import detect_cluster
 from stream.subscribe import Subscription
+from stream.web.live import setup_live_routes
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +212,49 @@ async def test_all_streams_scene_discovery_and_worker_directory_on_a_cluster(
         await a.close()
         await b.close()
     assert lost == []
+
+
+async def _sse_kinds(resp: aiohttp.ClientResponse, want: set[str], within_s: float) -> set[str]:
+    """SSE event names seen on `resp` until all of `want` came (or time ran out)."""
+    seen: set[str] = set()
+    async with asyncio.timeout(within_s):
+        while not want <= seen:
+            line = (await resp.content.readline()).decode()
+            if line.startswith("event:"):
+                seen.add(line.partition(":")[2].strip())
+    return seen
+
+
+async def test_live_page_bridge_reads_sharded_channels(cluster_url: str) -> None:
+    app = web.Application()
+    setup_live_routes(app, redis_url=cluster_url, prefix=PREFIX, poll_s=0.05, cluster=True)
+    runner = web.AppRunner(app, shutdown_timeout=5)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    worker = WorkerDirectory(RedisCluster.from_url(cluster_url), PREFIX, 4, worker_id="wl")
+    await worker.start("http://w:1")
+    pub = RedisPublisher(cluster_url, PREFIX, Metrics(process=False), cluster=True)
+    await pub.start()
+
+    async def keep_publishing() -> None:
+        for n in range(200):  # until the SSE reader has (re)subscribed and seen them
+            pub.publish(scene("porch", n))
+            pub.stream_status("porch", "online", "connected")
+            await asyncio.sleep(0.1)
+
+    assert await worker.claim("porch")  # advertised: the all-streams view discovers it
+    feeder = asyncio.create_task(keep_publishing())
+    try:
+        async with aiohttp.ClientSession() as http:
+            for query in ("?stream=porch", ""):
+                async with http.get(f"http://127.0.0.1:{port}/api/live{query}") as resp:
+                    assert resp.status == 200
+                    seen = await _sse_kinds(resp, {"scene", "status"}, 10)
+                    assert {"scene", "status"} <= seen, query
+    finally:
+        feeder.cancel()
+        await asyncio.gather(feeder, return_exceptions=True)
+        await pub.close()
+        await worker.close()
+        await runner.cleanup()
