@@ -105,6 +105,8 @@ class Service:
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
+        if self._directory is not None:
+            await self._directory.drain()  # peers stop sending us streams first
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, runs on_shutdown (closes sessions)
             self._runner = None

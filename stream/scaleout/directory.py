@@ -72,6 +72,12 @@ class WorkerDirectory:
             await self._advertise()
         self._task = asyncio.create_task(self._run(), name="scaleout-directory")
 
+    async def drain(self) -> None:
+        """Shutdown begins: advertise no room, so that peers stop redirecting here (the advert
+        itself stays until `close`, or peers would report our still-open streams as lost)."""
+        self.max_streams = 0
+        await self._advertise_quietly()
+
     async def close(self) -> None:
         """Graceful shutdown: stop refreshing, release claims, delete the advert and index."""
         task, self._task = self._task, None

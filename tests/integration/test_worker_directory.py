@@ -50,6 +50,11 @@ async def test_advert_carries_load_and_is_withdrawn_on_close(redis_server: Embed
         assert 0 < await client.pttl(KEYS.advert("wa")) <= 3000
         assert await client.smembers(KEYS.streams("wa")) == {b"cam1"}
         assert await client.get(KEYS.claim("cam1")) == b"wa"
+        await a.drain()  # shutting down: no room advertised, streams still claimed
+        raw = await client.get(KEYS.advert("wa"))
+        assert raw is not None
+        assert json.loads(raw)["max_streams"] == 0
+        assert await client.get(KEYS.claim("cam1")) == b"wa"
     assert await client.keys("t:*") == []  # graceful: nothing left behind
     await client.aclose()
 
