@@ -119,8 +119,13 @@ def _collision(p: _Placer) -> list[SegmentSpec]:
 
 
 def _stop_silent(p: _Placer) -> list[SegmentSpec]:
-    stop = W0 + p.rng.uniform(0.5, 0.92) * p.L
-    a, b = stop - p.rng.uniform(0.8, 2.5), stop + p.rng.uniform(0.4, 1.5)
+    """An object approaches and stops without a sound: in the window, or (half of the time)
+    before it, so the window shows a big object at rest after its approach."""
+    if p.rng.random() < 0.5:
+        stop = W0 + p.rng.uniform(0.5, 0.92) * p.L
+    else:
+        stop = W0 - p.rng.uniform(0.0, 1.5)
+    a, b = stop - p.rng.uniform(0.8, 2.5), max(stop, W0 + p.L) + p.rng.uniform(0.4, 1.5)
     return [("vehicle", a, b, {"motion": "approach", "stop_at": stop, "lamps": "none"})]
 
 

@@ -136,7 +136,7 @@ def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
         if dur < 3 and r.random() < 0.5:  # stays in view; otherwise it enters and leaves
             x0, x1 = 0.5 + (x0 - 0.5) * 0.6, 0.5 + (x1 - 0.5) * 0.6
     else:
-        s0 = s1 = r.uniform(0.1, 0.5)
+        s0 = s1 = r.uniform(0.1, 0.8)  # parked close by can be big: size alone is no cue
         x1 = x0
     depth = r.uniform(0.5, 1.0) * (0.98 - ctx.horizon) / max(s0, s1)
     return Motion(kind, a, b, float(x0), float(x1), float(s0), float(s1), ctx.horizon, depth)

@@ -101,8 +101,15 @@ def test_hazard_lights_are_not_flashing_lights_and_siren_with_them_is_not_emerge
     assert "siren" in labels
     assert "flashing_lights" not in labels
     assert "emergency_vehicle" not in labels
-    blue = [colour_scores(scene.render_video(t, 64, 64))[1] for t in np.arange(1.0, 11.0, 0.25)]
-    assert np.ptp(blue) < 0.01
+    grey = scripted([{"kind": "hazard_lights", "start": 1.0, "end": 11.0,
+                      "colour": [0.5, 0.5, 0.5]}])  # fmt: skip
+    frames = [grey.render_video(t, 64, 64) for t in np.arange(1.0, 11.0, 0.25)]
+    red = np.array([colour_scores(f)[0] for f in frames])
+    on = red > 0.5 * (red.min() + red.max())
+    assert np.ptp(red) > 0.01  # the amber lamps blink (amber is red-dominant)...
+    f = np.stack(frames).astype(np.float64) / 255
+    blue = np.sum((f[..., 2] > 0.6) & (f[..., 2] - np.maximum(f[..., 0], f[..., 1]) > 0.3), (1, 2))
+    assert blue[on].max() <= blue[~on].min()  # ...and they never add anything blue
 
 
 def object_area(scene: Scene, t: float, empty: np.ndarray) -> int:
