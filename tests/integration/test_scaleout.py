@@ -36,6 +36,7 @@ pytestmark = pytest.mark.integration
 
 BIN = Path(sys.executable).parent / "scenestream"
 TTL_S = 2.0
+TOKEN = "scale-out-token"  # the same on every worker; the sender must keep it across the 307
 
 
 @dataclass
@@ -54,6 +55,7 @@ class Worker:
             "SCENESTREAM_SERVER__MAX_STREAMS": str(max_streams),
             "SCENESTREAM_SERVER__ADVERTISE_TTL_S": str(TTL_S),
             "SCENESTREAM_SESSION__INCLUDE_LOOPBACK": "true",
+            "SCENESTREAM_SERVER__TOKENS": json.dumps([TOKEN]),
         }
         proc = subprocess.Popen(
             [str(BIN), "serve", "--port", str(port), "--redis", redis_url],
@@ -100,20 +102,21 @@ def workers(redis_server: EmbeddedRedis) -> Iterator[tuple[Worker, Worker]]:
 
 async def send(url: str) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
-        str(BIN), "send", url, "--scenario", "sync", "--seconds", "60",
+        str(BIN), "send", url, "--scenario", "sync", "--seconds", "60", "--token", TOKEN,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 
 async def api_streams(http: aiohttp.ClientSession, worker: Worker) -> list[str]:
     async with http.get(f"{worker.url}/api/streams") as resp:
+        assert resp.status == 200
         body: Any = await resp.json()
     return sorted(row["stream"] for row in body["streams"] if row["state"] == "live")
 
 
 async def post_offer(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
     """A raw WHIP POST; admission is decided before the offer is parsed."""
-    headers = {"Content-Type": "application/sdp"}
+    headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"}
     async with http.post(url, data="v=0\r\n", headers=headers, allow_redirects=False) as resp:
         await resp.read()
         return resp
