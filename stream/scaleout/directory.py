@@ -63,6 +63,7 @@ class WorkerDirectory:
         self.reaped = 0
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
+        self._closed = False
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, url: str) -> None:
@@ -80,6 +81,7 @@ class WorkerDirectory:
 
     async def close(self) -> None:
         """Graceful shutdown: stop refreshing, release claims, delete the advert and index."""
+        self._closed = True
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
@@ -117,6 +119,8 @@ class WorkerDirectory:
     def release_soon(self, stream: str) -> None:
         """A session ended: free its claim in the background (the caller is synchronous)."""
         self.owned.discard(stream)
+        if self._closed:
+            return  # `close` released every claim already
         task = asyncio.get_running_loop().create_task(self._release(stream))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
