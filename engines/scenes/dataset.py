@@ -100,7 +100,9 @@ def _ev_motion(p: _Placer) -> dict[str, Any]:
 
 
 def _emergency(p: _Placer) -> list[SegmentSpec]:
-    return [("emergency_vehicle", *p.covering(), _ev_motion(p))]
+    motion = _ev_motion(p)
+    slow = motion["motion"] == "approach" and p.rng.random() < 0.4  # as in the scripts
+    return [("emergency_vehicle", *(p.covering_long() if slow else p.covering()), motion)]
 
 
 def _lights_silent(p: _Placer) -> list[SegmentSpec]:
@@ -114,7 +116,7 @@ def _approach(p: _Placer) -> list[SegmentSpec]:
 
 def _collision(p: _Placer) -> list[SegmentSpec]:
     stop = W0 + p.rng.uniform(0.5, 0.92) * p.L
-    a, b = stop - p.rng.uniform(0.8, 2.5), stop + p.rng.uniform(0.4, 1.5)
+    a, b = stop - p.rng.uniform(0.8, 4.0), stop + p.rng.uniform(0.4, 1.5)
     return [("collision", a, b, {"stop_at": stop})]
 
 
@@ -159,7 +161,10 @@ def _mixed(p: _Placer) -> list[SegmentSpec]:
 def _traffic(p: _Placer) -> list[SegmentSpec]:
     motion = str(p.rng.choice(["pass", "recede", "static"]))
     lamps = str(p.rng.choice(["none", "tail", "steady"], p=[0.4, 0.35, 0.25]))
-    return [("vehicle", *p.covering(), {"motion": motion, "lamps": lamps})]
+    span = p.covering()
+    if p.rng.random() < 0.3:  # pops into view mid-window: appearing is not approaching
+        span = (W0 + p.rng.uniform(0.1, 0.9) * p.L, max(span[1], W0 + p.L + 0.3))
+    return [("vehicle", *span, {"motion": motion, "lamps": lamps})]
 
 
 # (kind, weight, recipe). Fused positives: emergency 17 %, collision 16 %; distractors 37 %
