@@ -1,15 +1,19 @@
 """A real 3-node Redis Cluster started by the test: the publisher's sharded pub/sub (`SPUBLISH`)
 and per-key logs reach the subscriber API, which finds out by itself that it talks to a cluster;
 the worker directory (claims, adverts, peer choice) works across its shards, and the live page's
-SSE bridge reads the sharded channels."""
+SSE bridge reads the sharded channels; a whole `scenestream serve` worker on the cluster is seen
+by `scenestream events`."""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -258,3 +262,66 @@ async def test_live_page_bridge_reads_sharded_channels(cluster_url: str) -> None
         await pub.close()
         await worker.close()
         await runner.cleanup()
+
+
+async def test_serve_send_and_events_cli_on_a_cluster(cluster_url: str) -> None:
+    """The whole path on a cluster, as a user runs it: every part finds out by itself."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SCENESTREAM_ENGINES__ENABLED": '["silero-vad"]',
+        "SCENESTREAM_SESSION__INCLUDE_LOOPBACK": "true",
+        "SCENESTREAM_REDIS__PREFIX": "cli",
+    }
+    serve = await _cli("serve", "--port", str(port), "--redis", cluster_url, env=env, read=False)
+    events: asyncio.subprocess.Process | None = None
+    try:
+        await _wait_ready(port, serve)
+        events = await _cli(
+            "events", "--redis", cluster_url, "--prefix", "cli", "--kind", "status",
+            "--kind", "scene", "--json", "--seconds", "12", env=env,
+        )  # fmt: skip
+        await asyncio.sleep(1.5)  # the CLI subscribes before the stream starts
+        send = await _cli(
+            "send", f"http://127.0.0.1:{port}/whip/lobby", "--scenario", "conversation",
+            "--seconds", "4",
+        )  # fmt: skip
+        _, send_err = await asyncio.wait_for(send.communicate(), 30)
+        assert send.returncode == 0, send_err.decode()
+        out, err = await asyncio.wait_for(events.communicate(), 30)
+        assert events.returncode == 0, err.decode()
+    finally:
+        for proc in (events, serve):
+            if proc is not None and proc.returncode is None:
+                proc.terminate()
+                await asyncio.wait_for(proc.wait(), 20)
+    lines = [json.loads(line) for line in out.decode().splitlines()]
+    states = [(x["state"], x["reason"]) for x in lines if x["type"] == "status"]
+    assert states == [("online", "connected"), ("offline", "deleted")], states
+    scenes = [x for x in lines if x["type"] == "scene"]
+    assert scenes, "no scene message reached the CLI"
+    assert {x["stream"] for x in scenes} == {"lobby"}
+    assert {x["engine"] for x in scenes} == {"silero-vad"}
+
+
+async def _cli(
+    *args: str, env: dict[str, str] | None = None, read: bool = True
+) -> asyncio.subprocess.Process:
+    """A `scenestream` subprocess; output unread (`read=False`) goes nowhere, never a full pipe."""
+    out = asyncio.subprocess.PIPE if read else asyncio.subprocess.DEVNULL
+    return await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "scenestream"), *args, env=env, stdout=out, stderr=out
+    )
+
+
+async def _wait_ready(port: int, serve: asyncio.subprocess.Process) -> None:
+    async with aiohttp.ClientSession() as http, asyncio.timeout(60):
+        while serve.returncode is None:
+            try:
+                async with http.get(f"http://127.0.0.1:{port}/readyz") as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError("scenestream serve exited on a cluster")
