@@ -144,10 +144,17 @@ async def test_sharded_pubsub_and_logs_reach_the_subscriber(cluster_url: str) ->
     pub = RedisPublisher(cluster_url, PREFIX, Metrics(process=False), cluster=True)
     await pub.start()
     got: list[m.Message] = []
+    logged: list[m.Message] = []
     try:
-        async with Subscription(
-            cluster_url, prefix=PREFIX, streams=streams, kinds=["scene", "events", "status"]
-        ) as sub:
+        async with (
+            Subscription(
+                cluster_url, prefix=PREFIX, streams=streams, kinds=["scene", "events", "status"]
+            ) as sub,
+            # All streams' events: logs found by SCAN over every node, read one XREAD each.
+            Subscription(
+                cluster_url, prefix=PREFIX, kinds=["events"], scan_interval_s=0.2
+            ) as every,
+        ):
             assert sub.cluster is True  # "auto" asked the server
             for stream in streams:
                 pub.stream_status(stream, "online", "connected")
@@ -158,6 +165,10 @@ async def test_sharded_pubsub_and_logs_reach_the_subscriber(cluster_url: str) ->
                     got.append(msg)
                     if len(got) == 3 * len(streams):
                         break
+                async for msg in every:
+                    logged.append(msg)
+                    if len(logged) == len(streams):
+                        break
         assert pub.connected
         assert pub.protocol_errors == 0
     finally:
@@ -165,6 +176,7 @@ async def test_sharded_pubsub_and_logs_reach_the_subscriber(cluster_url: str) ->
     for stream in streams:
         kinds = sorted(str(msg["type"]) for msg in got if msg["stream"] == stream)
         assert kinds == ["event", "scene", "status"], (stream, kinds)
+    assert sorted(str(msg["stream"]) for msg in logged) == streams
     # The channels were sharded ones (a plain PUBLISH/SUBSCRIBE would not show here), spread
     # over more than one node, and the logs are ordinary per-key Redis Streams.
     client = RedisCluster.from_url(cluster_url)
