@@ -64,6 +64,7 @@ class WorkerDirectory:
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
         self._closed = False
+        self._releases: dict[str, asyncio.Task[None]] = {}  # stream -> its release in flight
 
     # -- lifecycle --------------------------------------------------------------------------
     async def start(self, url: str) -> None:
@@ -103,6 +104,9 @@ class WorkerDirectory:
     async def claim(self, stream: str) -> bool:
         """Claim `stream` for this worker; False if a live worker already owns it."""
         key = self.keys.claim(stream)
+        releasing = self._releases.get(stream)
+        if releasing is not None:  # the stream ended here a moment ago: let that finish first
+            await asyncio.wait({releasing})
         try:
             won = await self.client.set(key, self.worker_id, nx=True, px=self.ttl_ms)
             if not won:
@@ -124,6 +128,10 @@ class WorkerDirectory:
         task = asyncio.get_running_loop().create_task(self._release(stream))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+        self._releases[stream] = task
+        task.add_done_callback(
+            lambda t: self._releases.pop(stream, None) if self._releases.get(stream) is t else None
+        )
 
     async def peer_with_room(self) -> Advert | None:
         """The live peer with the most room, or None (then the endpoint answers 503)."""

@@ -24,10 +24,15 @@ KEYS = Keys(PREFIX)
 
 @asynccontextmanager
 async def directory(
-    url: str, worker: str, max_streams: int, lost: list[str] | None = None, ttl_s: float = 3.0
+    url: str,
+    worker: str,
+    max_streams: int,
+    lost: list[str] | None = None,
+    ttl_s: float = 3.0,
+    refresh_s: float = 0.2,
 ) -> AsyncIterator[WorkerDirectory]:
     d = WorkerDirectory(
-        aioredis.Redis.from_url(url), PREFIX, max_streams, ttl_s=ttl_s, refresh_s=0.2,
+        aioredis.Redis.from_url(url), PREFIX, max_streams, ttl_s=ttl_s, refresh_s=refresh_s,
         on_lost=None if lost is None else lost.append, worker_id=worker,
     )  # fmt: skip
     await d.start(f"http://{worker}.example:8080/")
@@ -72,6 +77,21 @@ async def test_claim_is_unique_across_workers_and_freed_on_release(
         await asyncio.sleep(0.2)
         assert await b.claim("cam1")
         assert not await a.claim("cam1")
+
+
+async def test_stream_restarted_before_its_release_ran_keeps_its_claim(
+    redis_server: EmbeddedRedis,
+) -> None:
+    async with (
+        directory(redis_server.url, "wa", 4, refresh_s=30) as a,  # no refresh heals it here
+        directory(redis_server.url, "wb", 4) as b,
+    ):
+        assert await a.claim("cam1")
+        a.release_soon("cam1")  # the old session ended...
+        assert await a.claim("cam1")  # ...and the sender is back before the release ran
+        await asyncio.sleep(0.3)
+        assert not await b.claim("cam1")
+        assert await a.client.smembers(KEYS.streams("wa")) == {b"cam1"}
 
 
 async def test_claims_outlive_their_ttl_while_refreshed(redis_server: EmbeddedRedis) -> None:
