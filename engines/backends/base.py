@@ -24,6 +24,7 @@ class Backend(abc.ABC):
     """Runs one engine's graph. Blocking calls: use from the engine's executor thread."""
 
     name: ClassVar[str]
+    _manifest: Manifest | None = None  # set by `load`
 
     @classmethod
     @abc.abstractmethod
@@ -60,9 +61,20 @@ class Backend(abc.ABC):
         """Free what the backend holds (contexts, sessions)."""
 
     @property
-    @abc.abstractmethod
     def manifest(self) -> Manifest:
         """The loaded engine's manifest."""
+        if self._manifest is None:
+            from engines.runtime import EngineError
+
+            raise EngineError(f"{self.name} backend used before load()")
+        return self._manifest
+
+
+def supports_onnx(manifest: Manifest) -> tuple[bool, str]:
+    """The `supports` rule of backends that run the engine's ONNX file."""
+    if manifest.model_path is None or manifest.model_path.suffix != ".onnx":
+        return False, "the engine has no ONNX model"
+    return True, ""
 
 
 NUMPY_DTYPES: dict[str, type[np.generic]] = {

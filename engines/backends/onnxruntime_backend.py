@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.backends.base import Arrays, Backend
+from engines.backends.base import Arrays, Backend, supports_onnx
 from engines.manifest import Manifest
 from engines.runtime import EngineError
 
@@ -44,7 +44,6 @@ class OnnxRuntimeBackend(Backend):
         self._threads = threads or default_threads()
         self._use_gpu = use_gpu
         self._session: Any = None
-        self._manifest: Manifest | None = None
         self._outputs: list[str] = []
 
     @classmethod
@@ -59,16 +58,7 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def supports(cls, manifest: Manifest) -> tuple[bool, str]:
         """Needs an ONNX model file."""
-        if manifest.model_path is None or manifest.model_path.suffix != ".onnx":
-            return False, "the engine has no ONNX model"
-        return True, ""
-
-    @property
-    def manifest(self) -> Manifest:
-        """The loaded engine's manifest."""
-        if self._manifest is None:
-            raise EngineError("onnxruntime backend used before load()")
-        return self._manifest
+        return supports_onnx(manifest)
 
     def load(self, manifest: Manifest, cache_dir: Path) -> None:
         """Open an inference session on the best provider that really loads."""

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.backends.base import Arrays, Backend
+from engines.backends.base import Arrays, Backend, supports_onnx
 from engines.backends.tensorrt_cache import (
     CacheKey,
     derive_profile,
@@ -80,7 +80,6 @@ class TensorRTBackend(Backend):
         self._workspace = workspace_bytes
         self._trt: Any = None
         self._engine: Any = None
-        self._manifest: Manifest | None = None
         self._local = threading.local()
         self._info: dict[str, Any] = {}
 
@@ -103,16 +102,7 @@ class TensorRTBackend(Backend):
     @classmethod
     def supports(cls, manifest: Manifest) -> tuple[bool, str]:
         """Needs an ONNX model file."""
-        if manifest.model_path is None or manifest.model_path.suffix != ".onnx":
-            return False, "the engine has no ONNX model"
-        return True, ""
-
-    @property
-    def manifest(self) -> Manifest:
-        """The loaded engine's manifest."""
-        if self._manifest is None:
-            raise EngineError("tensorrt backend used before load()")
-        return self._manifest
+        return supports_onnx(manifest)
 
     def load(self, manifest: Manifest, cache_dir: Path) -> None:
         """Deserialize the cached plan for this key, else build, cache and deserialize it."""

@@ -62,7 +62,6 @@ class TorchBackend(Backend):
         self._autocast_dtype = autocast_dtype
         self._module: Any = None
         self._device: Any = None
-        self._manifest: Manifest | None = None
         self._compile_s = 0.0
 
     @classmethod
@@ -80,13 +79,6 @@ class TorchBackend(Backend):
         if not manifest.doc.engine.torch_factory:
             return False, "the manifest has no torch_factory"
         return True, ""
-
-    @property
-    def manifest(self) -> Manifest:
-        """The loaded engine's manifest."""
-        if self._manifest is None:
-            raise EngineError("torch backend used before load()")
-        return self._manifest
 
     def load(self, manifest: Manifest, cache_dir: Path) -> None:
         """Build the module, move it to the device, compile when asked."""

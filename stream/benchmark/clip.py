@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -16,6 +17,16 @@ import numpy.typing as npt
 CLIP_VERSION = 1  # bump when the rendering changes, so cached clips are re-rendered
 CLIP_SECONDS = 4.0
 WIDTH, HEIGHT, FPS = 640, 480, 30
+
+
+class Drawable(Protocol):
+    """What a clip is rendered from (a `SceneRenderer` is one)."""
+
+    def render_video(self, t: float, height: int, width: int) -> npt.NDArray[np.uint8]: ...
+
+    def render_audio(
+        self, t0: float, samples: int, sample_rate: int
+    ) -> npt.NDArray[np.float32]: ...
 
 
 class CameraLike:
@@ -53,11 +64,12 @@ class CameraLike:
         return self._sync.render_audio(t0, samples, sample_rate)
 
 
-def make_clip(path: Path, seconds: float = CLIP_SECONDS) -> None:
-    """Render 640x480@30 VP8 (~1.2 Mbps, keyframe every second) + 48 kHz stereo Opus WebM."""
+def make_clip(path: Path, seconds: float = CLIP_SECONDS, scene: Drawable | None = None) -> None:
+    """Render 640x480@30 VP8 (~1.2 Mbps, keyframe every second) + 48 kHz stereo Opus WebM of
+    `scene` (default: `CameraLike`)."""
     import av
 
-    scene = CameraLike()
+    source: Drawable = scene if scene is not None else CameraLike()
     with av.open(str(path), "w", format="webm") as out:
         video = out.add_stream("libvpx", rate=FPS)
         video.width, video.height, video.pix_fmt = WIDTH, HEIGHT, "yuv420p"
@@ -67,12 +79,12 @@ def make_clip(path: Path, seconds: float = CLIP_SECONDS) -> None:
         audio = out.add_stream("libopus", rate=48_000)
         audio.layout = "stereo"
         for n in range(round(seconds * FPS)):
-            image = scene.render_video(n / FPS, HEIGHT, WIDTH)
+            image = source.render_video(n / FPS, HEIGHT, WIDTH)
             frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             frame.pts, frame.time_base = n, Fraction(1, FPS)
             out.mux(video.encode(frame))
         for n in range(round(seconds * 50)):
-            mono = scene.render_audio(n * 0.02, 960, 48_000)
+            mono = source.render_audio(n * 0.02, 960, 48_000)
             pcm = (np.repeat(mono[None, :], 2, axis=0).T.reshape(1, -1) * 32767).astype(np.int16)
             sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
             sound.sample_rate, sound.pts = 48_000, n * 960

@@ -23,13 +23,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 import psutil
+
+from stream.benchmark import clip
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -38,62 +38,11 @@ sys.path.insert(0, str(ROOT))
 # -- the clip -------------------------------------------------------------------------------------
 
 
-class CameraLike:
-    """`sync` over a panning textured background with sensor noise: a camera's bitrate (~1 Mbps),
-    not a flat test pattern's (~0.2 Mbps), since decode cost (the baseline) follows the bitrate."""
-
-    def __init__(self, seed: int = 0) -> None:
-        from engines.scenes.sync import SyncScene
-
-        rng = np.random.default_rng(seed)
-        texture = rng.integers(0, 256, (600, 800, 3)).astype(np.float64)
-        for _ in range(3):  # box blur: smooth, camera-like structure rather than white noise
-            texture = (texture + np.roll(texture, 1, 0) + np.roll(texture, 1, 1)
-                       + np.roll(texture, -1, 0) + np.roll(texture, -1, 1)) / 5  # fmt: skip
-        self._texture = texture.astype(np.uint8)
-        self._rng = rng
-        self._sync = SyncScene(seed)
-
-    def render_video(self, t: float, height: int, width: int) -> npt.NDArray[np.uint8]:
-        frame = self._sync.render_video(t, height, width)
-        x = int(80 + 70 * np.sin(t * 0.9))
-        y = int(60 + 50 * np.cos(t * 0.7))
-        background = self._texture[y : y + height, x : x + width]
-        mask = frame[..., 1:2] < 60  # the dark background of the pattern
-        noisy = background.astype(np.int16) + self._rng.integers(-4, 5, background.shape)
-        return np.where(mask, np.clip(noisy, 0, 255).astype(np.uint8), frame)
-
-    def render_audio(self, t0: float, samples: int, sample_rate: int) -> npt.NDArray[np.float32]:
-        return self._sync.render_audio(t0, samples, sample_rate)
-
-
 def make_clip(path: Path, content: str, seconds: float = 4.0) -> None:
-    """Render 640x480@30 VP8 + Opus WebM once (keyframe every second)."""
-    import av
-
+    """Render the clip once: camera-like content (a camera's bitrate) or the flat `sync` pattern."""
     from engines.scenes.sync import SyncScene
 
-    scene = CameraLike() if content == "camera" else SyncScene()
-    with av.open(str(path), "w", format="webm") as out:
-        video = out.add_stream("libvpx", rate=30)
-        video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
-        video.bit_rate = 1_200_000
-        video.gop_size = 30
-        video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
-        audio = out.add_stream("libopus", rate=48_000)
-        audio.layout = "stereo"
-        for n in range(round(seconds * 30)):
-            frame = av.VideoFrame.from_ndarray(scene.render_video(n / 30, 480, 640), format="rgb24")
-            frame.pts, frame.time_base = n, Fraction(1, 30)
-            out.mux(video.encode(frame))
-        for n in range(round(seconds * 50)):
-            mono = scene.render_audio(n * 0.02, 960, 48_000)
-            pcm = (np.repeat(mono[None, :], 2, axis=0).T.reshape(1, -1) * 32767).astype(np.int16)
-            sound = av.AudioFrame.from_ndarray(pcm, format="s16", layout="stereo")
-            sound.sample_rate, sound.pts = 48_000, n * 960
-            out.mux(audio.encode(sound))
-        out.mux(video.encode(None))
-        out.mux(audio.encode(None))
+    clip.make_clip(path, seconds, scene=clip.CameraLike() if content == "camera" else SyncScene())
 
 
 # -- receivers (each runs in its own process) ------------------------------------------------------
