@@ -34,7 +34,9 @@ class AudioSource(Protocol):
     @property
     def end(self) -> float: ...
 
-    def render(self, k: I64, sr: int) -> F64: ...
+    def render(self, k: I64, sr: int) -> F64:
+        """Samples at indices `k` (time `k / sr`), about unit RMS while active."""
+        ...
 
 
 def _fade(local: F64, length: float) -> F64:

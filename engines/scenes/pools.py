@@ -28,6 +28,7 @@ def check_split(split: str) -> str:
 
 
 def random_backdrop(rng: np.random.Generator, split: str) -> Backdrop:
+    """A backdrop from the split's pool (families in turn, seeds disjoint across pools)."""
     pool = check_split(split)
     i = int(rng.integers(BACKDROPS_PER_SPLIT[pool]))
     family = BACKDROP_FAMILIES[i % len(BACKDROP_FAMILIES)]
@@ -35,6 +36,7 @@ def random_backdrop(rng: np.random.Generator, split: str) -> Backdrop:
 
 
 def random_ambience(rng: np.random.Generator, split: str) -> Ambience:
+    """A background sound bed from the split's pool of variants."""
     pool = check_split(split)
     kind = AMBIENCE_KINDS[int(rng.integers(len(AMBIENCE_KINDS)))]
     i = int(rng.integers(AMBIENCES_PER_KIND[pool]))

@@ -60,6 +60,7 @@ def _pick(ctx: Context, p: Params, key: str, choices: tuple[str, ...]) -> str:
 
 
 def siren(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A siren (`siren` = wail, yelp or hilo) sounding over `[a, b)`."""
     style = _pick(ctx, p, "siren", ("wail", "yelp", "hilo"))
     r = ctx.rng
     if style == "wail":
@@ -73,6 +74,7 @@ def siren(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
 
 
 def horn(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A car horn over `[a, b)`, held or honked."""
     r = ctx.rng
     honk = r.random() < 0.6
     src = Horn(a, b, r.uniform(280, 520), r.uniform(1.18, 1.3),
@@ -81,6 +83,7 @@ def horn(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
 
 
 def alarm(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An alarm (`alarm` = bell or beeper) ringing over `[a, b)`."""
     style = _pick(ctx, p, "alarm", ("bell", "beeper"))
     r = ctx.rng
     if style == "bell":

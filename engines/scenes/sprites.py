@@ -51,6 +51,7 @@ class Motion:
 
     @property
     def growth_per_s(self) -> float:
+        """How much the object's size multiplies per second of its motion."""
         return float((self.s1 / self.s0) ** (1.0 / max(1e-6, self.t1 - self.t0)))
 
 
