@@ -41,7 +41,9 @@ espeak-ng voices. Distractors that must not fire the fused labels: sirens with n
 (radio), flashing lights in silence, impacts with nothing moving, lights and siren seconds
 apart. Training: {train_windows} windows (`split="train"`), validation {val_windows}
 (`split="val"`); the evaluation below uses `split="heldout"` (unseen backgrounds and voices,
-other seeds). Window labels follow the generator's rule (a label is on when it covers at least
+other seeds). Generator fingerprint (hash of `engines/scenes` sources) at evaluation:
+`{generator}`; a changed generator invalidates these numbers. Window labels follow the
+generator's rule (a label is on when it covers at least
 half the window; entries marked undecidable are not scored).
 
 ## Training
@@ -141,6 +143,7 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         best_epoch=res["best_epoch"],
         table=table,
         shortfalls=shortfalls(result),
+        generator=result.get("generator", "unknown"),
     )
     path = engine_dir / "MODEL_CARD.md"
     path.write_text(text)

@@ -20,7 +20,7 @@ from typing import Any
 from engines.evaluation import events, report
 from engines.evaluation.scoring import Scorer, load_scorer
 from engines.runtime import EngineError, ManifestError
-from engines.training.data import WindowSet, build_set
+from engines.training.data import WindowSet, build_set, generator_fingerprint
 from engines.training.progress import ProgressBar
 from stream.cli import UserError
 from stream.windows import VideoSpec, WindowSpec
@@ -96,6 +96,7 @@ def evaluate(
     """The full report (window level, then event level for generated sets)."""
     data = load_eval_set(set_name, scorer, n)
     result = report.evaluate_windows(scorer, data, set_name)
+    result["generator"] = generator_fingerprint()
     av_engine = scorer.spec.video is not None and scorer.spec.audio is not None
     if with_events and av_engine and not Path(set_name).is_dir():
         runs = scripted_runs(scorer, "heldout" if set_name == "heldout" else "train")

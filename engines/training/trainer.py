@@ -50,7 +50,7 @@ class TrainConfig:
     minutes: float | None = None  # wall-time limit for the loop
     seed: int = 0
     modality_dropout: float = 0.1
-    kind_balance: float = 0.5  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
+    kind_balance: float = 0.75  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
 
 
 @dataclass(slots=True)
