@@ -220,6 +220,28 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
     return scene, kind
 
 
+# The live service receives 4:3 camera frames and shrinks them with area averaging (swscale AREA)
+# to the engine's size. Drawing training frames straight at that size gives hard-edged, brighter
+# lamps and edges than the service ever sees (a model trained so fired ~0.5 s later live), so
+# frames are drawn at a 4:3 multiple of the size and box-averaged down the same way.
+SUPERSAMPLE = (3, 4)  # (rows, columns) per output pixel: 192x256 → 64x64, a 4:3 source
+
+
+def camera_like_clip(
+    scene: SceneRenderer, times: npt.NDArray[np.float64], height: int, width: int
+) -> npt.NDArray[np.uint8]:
+    """Frames `[T, height, width, 3]` as the service sees them after its area downscale."""
+    fy, fx = SUPERSAMPLE
+    h, w = height * fy, width * fx
+    if isinstance(scene, Scene):
+        big = scene.render_clip(times, h, w)
+    else:
+        big = np.stack([scene.render_video(float(t), h, w) for t in times])
+    blocks = big.reshape(len(times), height, fy, width, fx, 3).astype(np.float32)
+    out: npt.NDArray[np.uint8] = (blocks.mean(axis=(2, 4)) + 0.5).astype(np.uint8)
+    return out
+
+
 def render_window(
     scene: SceneRenderer, spec: WindowSpec, end: float
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
@@ -228,10 +250,7 @@ def render_window(
         raise ValueError("the window spec must have both video and audio")
     v, a = spec.video, spec.audio
     times = end - (v.frames - 1 - np.arange(v.frames)) / v.fps
-    if isinstance(scene, Scene):
-        video = scene.render_clip(times, v.height, v.width)
-    else:
-        video = np.stack([scene.render_video(float(t), v.height, v.width) for t in times])
+    video = camera_like_clip(scene, times, v.height, v.width)
     audio = scene.render_audio(end - a.samples / a.sample_rate, a.samples, a.sample_rate)
     return video, audio
 
