@@ -5,13 +5,15 @@ Chromium's fake camera and microphone play the `emergency` scene rendered to Y4M
 fixture: real Redis, loopback ICE, the bundled engines), and must show the stream connected and,
 while the vehicle is in view (plus the engine's hop and budget), an `emergency_vehicle` event on
 its timeline, the same event that is in the stream's Redis log. Stop sends the WHIP DELETE and
-the stream goes offline. Screenshots: `artifacts/live-page.png` and `docs/img/live-page.png`.
+the stream goes offline. Screenshot: `artifacts/live-page.png` (and `docs/img/live-page.png` with
+SCENESTREAM_UPDATE_SCREENSHOTS=1).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -149,8 +151,9 @@ async def publish_from_page(
 
 
 async def _screenshots(page: Any) -> None:
-    """The page during the event: a test artifact, and the README's picture."""
+    """The page during the event: a test artifact; the README's picture only when asked
+    (`SCENESTREAM_UPDATE_SCREENSHOTS=1`), so that a test run leaves the tree clean."""
     await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)
     await page.screenshot(path=str(ARTIFACTS / "live-page.png"), full_page=True)
-    await asyncio.to_thread(README_SHOT.parent.mkdir, parents=True, exist_ok=True)
-    await page.screenshot(path=str(README_SHOT), full_page=True)
+    if os.environ.get("SCENESTREAM_UPDATE_SCREENSHOTS") == "1":
+        await page.screenshot(path=str(README_SHOT), full_page=True)
