@@ -59,10 +59,9 @@ class _Placer:
         return a, b
 
     def covering_long(self) -> tuple[float, float]:
-        """Covers the whole window within a segment of 1.5–5 s that may have only just begun
-        (slow approaches seen from their start, as in the scripts)."""
+        """Covers the whole window within a segment of 2.5–5 s (slow approaches, as in scripts)."""
         r, end = self.rng, W0 + self.L
-        return W0 - r.uniform(0.0, 2.0), end + r.uniform(0.5, 2.0)
+        return W0 - r.uniform(1.0, 2.5), end + r.uniform(0.5, 1.5)
 
     def edge(self) -> tuple[float, float]:
         """Touches ≤ 20 % of the window (a hard negative)."""
@@ -102,7 +101,7 @@ def _ev_motion(p: _Placer) -> dict[str, Any]:
 
 def _emergency(p: _Placer) -> list[SegmentSpec]:
     motion = _ev_motion(p)
-    slow = motion["motion"] == "approach" and p.rng.random() < 0.5  # as in the scripts
+    slow = motion["motion"] == "approach" and p.rng.random() < 0.4  # as in the scripts
     return [("emergency_vehicle", *(p.covering_long() if slow else p.covering()), motion)]
 
 
@@ -111,7 +110,7 @@ def _lights_silent(p: _Placer) -> list[SegmentSpec]:
 
 
 def _approach(p: _Placer) -> list[SegmentSpec]:
-    span = p.covering_long() if p.rng.random() < 0.7 else p.covering()
+    span = p.covering_long() if p.rng.random() < 0.5 else p.covering()
     return [("approach", *span, {})]
 
 

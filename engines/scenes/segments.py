@@ -127,12 +127,8 @@ def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
     r, dur = ctx.rng, max(0.2, b - a)
     x0 = r.uniform(0.25, 0.75)
     if kind == "approach":
-        if r.random() < 0.5:  # from far away, still small in view (like scripted approaches)
-            s0 = r.uniform(0.08, 0.18)
-            s1 = min(0.85, s0 * r.uniform(1.3, 2.4) ** dur)
-        else:  # ending close by; ≥ 8 px tall at 64x64 from the start
-            s1 = r.uniform(0.45, 0.8)
-            s0 = max(0.12, s1 / r.uniform(1.6, 2.8) ** dur)
+        s1 = r.uniform(0.45, 0.8)
+        s0 = max(0.12, s1 / r.uniform(1.6, 2.8) ** dur)  # ≥ 8 px tall at 64x64: visibly growing
         x1 = float(np.clip(x0 + r.uniform(-0.15, 0.15), 0.2, 0.8))
     elif kind == "recede":
         s0 = r.uniform(0.45, 0.8)
