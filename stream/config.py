@@ -75,6 +75,13 @@ class IngestConfig(_Section):
     max_wait_s: float = Field(
         0.25, ge=0, description="how long a window waits for a late modality before it is cut"
     )
+    audio_jitter_frames: int = Field(
+        1,
+        ge=1,
+        le=16,
+        description="20 ms audio frames aiortc's jitter buffer holds before decoding (its own "
+        "default is 4, i.e. 80 ms added to every window); more tolerates reordering",
+    )
 
 
 class RedisConfig(_Section):

@@ -30,7 +30,7 @@ from stream.clock import CaptureClock, stream_now
 from stream.config import IngestConfig
 from stream.metrics import Metrics
 from stream.rings import AudioRing, VideoRing
-from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport
+from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport, set_jitter_prefetch
 from stream.windowing import WindowCutter
 from stream.windows import Window, WindowSink, WindowSpec
 
@@ -139,6 +139,7 @@ class StreamIngest:
         self.last_media = time.monotonic()
         self._sink, self._metrics, self._wall = sink, metrics, wall_clock
         self._executor = executor  # frame resizing; None resizes on the loop (tests, tools)
+        self._audio_jitter_frames = config.audio_jitter_frames
         specs = {
             name: spec
             for name, spec in specs.items()
@@ -188,6 +189,11 @@ class StreamIngest:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
         timing = _Track(track.kind, receiver)
         self._tracks.append(timing)
+        if track.kind == "audio" and timing.timeline is not None:
+            try:
+                set_jitter_prefetch(receiver, self._audio_jitter_frames)
+            except RtcpHookError as exc:  # aiortc's default (80 ms) then stays
+                logger.warning("audio jitter buffer not adjustable: %s", exc)
         try:
             while True:
                 try:
