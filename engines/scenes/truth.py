@@ -11,7 +11,7 @@ Window rule (what a 1 s window "is"): a durative label is positive when its inte
 least half of the window. `collision` is an instant: positive when the impact lies in
 `[start + 0.45 L, start + 0.95 L]`, so the window holds the approach before the impact and
 hears it; a hop of L/2 always puts one window there. Windows where a label is present but not
-decidable (coverage strictly between 0.3 and 0.7, or an impact outside that span) are flagged
+decidable (coverage strictly between 0.42 and 0.58, or an impact outside that span) are flagged
 by `window_care` so training and evaluation can skip them.
 """
 
@@ -29,7 +29,7 @@ COLLISION_TOLERANCE_S = 0.1
 MERGE_GAP_S = 0.5
 COLLISION_SPAN_S = 0.5
 POSITIVE_COVERAGE = 0.5
-AMBIGUOUS_COVERAGE = (0.3, 0.7)
+AMBIGUOUS_COVERAGE = (0.42, 0.58)
 COLLISION_ZONE = (0.45, 0.95)  # fractions of the window length: hop L/2 always lands one
 INSTANT_LABELS = frozenset({"collision"})
 
