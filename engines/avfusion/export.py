@@ -37,6 +37,8 @@ def export_onnx(model: AVFusion, path: Path) -> Path:
     """Write `model` (eval mode) to `path` as a single-file ONNX graph with a dynamic batch."""
     model = model.eval()
     inputs = example_inputs(model, batch=2)
+    # The exporter's graph passes log every rewrite at INFO: hundreds of lines of noise.
+    logging.getLogger("onnx_ir").setLevel(logging.WARNING)
     batch = torch.export.Dim("batch", min=1, max=1024)
     path.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
