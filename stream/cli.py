@@ -25,7 +25,7 @@ COMMANDS: dict[str, str] = {
     "demo": "stream.demo",
     "serve": "stream.serve",
     "send": "stream.sender.cli",
-    "events": "stream.subscribe",
+    "events": "stream.events_cli",
     "engines": "engines.cli",
     "train": "engines.training.cli",
     "evaluate": "engines.evaluation.cli",

@@ -17,9 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stream.cli import UserError
+from stream.events_cli import format_line
 from stream.serve import install_stop_signals, quiet_library_logs, settings_from_args
 from stream.service import Service
-from stream.subscribe import Subscription, format_line
+from stream.subscribe import Subscription
 
 STREAM = "demo-cam"
 

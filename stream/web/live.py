@@ -25,8 +25,8 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator, Sequence
-from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
@@ -36,23 +36,13 @@ from stream.config import STREAM_ID_PATTERN
 from stream.scaleout import sharded
 from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
 from stream.web.sse import CHANNEL_KINDS, ClientBuffer, format_event, route, subscription
+from stream.whip.problems import problem_response
 
 logger = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parent
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 _RETRY_MS = 2000  # the browser's EventSource reconnect delay after a cut-off
-
-
-def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> web.Response:
-    body = {"type": "about:blank", "title": HTTPStatus(status).phrase, "status": status}
-    body["detail"] = detail
-    return web.Response(
-        status=status,
-        text=json.dumps(body),
-        content_type="application/problem+json",
-        headers=headers,
-    )
 
 
 class LiveBridge:
@@ -119,17 +109,19 @@ class LiveBridge:
     async def live(self, request: web.Request) -> web.StreamResponse:
         """`GET /api/live[?stream=ID][&kinds=scene,events,status]`: SSE of live messages."""
         if not self._authorised(request):
-            return _problem(401, "missing or invalid token", {"WWW-Authenticate": "Bearer"})
+            return problem_response(
+                401, "missing or invalid token", headers={"WWW-Authenticate": "Bearer"}
+            )
         stream = request.query.get("stream") or None
         if stream is not None and not _STREAM_ID.match(stream):
-            return _problem(400, "stream must match " + STREAM_ID_PATTERN)
+            return problem_response(400, "stream must match " + STREAM_ID_PATTERN)
         kinds = [k for k in request.query.get("kinds", ",".join(CHANNEL_KINDS)).split(",") if k]
         if not kinds or any(k not in CHANNEL_KINDS for k in kinds):
-            return _problem(400, "kinds is a comma list of: " + ", ".join(CHANNEL_KINDS))
+            return problem_response(400, "kinds is a comma list of: " + ", ".join(CHANNEL_KINDS))
         if self._closing or self._redis is None:
-            return _problem(503, "shutting down", {"Retry-After": "5"})
+            return problem_response(503, "shutting down", headers={"Retry-After": "5"})
         if len(self._wakers) >= self.max_clients:
-            return _problem(503, "too many live viewers", {"Retry-After": "10"})
+            return problem_response(503, "too many live viewers", headers={"Retry-After": "10"})
         client_id = next(self._ids)
         wake = asyncio.Event()
         self._wakers[client_id] = wake  # counted before any await: max_clients holds
@@ -160,7 +152,7 @@ class LiveBridge:
         except REDIS_ERRORS:
             await pubsub.aclose()  # type: ignore[no-untyped-call]
             logger.warning("live view: redis unavailable", extra={"client": client_id})
-            return _problem(503, "redis unavailable", {"Retry-After": "5"})
+            return problem_response(503, "redis unavailable", headers={"Retry-After": "5"})
         buffer = ClientBuffer(max_scenes=self.max_scenes, max_pending=self.max_pending)
         reading = (
             self._read_sharded(pubsub, sub.patterns, buffer, wake, stream)
@@ -194,6 +186,21 @@ class LiveBridge:
             )
         return response
 
+    def _forward(
+        self, message: dict[str, Any], buffer: ClientBuffer, wake: asyncio.Event, stream: str | None
+    ) -> bool:
+        """Route one Redis message into the client's buffer; False when the client must be cut
+        off (too slow even for events)."""
+        data = message["data"]
+        kind = route(self.prefix, message["channel"], data, stream)
+        if kind is None:
+            return True
+        ok = buffer.push(kind, data)
+        wake.set()
+        if not ok:
+            logger.warning("live view too slow for events: cut off")
+        return ok
+
     async def _read(
         self, pubsub: PubSub, buffer: ClientBuffer, wake: asyncio.Event, stream: str | None
     ) -> None:
@@ -202,14 +209,7 @@ class LiveBridge:
             async for message in pubsub.listen():
                 if message.get("type") not in ("message", "pmessage"):
                     continue
-                data = message["data"]
-                kind = route(self.prefix, message["channel"], data, stream)
-                if kind is None:
-                    continue
-                ok = buffer.push(kind, data)
-                wake.set()
-                if not ok:
-                    logger.warning("live view too slow for events: cut off")
+                if not self._forward(message, buffer, wake, stream):
                     return
         except (aioredis.RedisError, OSError):
             logger.warning("live view lost redis", exc_info=True)
@@ -239,14 +239,7 @@ class LiveBridge:
                 message = await sharded.next_message(pubsub, self.poll_s)
                 if message is None or message.get("type") not in sharded.DATA_TYPES:
                     continue
-                data = message["data"]
-                kind = route(self.prefix, message["channel"], data, stream)
-                if kind is None:
-                    continue
-                ok = buffer.push(kind, data)
-                wake.set()
-                if not ok:
-                    logger.warning("live view too slow for events: cut off")
+                if not self._forward(message, buffer, wake, stream):
                     return
         except REDIS_ERRORS:
             logger.warning("live view lost redis", exc_info=True)

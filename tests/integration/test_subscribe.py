@@ -15,9 +15,10 @@ import redis.asyncio as aioredis
 
 from stream import messages as m
 from stream.embedded_redis import EmbeddedRedis, free_port
+from stream.events_cli import format_line
 from stream.metrics import Metrics
 from stream.publish.redis_publisher import RedisPublisher
-from stream.subscribe import Subscription, format_line, subscribe
+from stream.subscribe import Subscription, subscribe
 
 pytestmark = pytest.mark.integration
 
