@@ -59,15 +59,25 @@ async def _send(args: argparse.Namespace) -> int:
 
     for track in tracks:
         track.on("ended", ended.set)
+    loop, interrupted = asyncio.get_running_loop(), asyncio.Event()
+
+    def _interrupt() -> None:
+        # Ctrl-C takes the same orderly path as SIGTERM (DELETE, close), rather than cancelling
+        # tasks mid-flight; a second Ctrl-C gets Python's default handling (KeyboardInterrupt).
+        interrupted.set()
+        ended.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
     with contextlib.suppress(NotImplementedError):  # SIGTERM (a supervisor): stop and DELETE
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, ended.set)
+        loop.add_signal_handler(signal.SIGTERM, ended.set)
+        loop.add_signal_handler(signal.SIGINT, _interrupt)
     try:
         await publisher.publish(tracks, codec=codec)
         print(f"publishing to {publisher.location}", file=sys.stderr, flush=True)
         seconds = args.seconds if args.seconds is not None else math.inf
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(ended.wait(), None if math.isinf(seconds) else seconds)
-        return 0
+        return 130 if interrupted.is_set() else 0
     finally:
         published = publisher.location is not None
         publisher.pc.remove_all_listeners("connectionstatechange")  # quiet teardown

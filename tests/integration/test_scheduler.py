@@ -236,7 +236,9 @@ async def test_streams_join_and_leave_while_batches_are_in_flight() -> None:
 
 
 async def test_engines_run_side_by_side_each_on_its_own_thread() -> None:
-    fast = SleepyEngine(name="fast", base_s=0.01, per_window_s=0.0, budget_s=0.2)
+    # 0.4 s leaves room for a scheduling hiccup on a busy CI machine; sharing the slow
+    # engine's thread (150 ms calls) would still cost the fast one windows.
+    fast = SleepyEngine(name="fast", base_s=0.01, per_window_s=0.0, budget_s=0.4)
     slow = SleepyEngine(name="slow", base_s=0.15, per_window_s=0.0, budget_s=0.5)
     metrics = Metrics(process=False)
     sink = RecordingSink()
