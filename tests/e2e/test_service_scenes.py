@@ -72,6 +72,9 @@ def _timeline(t: Tap, t0: float) -> str:
 
 
 @needs_avfusion
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 async def test_emergency_scene_raises_one_emergency_vehicle_event_on_time(
     service: ServiceThread, tmp_path: Path
 ) -> None:

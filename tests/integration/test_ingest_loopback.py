@@ -65,6 +65,9 @@ async def publish_sync(seconds: float) -> tuple[list[Window], float]:
         return list(service.sink.windows), clock.start
 
 
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 @pytest.mark.slow
 async def test_sync_stream_windows_positions_and_av_alignment() -> None:
     windows, origin = await publish_sync(SECONDS)

@@ -78,6 +78,9 @@ def outcomes(metrics: Metrics, engine: str) -> dict[str, int]:
     return {o: int(metrics.windows.labels(engine=engine, outcome=o)._value.get()) for o in OUTCOMES}
 
 
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 async def test_slow_engine_sheds_keeps_p99_in_budget_and_reports_degraded(
     redis_server: EmbeddedRedis,
 ) -> None:
@@ -235,6 +238,9 @@ async def test_streams_join_and_leave_while_batches_are_in_flight() -> None:
     assert health.shed_ratio("a") == 0.0  # forgotten when it ended
 
 
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 async def test_engines_run_side_by_side_each_on_its_own_thread() -> None:
     # 0.4 s leaves room for a scheduling hiccup on a busy CI machine; sharing the slow
     # engine's thread (150 ms calls) would still cost the fast one windows.

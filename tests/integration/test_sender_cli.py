@@ -79,6 +79,9 @@ async def test_unreachable_server_is_one_clear_line() -> None:
     assert lines[0].startswith("scenestream send: offer refused: cannot reach")
 
 
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
 @pytest.mark.parametrize(("sig", "expected"), [(signal.SIGINT, 130), (signal.SIGTERM, 0)])
 async def test_ctrl_c_or_sigterm_deletes_the_session(sig: signal.Signals, expected: int) -> None:
     async with running_service() as service:
