@@ -9,6 +9,7 @@ says whether it can run here (`available`) and whether it can run a given engine
 from __future__ import annotations
 
 import abc
+import importlib
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -68,6 +69,15 @@ class Backend(abc.ABC):
 
             raise EngineError(f"{self.name} backend used before load()")
         return self._manifest
+
+
+def importable(module: str) -> tuple[bool, str]:
+    """The `available` rule of backends that only need a library to import."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        return False, f"{module} does not import: {exc}"
+    return True, ""
 
 
 def supports_onnx(manifest: Manifest) -> tuple[bool, str]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.backends.base import Arrays, Backend, supports_onnx
+from engines.backends.base import Arrays, Backend, importable, supports_onnx
 from engines.manifest import Manifest
 from engines.runtime import EngineError
 
@@ -49,11 +49,7 @@ class OnnxRuntimeBackend(Backend):
     @classmethod
     def available(cls) -> tuple[bool, str]:
         """ONNX Runtime imports."""
-        try:
-            import onnxruntime  # noqa: F401
-        except ImportError as exc:
-            return False, f"onnxruntime does not import: {exc}"
-        return True, ""
+        return importable("onnxruntime")
 
     @classmethod
     def supports(cls, manifest: Manifest) -> tuple[bool, str]:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.backends.base import Arrays, Backend
+from engines.backends.base import Arrays, Backend, importable
 from engines.backends.onnxruntime_backend import default_threads
 from engines.manifest import Manifest
 from engines.runtime import EngineError
@@ -67,11 +67,7 @@ class TorchBackend(Backend):
     @classmethod
     def available(cls) -> tuple[bool, str]:
         """PyTorch imports."""
-        try:
-            import torch  # noqa: F401
-        except ImportError as exc:
-            return False, f"torch does not import: {exc}"
-        return True, ""
+        return importable("torch")
 
     @classmethod
     def supports(cls, manifest: Manifest) -> tuple[bool, str]:
