@@ -22,6 +22,7 @@ from engines.engine import Engine
 from engines.loader import LoadReport, load_engines
 from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
+from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.metrics import OUTCOMES, Metrics
 from stream.pipeline import Pipeline
 from stream.publish.redis_publisher import RedisPublisher
@@ -51,6 +52,7 @@ class Service:
     _runner: web.AppRunner | None = None
     _probe: aioredis.Redis | None = None
     _directory: WorkerDirectory | None = None
+    _gpu: GpuMonitor | None = None
     started_at: float = field(default_factory=time.time)
 
     @property
@@ -76,6 +78,7 @@ class Service:
         self._expose_zero_series()
         for report in self.reports:
             logger.info("engine ready: %s on %s", report.engine, report.backend)
+        await self._start_gpu_monitor()
         self._pipeline = Pipeline(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._pipeline.message_sent
         self._scheduler = Scheduler(self.engines, self.metrics, self._pipeline, self._publisher)
@@ -119,6 +122,9 @@ class Service:
         for engine in self.engines:
             with contextlib.suppress(Exception):
                 engine.close()
+        if self._gpu is not None:
+            await self._gpu.close()
+            self._gpu = None
         if self._publisher is not None:
             left = await self._publisher.close()
             if left:
@@ -149,6 +155,17 @@ class Service:
         self._redis = await asyncio.to_thread(EmbeddedRedis().start)
         print(f"embedded redis: {self._redis.url}", flush=True)
         return self._redis.url
+
+    async def _start_gpu_monitor(self) -> None:
+        """GPU gauges, sampled only while some engine runs on a GPU."""
+        if not uses_gpu(r.details for r in self.reports):
+            return
+        reader = await asyncio.to_thread(open_reader)
+        if reader is None:
+            logger.warning("an engine runs on a GPU but neither NVML nor torch CUDA can see it")
+            return
+        self._gpu = GpuMonitor(reader, self.metrics)
+        self._gpu.start()
 
     def _expose_zero_series(self) -> None:
         """Counters a healthy worker never increments (late/stale/... windows, dropped messages)

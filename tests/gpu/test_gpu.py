@@ -92,3 +92,23 @@ def test_gpu_check_script_reports_every_backend(user_dir: Path, tmp_path: Path) 
     if TensorRTBackend.available()[0]:
         assert "tensorrt" in engine["backends"]
     assert all("windows_per_s" in row for row in engine["bench"])
+
+
+async def test_gpu_gauges_come_from_the_driver() -> None:
+    """NVML (or torch CUDA) sees the device and the monitor turns a reading into series."""
+    from stream.gpu import GpuMonitor, open_reader
+    from stream.metrics import Metrics
+
+    reader = open_reader()
+    assert reader is not None, "CUDA is available but neither NVML nor torch CUDA can read it"
+    metrics = Metrics(process=False)
+    monitor = GpuMonitor(reader, metrics)
+    await monitor.sample()
+    used = metrics.registry.get_sample_value("scenestream_gpu_memory_used_bytes", {"gpu": "0"})
+    assert used is not None
+    assert used > 0
+    if reader.name == "nvml":
+        ratio = metrics.registry.get_sample_value("scenestream_gpu_utilization_ratio", {"gpu": "0"})
+        assert ratio is not None
+        assert 0.0 <= ratio <= 1.0
+    await monitor.close()
