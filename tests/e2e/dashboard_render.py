@@ -162,7 +162,8 @@ def _timeseries(
         bands = _stacked(series)
     else:
         bands = [(s.finite(), [(t, 0.0) for t, _ in s.finite()]) for s in series]
-    visible_rows = min(len(series), max(1, int(height * 0.45 // LEGEND_ROW) - 1))
+    # Grafana scrolls a long legend; the preview shows the rows that fit in about half the panel.
+    visible_rows = min(len(series), max(1, int(height * 0.55 // LEGEND_ROW) - 1))
     legend_h = (visible_rows + 1) * LEGEND_ROW
     chart_h = height - legend_h - 4
     values = [v for upper, _ in bands for _, v in upper]
@@ -363,7 +364,8 @@ header p { margin: 0; color: rgba(204,204,220,0.65); }
   justify-content: center; color: rgba(204,204,220,0.65); font-size: 14px; }
 .legend { overflow: hidden; }
 .legend table { width: 100%; border-collapse: collapse; }
-.legend th { text-align: right; font-weight: 500; color: #6e9fff; padding: 0 8px; height: 19px; }
+.legend th { text-align: right; font-weight: 500; color: #6e9fff; padding: 0 8px; height: 19px;
+  white-space: nowrap; }
 .legend td { text-align: right; padding: 0 8px; height: 19px; white-space: nowrap; }
 .legend td:first-child { text-align: left; width: 99%; }
 .legend i { display: inline-block; width: 14px; height: 4px; margin: 0 8px 3px 0;

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,8 @@ from tests.deploy_exprs import (
     variable_queries,
 )
 from tests.e2e.conftest import ROOT, ServiceThread
+from tests.e2e.dashboard_render import TimeSpan, render_dashboard
+from tests.e2e.dashboard_shot import CHROMIUM, chromium_page, query_targets, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -242,3 +244,59 @@ async def _check_alert_rules(http: aiohttp.ClientSession, base: str) -> None:
     bad = [(r["name"], r.get("lastError")) for r in rules if r["health"] != "ok"]
     assert not bad, f"rules failing to evaluate: {bad}"
     assert active == expected, f"missing {expected - active}, unexpected {active - expected}"
+
+
+@pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian's prometheus not installed")
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium not installed")
+async def test_dashboard_preview_from_live_prometheus_is_screenshot(
+    service: ServiceThread,
+) -> None:
+    """The dashboard drawn from `query_range` of every target while the `emergency` scene
+    streams (tests/e2e/dashboard_render.py; Grafana cannot run here), in Chromium: every panel
+    draws a series with data. Screenshot `artifacts/dashboard.png` (README's with
+    SCENESTREAM_UPDATE_SCREENSHOTS=1)."""
+    workers = {"gpu-host": Metrics(process=False), "troubled": Metrics(process=False)}
+    metrics_port, down_port = free_port(), free_port()
+    runner = await _serve_metrics(workers, metrics_port)
+    feeder = asyncio.create_task(_feed(workers), name="metrics-feeder")
+    sender: asyncio.subprocess.Process | None = None
+    dashboard = load_dashboard()
+    # Grafana's $__rate_interval for a 1 s scrape and 1 s step: max(4 x scrape, step + scrape).
+    variables = {**DEFAULT_VARIABLES, "__rate_interval": "4s", "__interval": "1s"}
+
+    def panel_variables(panel: Mapping[str, Any]) -> dict[str, str]:
+        gpu = panel["title"] in GPU_PANELS
+        return {**variables, "instance": "gpu-host" if gpu else "service"}
+
+    config = _prometheus_config(service.service.port, metrics_port, down_port)
+    try:
+        # Prometheus, the sender and Chromium start side by side: the test stays short.
+        with _prometheus(config) as base:
+            sender = await _start_sender(service)
+            async with chromium_page(1600) as page, aiohttp.ClientSession() as http:
+                async with asyncio.timeout(30):
+                    await _wait_for(http, base, 'up{instance="service"} == 1')
+                start = time.time()
+                live = 'sum(rate(scenestream_windows_total{instance="service"}[4s])) > 0'
+                async with asyncio.timeout(30):
+                    await _wait_for(http, base, live)
+                await asyncio.sleep(max(1.0, start + 7 - time.time()))  # seconds of live data
+                span = TimeSpan(start, time.time(), 1.0)
+                results = await query_targets(http, base, dashboard, span, panel_variables)
+                note = (
+                    "worker: service, streaming the emergency scene (GPU panels: gpu-host, GPU "
+                    "gauges fed by the test, no GPU here) · $__rate_interval 4s"
+                )
+                drawn = await screenshot(page, render_dashboard(dashboard, results, span, note))
+    finally:
+        if sender is not None:
+            with contextlib.suppress(ProcessLookupError):
+                sender.terminate()
+            await sender.wait()
+        feeder.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await feeder
+        await runner.cleanup()
+    panels = {p["id"]: p["title"] for p in dashboard["panels"] if p["type"] != "row"}
+    empty = [title for pid, title in panels.items() if not any(drawn.get(pid, []))]
+    assert not empty, f"panels drawn without data: {empty}"
