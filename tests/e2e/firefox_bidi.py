@@ -234,7 +234,9 @@ async def firefox_page(
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
             start_new_session=True,  # its own process group: content processes die with it
-            env={**os.environ, "MOZ_CRASHREPORTER_DISABLE": "1"},
+            # HOME inside the profile: nothing lands in the user's home, and Firefox run as
+            # root refuses a HOME that another user owns.
+            env={**os.environ, "HOME": str(profile), "MOZ_CRASHREPORTER_DISABLE": "1"},
         )
         url = await _wait_listening(proc, log, start_timeout_s)
         drain = asyncio.create_task(_keep(proc, log), name="firefox-stderr")

@@ -40,6 +40,12 @@ MIN_SCENES = 6  # scene messages on the page before the checks (a few hops of ea
 ROW = f"document.querySelector('#streams tr[data-stream=\"{STREAM}\"]')"
 ROW_CELLS = f"[...{ROW}.cells].map((td) => td.textContent)"
 CONN = "document.querySelector('#conn').dataset.state"
+WATCH_SCORES = """(() => {
+  window.scoreUpdates = 0;
+  new MutationObserver((changes) => { window.scoreUpdates += changes.length; }).observe(
+    document.querySelector('#scores'), { subtree: true, childList: true, characterData: true });
+  return Number(document.querySelector('#scene-count').textContent);
+})()"""
 # The page's scene view: message count, per-page drops, every score row's label and shown value.
 SCENE_VIEW = """({
   count: Number(document.querySelector('#scene-count').textContent),
@@ -65,6 +71,11 @@ async def test_live_page_publishes_from_firefox(service: ServiceThread) -> None:
         print(f"connected {time.monotonic() - clicked:.2f} s after Publish")
 
         await page.wait_for(f"{SCENE_VIEW}.count >= {MIN_SCENES}", 30)
+        # Scores of a fake tone and colour pattern barely change: count that the rows are
+        # rewritten for later scenes, not only that they show the right values at the end.
+        seen_by_page = await page.evaluate(WATCH_SCORES)
+        await page.wait_for(f"{SCENE_VIEW}.count >= {seen_by_page + 2}", 10)
+        assert await page.evaluate("window.scoreUpdates") > 0
         await page.wait_for(f"{SCENE_VIEW}.state === 'online'", 5)
         row = await page.wait_for(f"{ROW} && {ROW_CELLS}", 5)  # the table is polled every 2 s
         video, audio = (int(n) for n in row[3].split(" / "))  # frames the service received
