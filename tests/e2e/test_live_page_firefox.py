@@ -40,6 +40,8 @@ MIN_SCENES = 6  # scene messages on the page before the checks (a few hops of ea
 ROW = f"document.querySelector('#streams tr[data-stream=\"{STREAM}\"]')"
 ROW_CELLS = f"[...{ROW}.cells].map((td) => td.textContent)"
 CONN = "document.querySelector('#conn').dataset.state"
+PUBLISH_ERROR = "document.querySelector('#publish-error').textContent"
+SETTLED = f"['ok', 'bad'].includes({CONN}) || {PUBLISH_ERROR}"  # connected, failed or refused
 WATCH_SCORES = """(() => {
   window.scoreUpdates = 0;
   new MutationObserver((changes) => { window.scoreUpdates += changes.length; }).observe(
@@ -65,8 +67,8 @@ async def test_live_page_publishes_from_firefox(service: ServiceThread) -> None:
         await page.navigate(f"{service.url}/?stream={STREAM}")
         clicked = time.monotonic()
         await page.evaluate("document.querySelector('#start').click()")
-        state = await page.wait_for(f"['ok', 'bad'].includes({CONN}) && {CONN}", 20)
-        error = await page.evaluate("document.querySelector('#publish-error').textContent")
+        state = await page.wait_for(f"({SETTLED}) && {CONN}", 20)
+        error = await page.evaluate(PUBLISH_ERROR)
         assert state == "ok", f"{error!r}; Firefox: {list(page.bidi.console)[-10:]}"
         print(f"connected {time.monotonic() - clicked:.2f} s after Publish")
 
