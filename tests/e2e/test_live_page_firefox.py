@@ -5,7 +5,8 @@ should name) publish over WHIP from the page's Publish button to the whole servi
 fixture: real Redis, loopback ICE, the bundled engines). The page must show the stream connected
 and `online`, list it in the operator table, and show every scene message the service published
 to Redis for it (each one valid against the schema): the same count, the same labels, scores
-that Redis carried. Stop sends the WHIP DELETE: the stream goes `offline` with reason `deleted`.
+that Redis carried, and the same lifecycle events on its timeline. Stop sends the WHIP DELETE:
+the stream goes `offline` with reason `deleted`.
 Screenshot: `artifacts/live-page-firefox.png`.
 """
 
@@ -57,6 +58,8 @@ SCENE_VIEW = """({
     (row) => [row.dataset.label, row.querySelector('.value').textContent])),
   capture_to_publish: document.querySelector(
     '#latency tr[data-key="capture_to_publish"] td').textContent,
+  events: [...document.querySelectorAll('#timeline li')].reverse().map(
+    (li) => [li.dataset.id, li.dataset.phase]),
 })"""
 
 
@@ -106,17 +109,19 @@ async def _artifact() -> Any:
 
 async def _all_scenes_shown(page: FirefoxPage, seen: Tap) -> dict[str, Any]:
     """The page's scene view once it accounts for every scene message Redis carried (shown, or
-    counted as dropped for this page by the live bridge)."""
+    counted as dropped for this page by the live bridge) and lists every event."""
     view: dict[str, Any] = {}
     try:
         async with asyncio.timeout(10):
             while True:
                 view = await page.evaluate(SCENE_VIEW)
-                if view["count"] + view["dropped"] == len(seen.scenes):
+                scenes, events = view["count"] + view["dropped"], len(view["events"])
+                if (scenes, events) == (len(seen.scenes), len(seen.events)):
                     return view
                 await asyncio.sleep(0.2)
     except TimeoutError:
-        raise AssertionError(f"page {view} vs {len(seen.scenes)} scenes in Redis") from None
+        in_redis = f"{len(seen.scenes)} scenes, {len(seen.events)} events in Redis"
+        raise AssertionError(f"page {view} vs {in_redis}") from None
 
 
 def _check_redis(seen: Tap, view: dict[str, Any]) -> None:
@@ -138,7 +143,9 @@ def _check_redis(seen: Tap, view: dict[str, Any]) -> None:
         _assert_shown(shown, last, 2, label)
     last_latency = scenes[-1]["latency_ms"]
     _assert_shown(view["capture_to_publish"], last_latency["capture_to_publish"], 1, "latency")
-    print(json.dumps(view["scores"]))
+    events = seen.events[: len(view["events"])]
+    assert view["events"] == [[m["id"], m["phase"]] for m in events], (view["events"], events)
+    print(json.dumps(view["scores"]), "timeline:", view["events"])
     for engine in enabled_engines():
         [*_, last_scene] = (m for m in scenes if m["engine"] == engine)
         print(f"{engine} latency_ms of its last scene: {last_scene['latency_ms']}")
