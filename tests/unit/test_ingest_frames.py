@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from fractions import Fraction
 
 import av
@@ -9,7 +11,7 @@ import numpy as np
 import pytest
 
 from stream.config import IngestConfig
-from stream.ingest import StreamIngest, _Track
+from stream.ingest import INLINE_RESIZE_MAX_PIXELS, StreamIngest, _Track
 from stream.metrics import Metrics
 from stream.windows import AudioSpec, VideoSpec, Window, WindowSpec
 
@@ -126,3 +128,28 @@ async def test_close_releases_the_rings() -> None:
     ingest.close()
     assert ingest.video_rings == {}
     assert ingest.audio_rings == {}
+
+
+async def test_frames_up_to_1080p_resize_on_the_loop_larger_in_the_executor() -> None:
+    """A pool trip costs more than resizing a small frame; a 4K frame still leaves the loop."""
+    assert 1920 * 1080 <= INLINE_RESIZE_MAX_PIXELS < 3840 * 2160
+    threads: list[str] = []
+    with ThreadPoolExecutor(1, thread_name_prefix="resize-test") as pool:
+        ingest = StreamIngest("cam", {"e": SPEC}, Sink(), Metrics(process=False),
+                              IngestConfig.model_validate({}), has_video=True, has_audio=False,
+                              executor=pool)  # fmt: skip
+        convert = ingest._convert
+
+        def spy(frame: av.VideoFrame, sizes: list[tuple[int, int]]) -> object:
+            threads.append(threading.current_thread().name)
+            return convert(frame, sizes)
+
+        ingest._convert = spy  # type: ignore[method-assign,assignment]
+        track = _Track("video", None)
+        ingest._wall = lambda: 1_000.0
+        for n, size in enumerate([(1920, 1080), (3840, 2160)]):
+            await ingest.on_video_frame(video_frame(n * 4, *size), track)
+        ingest.close()
+    assert len(threads) == 2
+    assert threads[0] == threading.current_thread().name
+    assert threads[1].startswith("resize-test")
