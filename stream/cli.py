@@ -64,7 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--scenario", help="scenario name or script file")
     src.add_argument("--file", type=Path, help="media file PyAV can open")
-    src.add_argument("--device", help="V4L2 video device (e.g. /dev/video0) and/or ALSA input")
+    src.add_argument(
+        "--device", action="append",
+        help="capture device, repeatable (camera + microphone): /dev/videoN (V4L2), an ALSA "
+        "input (hw:1, default), or FORMAT:INPUT for any FFmpeg input device (pulse:default, "
+        "x11grab::0.0, lavfi:testsrc)",
+    )  # fmt: skip
     p.add_argument("--loop", action="store_true", help="loop the file or scenario")
     p.add_argument("--seconds", type=float, help="stop after this long")
     p.add_argument("--codec", choices=["vp8", "h264"], default="vp8", help="video codec")

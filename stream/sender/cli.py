@@ -185,16 +185,44 @@ def _open_file(path: Path, *, loop: bool, codec: str) -> tuple[list[MediaStreamT
     return tracks, forced
 
 
-def _open_device(device: str) -> tuple[list[MediaStreamTrack], str | None]:
+def device_input(device: str) -> tuple[str, str, dict[str, str]]:
+    """`(input, FFmpeg format, options)` for a `--device` value.
+
+    `/dev/videoN` is a V4L2 camera (asked for 640x480@30), `FORMAT:INPUT` names any FFmpeg input
+    format this PyAV build has (`pulse:default`, `x11grab::0.0`, `lavfi:testsrc`), anything
+    else (`hw:1,0`, `default`) is an ALSA input.
+    """
+    if device.startswith("/dev/video"):
+        return device, "v4l2", {"video_size": "640x480", "framerate": "30"}
+    fmt, sep, rest = device.partition(":")
+    if sep and fmt in _input_formats():
+        return rest, fmt, {}
+    return device, "alsa", {}
+
+
+def _input_formats() -> set[str]:
+    import av
+
+    return {name for names in av.formats_available for name in names.split(",")}
+
+
+def _open_device(devices: list[str]) -> tuple[list[MediaStreamTrack], str | None]:
+    """The first video and the first audio track among the devices (a camera and a mic)."""
     from aiortc.contrib.media import MediaPlayer
 
-    fmt = "v4l2" if device.startswith("/dev/video") else "alsa"
-    options = {"video_size": "640x480", "framerate": "30"} if fmt == "v4l2" else {}
-    try:
-        player = MediaPlayer(device, format=fmt, options=options)
-    except Exception as exc:  # PyAV raises many kinds for a missing device
-        raise UserError(f"cannot open {fmt} device {device}: {exc}") from None
-    tracks = [t for t in (player.video, player.audio) if t is not None]
+    video: MediaStreamTrack | None = None
+    audio: MediaStreamTrack | None = None
+    for device in devices:
+        url, fmt, options = device_input(device)
+        try:
+            player = MediaPlayer(url, format=fmt, options=options)
+        except Exception as exc:  # PyAV raises many kinds for a missing device
+            raise UserError(f"cannot open {fmt} device {url}: {exc}") from None
+        video = video or player.video
+        audio = audio or player.audio
+    tracks = [t for t in (video, audio) if t is not None]
+    if not tracks:
+        raise UserError(f"no audio or video track on {', '.join(devices)}")
     return tracks, None
 
 

@@ -145,3 +145,34 @@ async def test_send_file_loop_relays_packets_across_loop_points(tmp_path: Path) 
         windows = service.sink.windows
         assert windows
         assert all(not w.missing for w in windows[1:])
+
+
+async def test_send_devices_camera_and_microphone() -> None:
+    """`--device` twice (a camera and a microphone), here FFmpeg's virtual `lavfi` devices so that
+    the capture path (live source, decode, encode) runs without hardware."""
+    camera = "lavfi:testsrc=size=640x480:rate=30"
+    microphone = "lavfi:sine=frequency=440:sample_rate=48000"
+    async with running_service() as service:
+        proc = await start_send(service.whip("dev1"), "--device", camera, "--device", microphone,
+                                "--seconds", "3")  # fmt: skip
+        await wait_for(lambda: live(service), 15, "the sender to connect")
+        session = service.registry.sessions()[0]
+        await asyncio.sleep(2.0)
+        fps = session.ingest.stats.fps(time.monotonic())
+        received = dict(session.ingest.stats.received)
+        code, stderr = await finish(proc)
+        assert code == 0, stderr
+        assert session.ingest.stats.resolution == (640, 480)
+        assert 20 < fps < 40
+        assert received["audio"] > 50
+        assert service.states("dev1")[-1] == ("offline", "deleted")
+        assert [w for w in service.sink.windows if not w.missing], "no window with both modalities"
+
+
+async def test_missing_device_is_one_clear_line() -> None:
+    async with running_service() as service:
+        proc = await start_send(service.whip("dev2"), "--device", "/dev/video99", "--seconds", "1")
+        code, stderr = await finish(proc)
+    assert code != 0
+    assert "cannot open v4l2 device /dev/video99" in stderr
+    assert "Traceback" not in stderr
