@@ -107,3 +107,21 @@ def test_each_event_matches_once() -> None:
     assert res.latencies == pytest.approx([0.2]), "the closer onset wins"
     assert math.isnan(percentile([], 95))
     assert percentile([1.0, 2.0, 3.0], 50) == 2.0
+
+
+def test_scene_cut_shifts_the_window_grid_by_the_phase() -> None:
+    """Event evaluation cuts scripts at several grid phases (onsets land at any phase live)."""
+    from engines.evaluation.events import cut_scene
+    from engines.scenes.registry import load_scenario
+    from stream.windows import AudioSpec, VideoSpec, WindowSpec
+
+    spec = WindowSpec(length_s=1.0, hop_s=0.5, video=VideoSpec(frames=2, fps=2.0, height=16,
+                      width=16), audio=AudioSpec(sample_rate=16_000, samples=16_000))  # fmt: skip
+    scene = load_scenario("street", seed=0)
+    for phase in (0.0, 0.5 / 3):
+        video, audio, ends = cut_scene(scene, spec, 4.0, phase)
+        assert ends[0] == pytest.approx(1.0 + phase)
+        assert np.allclose(np.diff(ends), 0.5)
+        assert ends[-1] <= 4.0
+        assert video.shape == (len(ends), 2, 16, 16, 3)
+        assert audio.shape == (len(ends), 16_000)
