@@ -199,8 +199,9 @@ async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterato
             if raw.get("type") != "message":
                 continue
             msg = json.loads(raw["data"])
-            if channels[raw["channel"]] != "status" or msg.get("stream") == stream:
-                getattr(result, channels[raw["channel"]]).append(msg)
+            if channels[raw["channel"]] == "status" and msg.get("stream") != stream:
+                continue  # another stream's status (the status channel is shared)
+            getattr(result, channels[raw["channel"]]).append(msg)
             if msg.get("type") == "status" and msg.get("state") == "offline":
                 result.offline.set()
 
