@@ -306,6 +306,8 @@ class StreamIngest:
 
     def _flush_audio(self) -> None:
         """Convert the held audio frames into the rings (one resampler call per run and rate)."""
+        if not any(batcher.held_s for batcher in self._batchers.values()):
+            return
         started = time.perf_counter()
         for rate, batcher in self._batchers.items():
             ring = self.audio_rings.get(rate)
