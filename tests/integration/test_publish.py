@@ -16,15 +16,9 @@ from stream.embedded_redis import EmbeddedRedis
 from stream.metrics import Metrics
 from stream.publish.redis_publisher import RedisPublisher
 from tests.integration.delay_proxy import DelayProxy
+from tests.integration.message_support import event
 
 pytestmark = pytest.mark.integration
-
-
-def event(n: int, stream: str = "cam1") -> m.Message:
-    return m.event_message(
-        stream=stream, engine="avfusion", event_id=f"{stream}-siren-{n}", label="siren",
-        phase="start", score=0.9, peak_score=0.9, start=1000.0 + n, end=None, published_at=0.0,
-    )  # fmt: skip
 
 
 def scene(n: int, stream: str = "cam1") -> m.Message:

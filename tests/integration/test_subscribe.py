@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
@@ -19,15 +20,18 @@ from stream.events_cli import format_line
 from stream.metrics import Metrics
 from stream.publish.redis_publisher import RedisPublisher
 from stream.subscribe import Subscription, subscribe
+from tests.integration.message_support import event
 
 pytestmark = pytest.mark.integration
 
 
-def event(n: int, stream: str = "cam1") -> m.Message:
-    return m.event_message(
-        stream=stream, engine="avfusion", event_id=f"{stream}-siren-{n}", label="siren",
-        phase="start", score=0.9, peak_score=0.9, start=1000.0 + n, end=None, published_at=0.0,
-    )  # fmt: skip
+@pytest.fixture
+async def pub(redis_server: EmbeddedRedis) -> AsyncIterator[RedisPublisher]:
+    """A started publisher on the test's redis-server, closed after the test."""
+    publisher = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
+    await publisher.start()
+    yield publisher
+    await publisher.close()
 
 
 async def produce(pub: RedisPublisher, count: int, every_s: float, start: int = 0) -> None:
@@ -44,42 +48,37 @@ async def collect(sub: Subscription, into: list[m.Message], until: int) -> None:
 
 
 async def test_all_kinds_arrive_validated_and_filtered_by_stream(
-    redis_server: EmbeddedRedis,
+    redis_server: EmbeddedRedis, pub: RedisPublisher
 ) -> None:
-    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
-    await pub.start()
     got: list[m.Message] = []
-    try:
-        async with Subscription(
-            redis_server.url, prefix="ss", streams=["cam1"], kinds=["scene", "events", "status"]
-        ) as sub:
-            pub.stream_status("cam1", "online", "connected")
-            pub.stream_status("cam2", "online", "connected")  # another stream: filtered out
-            pub.publish(event(1, "cam2"))
-            pub.publish(
-                m.scene_message(
-                    stream="cam1",
-                    engine="avfusion",
-                    seq=3,
-                    start=1.0,
-                    end=2.0,
-                    gaps=(),
-                    scores={"siren": 0.2},
-                    active=(),
-                    latency=m.LatencyBreakdown(0, 0, 0),
-                    published_at=0.0,
-                )
+    async with Subscription(
+        redis_server.url, prefix="ss", streams=["cam1"], kinds=["scene", "events", "status"]
+    ) as sub:
+        pub.stream_status("cam1", "online", "connected")
+        pub.stream_status("cam2", "online", "connected")  # another stream: filtered out
+        pub.publish(event(1, "cam2"))
+        pub.publish(
+            m.scene_message(
+                stream="cam1",
+                engine="avfusion",
+                seq=3,
+                start=1.0,
+                end=2.0,
+                gaps=(),
+                scores={"siren": 0.2},
+                active=(),
+                latency=m.LatencyBreakdown(0, 0, 0),
+                published_at=0.0,
             )
-            pub.publish(event(1))
-            # Garbage on a channel is skipped, not fatal.
-            client = aioredis.Redis.from_url(redis_server.url)
-            await client.publish("ss:status", b"not json")
-            await client.aclose()
-            async with asyncio.timeout(5):
-                await collect(sub, got, 3)
-            assert sub.invalid == 1
-    finally:
-        await pub.close()
+        )
+        pub.publish(event(1))
+        # Garbage on a channel is skipped, not fatal.
+        client = aioredis.Redis.from_url(redis_server.url)
+        await client.publish("ss:status", b"not json")
+        await client.aclose()
+        async with asyncio.timeout(5):
+            await collect(sub, got, 3)
+        assert sub.invalid == 1
     assert sorted(x["type"] for x in got) == ["event", "scene", "status"]
     assert {x["stream"] for x in got} == {"cam1"}
     for msg in got:
@@ -87,10 +86,8 @@ async def test_all_kinds_arrive_validated_and_filtered_by_stream(
 
 
 async def test_resume_after_dropped_connection_misses_no_event(
-    redis_server: EmbeddedRedis,
+    redis_server: EmbeddedRedis, pub: RedisPublisher
 ) -> None:
-    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
-    await pub.start()
     got: list[m.Message] = []
     admin = aioredis.Redis.from_url(redis_server.url)
     try:
@@ -108,7 +105,6 @@ async def test_resume_after_dropped_connection_misses_no_event(
             assert sub.reconnects >= 1
     finally:
         await admin.aclose()
-        await pub.close()
     assert [x["id"] for x in got] == [f"cam1-siren-{n}" for n in range(150)]
 
 
@@ -140,31 +136,26 @@ async def test_resume_after_redis_restart_gets_every_outage_event(
 
 
 async def test_log_recreated_with_lower_ids_after_restart_is_read_from_its_start(
-    redis_server: EmbeddedRedis,
+    redis_server: EmbeddedRedis, pub: RedisPublisher
 ) -> None:
     # A restarted Redis without persistence whose clock is behind gives ids below our cursor:
     # they must be delivered, not skipped.
-    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
-    await pub.start()
     got: list[m.Message] = []
-    try:
-        async with Subscription(
-            redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
-        ) as sub:
-            reader = asyncio.create_task(collect(sub, got, 5))
-            await produce(pub, 2, 0.01)
-            await asyncio.sleep(0.3)
-            redis_server.kill()
-            await asyncio.sleep(0.3)
-            redis_server.start()
-            client = aioredis.Redis.from_url(redis_server.url)
-            for n, entry_id in ((2, "5-1"), (3, "5-2"), (4, "6-0")):
-                await client.xadd("ss:cam1:log", {"data": m.encode(event(n))}, id=entry_id)
-            await client.aclose()
-            async with asyncio.timeout(10):
-                await reader
-    finally:
-        await pub.close()
+    async with Subscription(
+        redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
+    ) as sub:
+        reader = asyncio.create_task(collect(sub, got, 5))
+        await produce(pub, 2, 0.01)
+        await asyncio.sleep(0.3)
+        redis_server.kill()
+        await asyncio.sleep(0.3)
+        redis_server.start()
+        client = aioredis.Redis.from_url(redis_server.url)
+        for n, entry_id in ((2, "5-1"), (3, "5-2"), (4, "6-0")):
+            await client.xadd("ss:cam1:log", {"data": m.encode(event(n))}, id=entry_id)
+        await client.aclose()
+        async with asyncio.timeout(10):
+            await reader
     assert [x["id"] for x in got] == [f"cam1-siren-{n}" for n in range(5)]
 
 
@@ -182,24 +173,19 @@ def run_cli(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]
 
 
 async def test_events_cli_json_prints_one_valid_object_a_line(
-    redis_server: EmbeddedRedis,
+    redis_server: EmbeddedRedis, pub: RedisPublisher
 ) -> None:
-    pub = RedisPublisher(redis_server.url, "ss", Metrics(process=False))
-    await pub.start()
     args = ["--redis", redis_server.url, "--prefix", "ss", "--json", "--seconds", "4",
             "--kind", "events", "--kind", "status"]  # fmt: skip
     proc = asyncio.create_task(asyncio.to_thread(run_cli, *args))
-    try:
-        t_end = time.monotonic() + 3.5
-        n = 0
-        while time.monotonic() < t_end:  # the CLI needs a moment to start: keep publishing
-            pub.publish(event(n))
-            pub.stream_status("cam1", "online", f"tick {n}")
-            n += 1
-            await asyncio.sleep(0.05)
-        done = await proc
-    finally:
-        await pub.close()
+    t_end = time.monotonic() + 3.5
+    n = 0
+    while time.monotonic() < t_end:  # the CLI needs a moment to start: keep publishing
+        pub.publish(event(n))
+        pub.stream_status("cam1", "online", f"tick {n}")
+        n += 1
+        await asyncio.sleep(0.05)
+    done = await proc
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert len(lines) >= 10
