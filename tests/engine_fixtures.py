@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
 import textwrap
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -173,3 +175,14 @@ def build_user_engine(root: Path) -> Path:
         )
     (engine_dir / "engine.toml").write_text(to_toml(USER_MANIFEST))
     return engine_dir
+
+
+@contextlib.contextmanager
+def user_engines(root: Path) -> Iterator[Path]:
+    """`root` as a user engine directory holding tiny-user, importable until the block ends."""
+    engine_dir = build_user_engine(root)
+    try:
+        yield root
+    finally:
+        sys.path.remove(str(engine_dir))
+        sys.modules.pop("tiny_user_model", None)

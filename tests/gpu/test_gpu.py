@@ -4,7 +4,6 @@ check script, against ONNX Runtime on the CPU. Skipped where CUDA is absent (eve
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.backends.tensorrt_backend import TensorRTBackend
 from engines.backends.torch_backend import TorchBackend
 from engines.manifest import Manifest, load_manifest
-from tests.engine_fixtures import build_user_engine
+from tests.engine_fixtures import user_engines
 from tests.gpu.gpu_check import main as gpu_check
 
 torch = pytest.importorskip("torch")
@@ -29,11 +28,8 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    root = tmp_path_factory.mktemp("user-engines")
-    engine_dir = build_user_engine(root)
-    yield root
-    sys.path.remove(str(engine_dir))
-    sys.modules.pop("tiny_user_model", None)
+    with user_engines(tmp_path_factory.mktemp("user-engines")) as root:
+        yield root
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from engines.runtime import EngineError, InputShapeError, ManifestError
 from stream.cli import main
 from stream.config import EnginesConfig
 from stream.windows import Window
-from tests.engine_fixtures import USER_MANIFEST, build_user_engine, to_toml
+from tests.engine_fixtures import USER_MANIFEST, to_toml, user_engines
 
 pytestmark = pytest.mark.integration
 
@@ -33,11 +32,8 @@ pytestmark = pytest.mark.integration
 @pytest.fixture(scope="module")
 def user_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A user engine directory holding tiny-user: model source, state dict, ONNX, manifest."""
-    root = tmp_path_factory.mktemp("user-engines")
-    engine_dir = build_user_engine(root)
-    yield root
-    sys.path.remove(str(engine_dir))
-    sys.modules.pop("tiny_user_model", None)
+    with user_engines(tmp_path_factory.mktemp("user-engines")) as root:
+        yield root
 
 
 def config(user_dir: Path, tmp_path: Path, **kwargs: Any) -> EnginesConfig:

@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import aiohttp
 import pytest
@@ -29,17 +30,23 @@ class LiveApp:
     redis: aioredis.Redis
 
 
-@pytest.fixture
-async def live_app(redis_server: EmbeddedRedis) -> AsyncIterator[LiveApp]:
+async def _start(redis_url: str, **options: Any) -> tuple[web.Application, web.AppRunner, str]:
+    """The live routes alone on a free loopback port: (app, runner, base URL)."""
     app = web.Application()
-    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, poll_s=0.05)
+    setup_live_routes(app, redis_url=redis_url, prefix=PREFIX, **options)
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
+    return app, runner, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def live_app(redis_server: EmbeddedRedis) -> AsyncIterator[LiveApp]:
+    app, runner, base = await _start(redis_server.url, poll_s=0.05)
     client = aioredis.from_url(redis_server.url, decode_responses=True)
     try:
-        yield LiveApp(f"http://127.0.0.1:{port}", app[LIVE_BRIDGE], runner, client)
+        yield LiveApp(base, app[LIVE_BRIDGE], runner, client)
     finally:
         await client.aclose()
         await runner.cleanup()
@@ -162,19 +169,11 @@ async def test_page_static_files_and_bad_requests(live_app: LiveApp) -> None:
 
 
 async def test_viewer_limit_answers_503(redis_server: EmbeddedRedis) -> None:
-    app = web.Application()
-    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, max_clients=1, poll_s=0.05)
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    _, runner, base = await _start(redis_server.url, max_clients=1, poll_s=0.05)
     try:
-        async with (
-            aiohttp.ClientSession() as http,
-            http.get(f"http://127.0.0.1:{port}/api/live") as first,
-        ):
+        async with aiohttp.ClientSession() as http, http.get(f"{base}/api/live") as first:
             assert first.status == 200
-            async with http.get(f"http://127.0.0.1:{port}/api/live") as second:
+            async with http.get(f"{base}/api/live") as second:
                 assert second.status == 503
                 assert second.headers["Retry-After"]
     finally:
@@ -182,14 +181,9 @@ async def test_viewer_limit_answers_503(redis_server: EmbeddedRedis) -> None:
 
 
 async def test_shutdown_ends_open_event_streams(redis_server: EmbeddedRedis) -> None:
-    app = web.Application()
-    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, poll_s=0.05)
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    app, runner, base = await _start(redis_server.url, poll_s=0.05)
     async with aiohttp.ClientSession() as http:
-        resp = await http.get(f"http://127.0.0.1:{port}/api/live?stream=cam1")
+        resp = await http.get(f"{base}/api/live?stream=cam1")
         assert resp.status == 200
         async with asyncio.timeout(5):
             await runner.cleanup()  # would wait for shutdown_timeout if the stream hung on
@@ -201,13 +195,8 @@ async def test_shutdown_ends_open_event_streams(redis_server: EmbeddedRedis) -> 
 
 
 async def test_token_required_when_the_service_has_tokens(redis_server: EmbeddedRedis) -> None:
-    app = web.Application()
-    setup_live_routes(app, redis_url=redis_server.url, prefix=PREFIX, tokens=["s3cret"])
-    runner = web.AppRunner(app, shutdown_timeout=5)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    url = f"http://127.0.0.1:{port}/api/live?stream=cam1"
+    _, runner, base = await _start(redis_server.url, tokens=["s3cret"])
+    url = f"{base}/api/live?stream=cam1"
     try:
         async with aiohttp.ClientSession() as http:
             async with http.get(url) as resp:
@@ -219,7 +208,7 @@ async def test_token_required_when_the_service_has_tokens(redis_server: Embedded
             headers = {"Authorization": "Bearer s3cret"}
             async with http.get(url, headers=headers) as resp:
                 assert resp.status == 200
-            async with http.get(f"http://127.0.0.1:{port}/") as resp:
+            async with http.get(f"{base}/") as resp:
                 assert resp.status == 200  # the page itself holds no data
     finally:
         await runner.cleanup()
