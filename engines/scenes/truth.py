@@ -113,32 +113,29 @@ def _impact_positions(truth: Sequence[LabelInterval], start: float, end: float) 
     ]
 
 
+def _decide(
+    truth: Sequence[LabelInterval], label: str, start: float, end: float
+) -> tuple[float, float]:
+    """(0/1 label, 1 if decidable else 0) of one label for the window `[start, end)`."""
+    if label in INSTANT_LABELS:
+        lo, hi = COLLISION_ZONE
+        positions = _impact_positions(truth, start, end)
+        on = any(lo <= p <= hi for p in positions)
+        return float(on), float(on or not positions)
+    c = coverage(truth, label, start, end)
+    undecidable = AMBIGUOUS_COVERAGE[0] < c < AMBIGUOUS_COVERAGE[1]
+    return float(c >= POSITIVE_COVERAGE), 0.0 if undecidable else 1.0
+
+
 def window_labels(
     truth: Sequence[LabelInterval], start: float, end: float
 ) -> npt.NDArray[np.float32]:
     """0/1 per label in `LABELS` order for the window `[start, end)` (see module docstring)."""
-    out = np.zeros(len(LABELS), dtype=np.float32)
-    for i, label in enumerate(LABELS):
-        if label in INSTANT_LABELS:
-            lo, hi = COLLISION_ZONE
-            out[i] = float(any(lo <= p <= hi for p in _impact_positions(truth, start, end)))
-        else:
-            out[i] = float(coverage(truth, label, start, end) >= POSITIVE_COVERAGE)
-    return out
+    return np.array([_decide(truth, label, start, end)[0] for label in LABELS], dtype=np.float32)
 
 
 def window_care(
     truth: Sequence[LabelInterval], start: float, end: float
 ) -> npt.NDArray[np.float32]:
     """1 where the window's label is decidable, 0 where it is a borderline case to skip."""
-    out = np.ones(len(LABELS), dtype=np.float32)
-    for i, label in enumerate(LABELS):
-        if label in INSTANT_LABELS:
-            lo, hi = COLLISION_ZONE
-            pos = _impact_positions(truth, start, end)
-            if pos and not any(lo <= p <= hi for p in pos):
-                out[i] = 0.0
-        else:
-            c = coverage(truth, label, start, end)
-            out[i] = 0.0 if AMBIGUOUS_COVERAGE[0] < c < AMBIGUOUS_COVERAGE[1] else 1.0
-    return out
+    return np.array([_decide(truth, label, start, end)[1] for label in LABELS], dtype=np.float32)
