@@ -31,7 +31,7 @@ EVAL_CACHE = Path(".cache/scenestream/eval")
 EVAL_WINDOWS = 2000
 SET_SEEDS = {"heldout": 7, "val": 5, "train": 3}
 SKIP_SCENES = frozenset({"sync"})  # a test pattern, no labels
-SCENE_SEEDS = (0, 1, 2)
+SCENE_SEEDS = (0, 1, 2, 3, 4)
 
 
 def generation_spec(spec: WindowSpec) -> WindowSpec:
@@ -86,7 +86,7 @@ def scripted_runs(scorer: Scorer, split: str) -> list[events.SceneRun]:
             scene = load_scenario(name, seed=seed, **kw)
             if math.isinf(scene.duration_s):
                 continue
-            # Runs spread the window grid over the hop (0, 1/3, 2/3 of it): onset latency is
+            # Runs spread the window grid over the hop (0, 1/5, ... 4/5 of it): onset latency is
             # then measured at the phases a live stream meets, not only on the scripts' grid.
             phase = scorer.spec.hop_s * i / len(SCENE_SEEDS)
             runs.append(events.run_scene(scorer, scene, thresholds, phase_s=phase))

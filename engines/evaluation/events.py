@@ -120,8 +120,10 @@ def summarise(runs: Sequence[SceneRun], hop_s: float, budget_s: float) -> dict[s
             "onset_latency_p95_s": percentile(s.latencies, 95),
         }
     every = [x for s in pooled.values() for x in s.latencies]
+    names = [r.name for r in runs]
     return {
-        "scenes": [r.name for r in runs],
+        "scenes": names,
+        "phases": len(names) // max(1, len(set(names))),
         "seconds": total_s,
         "collar_s": COLLAR_S,
         "labels": labels,
@@ -141,11 +143,13 @@ def scene_thresholds(scorer: Scorer) -> dict[str, LabelThresholds]:
 
 def markdown(summary: dict[str, Any]) -> str:
     """Event table."""
+    phases = summary.get("phases", 1)
     lines = [
         f"Event level: {len(summary['scenes'])} scripted scenes, {summary['seconds']:.0f} s, "
         f"onset collar {summary['collar_s']} s; latency = window end that started the event "
-        "minus the true onset (the live budget comes on top); each script runs three times with "
-        "the window grid at 0, 1/3 and 2/3 of a hop, as a live stream meets onsets at any phase.",
+        "minus the true onset (the live budget comes on top); each script runs "
+        f"{phases} times with the window grid shifted by 1/{phases} of a hop each time, as a "
+        "live stream meets onsets at any phase.",
         "",
         "| label | TP | FP | FN | F1 onset | F1 onset+offset | false alarms/h | "
         "latency p50 (s) | latency p95 (s) |",
