@@ -12,7 +12,8 @@ The multimodal recipe: one branch per modality, fused, multi-label head.
 - Fusion is *time-aligned*: both branches give a `[B, C, T]` sequence, concatenated per step and
   mixed by temporal convs, so the head can tell "siren while lights flash" from siren and lights
   in different parts of the window, and an impact at the instant the object stops. Mean and max
-  over time, then an MLP, give 8 logits in `LABELS` order (sigmoid applied by the runtime).
+  over time plus the last step (labels describe the window's end, `truth.TAIL_S`), then an MLP,
+  give 8 logits in `LABELS` order (sigmoid applied by the runtime).
 """
 
 from __future__ import annotations
@@ -167,13 +168,14 @@ class AVFusion(nn.Module):
             nn.ReLU(inplace=True),
         )
         self.head = nn.Sequential(
-            nn.Linear(2 * f, f), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(f, len(c.labels))
+            nn.Linear(3 * f, f), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(f, len(c.labels))
         )
 
     def fuse(self, v: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
         """Time-aligned fusion of `[B, Cv, T]` and `[B, Ca, T]` into logits `[B, labels]`."""
         x = self.fusion(torch.cat([v, a], dim=1))
-        pooled = torch.cat([x.mean(dim=2), x.amax(dim=2)], dim=1)
+        # The window's context (mean, max) and its end, which the labels describe.
+        pooled = torch.cat([x.mean(dim=2), x.amax(dim=2), x[:, :, -1]], dim=1)
         out: torch.Tensor = self.head(pooled)
         return out
 

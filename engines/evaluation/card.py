@@ -29,8 +29,8 @@ view; an impact sound at the instant an approaching object stops).
   (position and size survive), a temporal conv over frame embeddings and their differences.
   Audio branch: 2-D CNN over the log-mel, pooled to the same {frames} time steps.
 - Fusion: the two `[B, C, {frames}]` sequences are concatenated per time step and mixed by
-  temporal convs (time-aligned fusion: "at the same instant" is visible to the model), mean+max
-  over time, MLP head.
+  temporal convs (time-aligned fusion: "at the same instant" is visible to the model); mean and
+  max over time plus the last time step (labels describe the window's end), MLP head.
 - {params:,} parameters, {gflops:.3f} GFLOPs per window (`torch.utils.flop_counter`), ONNX
   opset 18, {onnx_mb:.1f} MB.
 
@@ -43,8 +43,8 @@ apart. Training: {train_windows} windows (`split="train"`), validation {val_wind
 (`split="val"`); the evaluation below uses `split="heldout"` (unseen backgrounds and voices,
 other seeds). Generator fingerprint (hash of `engines/scenes` sources) at evaluation:
 `{generator}`; a changed generator invalidates these numbers. Window labels follow the
-generator's rule (a label is on when it covers at least
-half the window; entries marked undecidable are not scored).
+generator's rule (a label is on when it covers at least half of the window's last
+0.3 s, so a window says what is happening at its end; entries marked undecidable are not scored).
 
 ## Training
 CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), warm-up + cosine
@@ -63,7 +63,8 @@ validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 - It knows generated scenes. Real cameras and microphones look and sound different; expect it
   to fail on real footage until trained on real clips.
 - Fixed input geometry ({height}x{width}, {fps} fps, {sample_rate} Hz mono, 1 s windows);
-  events shorter than about half a window are easily missed.
+  events shorter than about 0.15 s are easily missed, and an object that approaches slowly is
+  only called once its growth shows.
 - Thresholds are 0.5 at window level; the service's event thresholds (hysteresis) come from
   the configuration or `[thresholds]` in `engine.toml`.
 
@@ -105,8 +106,9 @@ def shortfalls(result: dict[str, Any]) -> str:
         verdict = "within" if p95 <= target else "above"
         lines.append(
             f"- Event onset latency p95 {p95:.2f} s (capture clock, before the live budget) is "
-            f"{verdict} one hop plus the budget ({target:.2f} s). A label needs half a window "
-            "of evidence, so the first window that can call it ends 0.5–1.0 s after the onset."
+            f"{verdict} one hop plus the budget ({target:.2f} s). A window is labelled by its "
+            "last 0.3 s, so the first window that can call a label ends about 0.15 s after the "
+            "onset plus up to one hop, depending on where the onset falls in the window grid."
         )
     return "\n".join(lines) if lines else "- Every window-level target is met."
 

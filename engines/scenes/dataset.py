@@ -1,10 +1,10 @@
 """Training and evaluation windows: balanced, labelled, rendered straight at the engine's size.
 
 Each example is a fresh short scene built around one window `[W0, W0 + L)`: a kind is drawn
-(weights in `KINDS`), its segments are placed so every present label covers the window
-decisively (≥ 75 %, or ≤ 20 % as a hard negative), and the window is rendered and labelled by
-the same rule as long scenes (`truth.window_labels`). Example `i` of (seed, split) is the same
-whatever `n` is, so workers can generate disjoint index ranges (`start=`).
+(weights in `KINDS`), its segments are placed so every present label is decisively on or off
+by the window rule (present or not over the window's last 0.3 s), and the window is rendered
+and labelled by the same rule as long scenes (`truth.window_labels`). Example `i` of
+(seed, split) is the same whatever `n` is, so workers can generate disjoint index ranges (`start=`).
 """
 
 from __future__ import annotations
@@ -47,33 +47,38 @@ class _Placer:
         self.rng, self.L = rng, length
 
     def covering(self) -> tuple[float, float]:
-        """Covers ≥ 55 % of the window (65 % of the time all of it).
+        """Positive: present through the window's end (40 % of the time starting inside it).
 
-        Partial covers down to just above half the window teach the model where a label starts
-        and ends: the service dates an event by the first/last window that sees it over half
-        its length, so the decision must sit at 50 % coverage, not anywhere in between.
+        Onsets inside the window, from 0.26 s before its end back to its start, teach the model
+        to call a label on the little evidence the window rule asks for (`truth.TAIL_S`): the
+        service starts an event on the first window whose end sees it.
         """
         r, end = self.rng, W0 + self.L
         # at most ~3 s long: an approach this short closes in fast enough to see in one window
         a, b = W0 - r.uniform(0.2, 1.2), end + r.uniform(0.2, 1.0)
-        if r.random() < 0.35:
-            if r.random() < 0.5:
-                a = W0 + r.uniform(0.0, 0.45) * self.L
-            else:
-                b = end - r.uniform(0.0, 0.45) * self.L
+        if r.random() < 0.4:
+            a = end - r.uniform(0.26, self.L)
         return a, b
 
     def covering_long(self) -> tuple[float, float]:
-        """Covers the whole window within a segment of 2.5–5 s (slow approaches, as in scripts)."""
+        """A segment of 2.5–5 s (slow approaches, as in scripts) through the window's end,
+        starting inside the window 40 % of the time: a slow approach must be called as soon
+        as its growth shows, not only once it fills the window."""
         r, end = self.rng, W0 + self.L
+        if r.random() < 0.4:
+            a = end - r.uniform(0.26, self.L)
+            return a, a + r.uniform(2.5, 5.0)
         return W0 - r.uniform(1.0, 2.5), end + r.uniform(0.5, 1.5)
 
     def edge(self) -> tuple[float, float]:
-        """Touches ≤ 45 % of the window (a hard negative)."""
+        """Hard negative: ended 0.26 s or more before the window's end (65 %), or starts in its
+        last 0.05 s (the window has heard or seen almost nothing of it yet)."""
         r, end = self.rng, W0 + self.L
-        if r.random() < 0.5:
-            return W0 - r.uniform(0.5, 2.0), W0 + r.uniform(0.0, 0.45) * self.L
-        return end - r.uniform(0.0, 0.45) * self.L, end + r.uniform(0.5, 2.0)
+        if r.random() < 0.65:
+            b = end - r.uniform(0.26, self.L - 0.05)
+            return b - r.uniform(0.5, 2.0), b
+        a = end - r.uniform(0.0, 0.05)
+        return a, a + r.uniform(0.5, 2.0)
 
     def away(self, gap: float) -> tuple[float, float]:
         """Entirely at least `gap` seconds before or after the window."""

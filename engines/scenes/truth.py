@@ -7,12 +7,17 @@ renders, so a script cannot claim an `emergency_vehicle` it does not show and pl
 * `collision` = an impact sound within `COLLISION_TOLERANCE_S` of the instant an approaching
   object stops; the interval is `[impact, impact + COLLISION_SPAN_S)`.
 
-Window rule (what a 1 s window "is"): a durative label is positive when its intervals cover at
-least half of the window. `collision` is an instant: positive when the impact lies in
+Window rule (what a window "is"): a window answers "what is happening *now*", at its end, so
+the service can start an event as soon as there is evidence rather than once half a second of it
+has accumulated. A durative label is positive when its intervals cover at least half of the
+window's last `TAIL_S` seconds (it started at least 0.15 s before the window ends, or ended at
+most 0.15 s before); the rest of the window is context (the flashes before, how the object has
+grown, the siren's sweep). `collision` is an instant: positive when the impact lies in
 `[start + 0.45 L, start + 0.95 L]`, so the window holds the approach before the impact and
 hears it; a hop of L/2 always puts one window there. Windows where a label is present but not
-decidable (coverage strictly between 0.42 and 0.58, or an impact outside that span) are flagged
-by `window_care` so training and evaluation can skip them.
+decidable (tail coverage strictly between 0.2 and 0.8, i.e. a change 0.06–0.24 s before the
+end, finer than a 125 ms frame step can place; or an impact outside the zone) are flagged by
+`window_care` so training and evaluation can skip them.
 """
 
 from __future__ import annotations
@@ -28,8 +33,9 @@ from engines.scenes.base import LABELS, LabelInterval
 COLLISION_TOLERANCE_S = 0.1
 MERGE_GAP_S = 0.5
 COLLISION_SPAN_S = 0.5
-POSITIVE_COVERAGE = 0.5
-AMBIGUOUS_COVERAGE = (0.42, 0.58)
+TAIL_S = 0.3  # the part of the window a durative label is judged on
+POSITIVE_COVERAGE = 0.5  # of the tail
+AMBIGUOUS_COVERAGE = (0.2, 0.8)
 COLLISION_ZONE = (0.45, 0.95)  # fractions of the window length: hop L/2 always lands one
 INSTANT_LABELS = frozenset({"collision"})
 
@@ -122,7 +128,7 @@ def _decide(
         positions = _impact_positions(truth, start, end)
         on = any(lo <= p <= hi for p in positions)
         return float(on), float(on or not positions)
-    c = coverage(truth, label, start, end)
+    c = coverage(truth, label, max(start, end - TAIL_S), end)
     undecidable = AMBIGUOUS_COVERAGE[0] < c < AMBIGUOUS_COVERAGE[1]
     return float(c >= POSITIVE_COVERAGE), 0.0 if undecidable else 1.0
 

@@ -27,8 +27,8 @@ from stream.windows import AudioSpec, VideoSpec, WindowSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(".cache/scenestream/train")
-TRAIN_WINDOWS = 12000
-DEFAULT_MINUTES = 22.0  # the training loop's wall-time cap; generation and export come on top
+TRAIN_WINDOWS = 16000
+DEFAULT_MINUTES = 24.0  # the training loop's wall-time cap; generation and export come on top
 
 
 def window_spec(cfg: AVFusionConfig) -> WindowSpec:

@@ -41,7 +41,7 @@ SILENT_LOGMEL = float(np.log(LOG_FLOOR))
 class TrainConfig:
     """Optimisation settings (the defaults ship the bundled model)."""
 
-    epochs: int = 14
+    epochs: int = 18
     batch: int = 64
     lr: float = 3e-3
     weight_decay: float = 1e-4

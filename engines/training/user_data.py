@@ -4,7 +4,8 @@
 row; `file` relative to the directory; labels from `LABELS`). Every media file in the CSV is
 decoded with PyAV, resized to the engine's frame size and resampled to its sample rate, and cut
 into windows every hop exactly as the service does; a window's labels follow the generator's
-rule (`engines.scenes.truth.window_labels`: a label is on when it covers half the window).
+rule (`engines.scenes.truth.window_labels`: a label is on when it covers half of the window's
+last 0.3 s).
 Files listed with no interval are pure negatives.
 """
 

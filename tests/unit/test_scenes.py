@@ -201,12 +201,23 @@ def test_fused_labels_are_derived_from_overlap_and_coincidence() -> None:
     assert all(iv.label != "emergency_vehicle" for iv in apart)
 
 
-def test_window_rule_coverage_and_collision_zone() -> None:
-    truth = [LabelInterval("siren", 0.0, 1.5), LabelInterval("collision", 2.7, 3.2)]
+def test_window_rule_judges_the_tail_and_the_collision_zone() -> None:
+    truth = [LabelInterval("siren", 1.0, 1.5), LabelInterval("collision", 2.7, 3.2)]
     siren, collision = LABELS.index("siren"), LABELS.index("collision")
-    assert window_labels(truth, 1.0, 2.0)[siren] == 1.0  # 50 % covered
-    assert window_labels(truth, 1.01, 2.01)[siren] == 0.0
-    assert window_care(truth, 1.0, 2.0)[siren] == 0.0  # borderline
+    # The siren starts at 1.0 s: a window is positive once it has 0.15 s of it in its last
+    # 0.3 s, wherever the rest of the window is.
+    assert window_labels(truth, 0.2, 1.2)[siren] == 1.0  # 2/3 of the tail
+    assert window_care(truth, 0.2, 1.2)[siren] == 0.0  # borderline: not scored
+    assert window_labels(truth, 0.1, 1.1)[siren] == 0.0  # 1/3 of the tail
+    assert window_labels(truth, 0.3, 1.3)[siren] == 1.0
+    assert window_care(truth, 0.3, 1.3)[siren] == 1.0  # tail fully covered
+    assert window_labels(truth, 0.05, 1.05)[siren] == 0.0  # 0.05 s of siren so far
+    assert window_care(truth, 0.05, 1.05)[siren] == 1.0
+    # It ends at 1.5 s: 0.5 s of siren in a window whose tail is silent is negative...
+    assert window_labels(truth, 0.8, 1.8)[siren] == 0.0
+    assert window_care(truth, 0.8, 1.8)[siren] == 1.0
+    # ...and a window shorter than the tail is judged whole.
+    assert window_labels(truth, 1.2, 1.4)[siren] == 1.0
     assert window_labels(truth, 2.0, 3.0)[collision] == 1.0  # impact at 0.7 L
     assert window_labels(truth, 2.5, 3.5)[collision] == 0.0  # impact at 0.2 L
     assert window_care(truth, 2.5, 3.5)[collision] == 0.0
