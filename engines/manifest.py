@@ -12,7 +12,7 @@ Schema (TOML tables; every table forbids unknown keys):
   `torch_factory` (`"module:callable"`, called with the engine directory, returning an
   `nn.Module` whose `forward` takes the ONNX input names as keyword arguments), precision,
   batch_sizes, budget_ms, max_queue_delay_ms.
-- `[window]` length_s, hop_s.
+- `[window]` length_s, hop_s, labels_at (`window` or `end`: what the scores describe).
 - `[inputs.<onnx input name>]` role (video | audio | state | constant), dtype, shape (ints and
   the batch axis `"B"`), fps (video), sample_rate (audio), initial (state), value (constant).
   A state's batch axis is where `"B"` sits in its shape.
@@ -74,10 +74,13 @@ class EngineTable(_Table):
 
 
 class WindowTable(_Table):
-    """`[window]`: window length and hop, seconds."""
+    """`[window]`: window length and hop, seconds, and what the scores describe."""
 
     length_s: float = Field(gt=0, le=30)
     hop_s: float = Field(gt=0, le=30)
+    # "window": the whole window (events dated at its midpoint); "end": the moment it ends, the
+    # rest of the window being context (events dated at its end).
+    labels_at: Literal["window", "end"] = "window"
 
 
 class InputTable(_Table):
@@ -183,7 +186,13 @@ class Manifest:
             rate = int(spec.sample_rate or 0)
             samples = round(win.length_s * rate) if self.doc.streaming else int(spec.shape[1])
             audio = AudioSpec(sample_rate=rate, samples=samples)
-        return WindowSpec(length_s=win.length_s, hop_s=win.hop_s, video=video, audio=audio)
+        return WindowSpec(
+            length_s=win.length_s,
+            hop_s=win.hop_s,
+            video=video,
+            audio=audio,
+            labels_at=win.labels_at,
+        )
 
 
 def load_manifest(path: Path) -> Manifest:

@@ -11,9 +11,11 @@ Pure logic (no asyncio, no I/O). For each label of one stream on one engine:
   hold keeps the event going.
 
 "Window time" is whatever capture-clock time the caller attaches to a window; the pipeline uses
-the window's midpoint, the best single estimate of when what the window saw happened (an onset
-detected in `[t-1, t]` is reported near `t-0.5`, not up to a whole window late), as in the
-DESIGN.md example. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
+`WindowSpec.event_time`: for an engine whose scores describe the whole window, its midpoint, the
+best single estimate of when what the window saw happened (an onset detected in `[t-1, t]` is
+reported near `t-0.5`, not up to a whole window late), as in the DESIGN.md example; for one
+whose scores describe the window's end (`labels_at = "end"`, like `avfusion`), its end, the
+moment by which the window has seen it. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
 counting that label's events on that stream from 1. The counters can be shared (`counters`) by
 the trackers of one stream on several engines, and across a stream's reconnections, so that an
 id is never given twice.

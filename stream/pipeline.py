@@ -93,6 +93,7 @@ class Pipeline:
         self.update_delta = update_delta
         self.update_interval_s = update_interval_s
         self.budgets = {e.name: e.budget_s for e in engines}
+        self.specs = {e.name: e.spec for e in engines}
         overrides = settings.engines.overrides if settings else {}
         manifest_thresholds = manifest_thresholds or {}
         self.thresholds: dict[str, dict[str, LabelThresholds]] = {}
@@ -115,8 +116,11 @@ class Pipeline:
         t0 = time.perf_counter()
         w = result.window
         tracker = self._tracker(w.stream, result.engine)
-        # Event times are window midpoints on the capture clock (see stream.interpret).
-        events = tracker.observe((w.start + w.end) / 2, result.scores)
+        # Event times are on the capture clock: the window's midpoint, or its end for an engine
+        # whose scores describe the window's end (see stream.interpret).
+        spec = self.specs.get(result.engine)
+        at = spec.event_time(w.start, w.end) if spec else (w.start + w.end) / 2
+        events = tracker.observe(at, result.scores)
         active = tracker.active_labels()
         self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
             time.perf_counter() - t0

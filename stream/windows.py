@@ -7,7 +7,7 @@ cut of a stream, on the capture clock (Unix seconds at the camera/microphone).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,13 @@ class WindowSpec:
     hop_s: float
     video: VideoSpec | None = None
     audio: AudioSpec | None = None
+    # What the engine's scores describe: the whole window ("window": events are dated at its
+    # midpoint) or the moment it ends ("end": events are dated at its end).
+    labels_at: Literal["window", "end"] = "window"
+
+    def event_time(self, start: float, end: float) -> float:
+        """The capture time an event seen in the window `[start, end]` is dated at."""
+        return end if self.labels_at == "end" else (start + end) / 2
 
 
 @dataclass(frozen=True, slots=True, eq=False)

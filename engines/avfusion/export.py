@@ -115,10 +115,12 @@ batch_sizes = [1, 2, 4, 8, 16]
 budget_ms = 200
 max_queue_delay_ms = 25
 
-# 1 s windows every 0.5 s: the fused labels need both modalities over the same second.
+# 1 s windows every 0.5 s: the fused labels need both modalities over the same second. The
+# scores say what happens at the window's end (its last 0.3 s), so events are dated there.
 [window]
 length_s = {length_s}
 hop_s = {hop_s}
+labels_at = "end"
 
 [inputs.video]
 role = "video"

@@ -3,9 +3,10 @@
 A scene is cut every hop into windows (frames at the engine's fps ending at the window end,
 audio covering the window), scored through the engine, and the scores go through the service's
 own event tracker (`stream.interpret.EventTracker`, with the engine manifest's thresholds), so
-the events evaluated are the events users would get. Each detected event's `detected_at` is
-the end of the window that started it (the earliest moment the service could publish it);
-latency additionally includes the engine's budget live.
+the events evaluated are the events users would get, dated as the service dates them
+(`WindowSpec.event_time`). Each detected event's `detected_at` is the end of the window that
+started it (the earliest moment the service could publish it); latency additionally includes
+the engine's budget live.
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ def run_scene(
     tracker = EventTracker(stream=scene.name, thresholds=thresholds)
     started_at: dict[str, float] = {}
     detected: list[Event] = []
+    length = scorer.spec.length_s
     for end, row in zip(ends, scores, strict=True):
-        for ev in tracker.observe(
-            float(end), dict(zip(scorer.labels, map(float, row), strict=True))
-        ):
+        at = scorer.spec.event_time(float(end) - length, float(end))  # as the service dates it
+        for ev in tracker.observe(at, dict(zip(scorer.labels, map(float, row), strict=True))):
             if ev.phase == "start":
                 started_at[ev.id] = float(end)
             elif ev.phase == "end" and ev.end is not None:

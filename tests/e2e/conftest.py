@@ -183,8 +183,12 @@ class Tap:
 @contextlib.asynccontextmanager
 async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterator[Tap]:
     """Subscribe to the stream's scene/events channels and the status channel; on exit read
-    the stream's log. Messages are kept as parsed JSON, not validated (the tests do that)."""
+    the stream's log from where it stood on entry (a rerun of a test reuses the stream name).
+    Messages are kept as parsed JSON, not validated (the tests do that)."""
     client = aioredis.from_url(redis_url, decode_responses=True)
+    log_key = f"{prefix}:{stream}:log"
+    newest: Any = await client.xrevrange(log_key, count=1)
+    seen = _entry_id(newest[0][0]) if newest else (0, 0)
     pubsub = client.pubsub()
     channels = {
         f"{prefix}:{stream}:scene": "scenes",
@@ -212,10 +216,16 @@ async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterato
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        entries: Any = await client.xrange(f"{prefix}:{stream}:log")
-        result.log = [_log_message(fields) for _, fields in entries]
+        entries: Any = await client.xrange(log_key)
+        result.log = [_log_message(fields) for eid, fields in entries if _entry_id(eid) > seen]
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
+
+
+def _entry_id(entry_id: str) -> tuple[int, int]:
+    """A stream entry id (`ms-seq`) as a comparable pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _log_message(fields: Mapping[str, str]) -> dict[str, Any]:

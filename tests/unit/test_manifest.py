@@ -33,11 +33,23 @@ def test_valid_manifest_resolves_window_spec_and_labels(tmp_path: Path) -> None:
     assert not m.stateful
     spec = m.window_spec()
     assert (spec.length_s, spec.hop_s) == (0.5, 0.25)
+    assert spec.labels_at == "window"  # by default scores describe the whole window
+    assert spec.event_time(10.0, 10.5) == 10.25
     assert spec.video is not None
     assert spec.audio is not None
     assert (spec.video.frames, spec.video.height, spec.video.width) == (4, 8, 8)
     assert (spec.audio.samples, spec.audio.sample_rate) == (1600, 3200)
     assert m.doc.thresholds["b"].on == 0.7
+
+
+def test_an_engine_can_say_its_scores_describe_the_window_end(tmp_path: Path) -> None:
+    spec = load_manifest(
+        write_engine(tmp_path, _set(BASE, "window.labels_at", "end"))
+    ).window_spec()
+    assert spec.labels_at == "end"
+    assert spec.event_time(10.0, 10.5) == 10.5
+    bundled = load_manifest(Path(__file__).parents[2] / "engines" / "bundled" / "avfusion")
+    assert bundled.window_spec().labels_at == "end"
 
 
 def test_directory_is_accepted_in_place_of_the_file(tmp_path: Path) -> None:
@@ -98,6 +110,7 @@ BAD = [
     ("thresholds.zzz", {"on": 0.5}, "thresholds.zzz"),
     ("thresholds.b.on", 1.5, "thresholds.b.on"),
     ("window.hop_s", 0, "window.hop_s"),
+    ("window.labels_at", "start", "window.labels_at"),
 ]
 
 

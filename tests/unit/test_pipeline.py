@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -55,12 +56,19 @@ def emergency_score(start: float, end: float) -> float:
     return overlap / (end - start)
 
 
-def play(pipeline: Pipeline, phase: float, stream: str = "cam1") -> None:
+def tail_score(start: float, end: float) -> float:
+    """An ideal model whose scores describe the window's last 0.3 s (`labels_at = "end"`)."""
+    return emergency_score(end - 0.3, end)
+
+
+def play(
+    pipeline: Pipeline, phase: float, stream: str = "cam1", score_of: Any = emergency_score
+) -> None:
     """Windows every hop over the 12 s `emergency` script, starting `phase` s into the grid."""
     seq, end = 0, T0 + LENGTH + phase
     while end <= T0 + 12.0:
         w = Window(stream, "avfusion", seq, end - LENGTH, end, None, None, None)
-        score = emergency_score(w.start, w.end)
+        score = score_of(w.start, w.end)
         pipeline.window_result(
             WindowResult(w, "avfusion", {"emergency_vehicle": score, "siren": score}, 0.0, 0.0, 1)
         )
@@ -89,6 +97,31 @@ def test_scripted_emergency_gives_one_event_within_the_contract_bounds(phase: fl
     assert start["id"] == end["id"] == "cam1-emergency_vehicle-1"
     for msg in sink.sent:
         m.validate(msg)
+
+
+def tail_events(phase: float, labels_at: str) -> tuple[float, float]:
+    """(start, end) of the one event a tail-describing ideal model gives, relative to T0."""
+    sink = Sink()
+    spec = WindowSpec(length_s=LENGTH, hop_s=HOP, labels_at=labels_at)  # type: ignore[arg-type]
+    pipeline = Pipeline([Engine(labels=("emergency_vehicle",), spec=spec)], sink,
+                        Metrics(process=False), settings=settings())  # fmt: skip
+    play(pipeline, phase, score_of=tail_score)
+    pipeline.stream_closed("cam1", "avfusion")
+    events = [x for x in sink.sent if x["type"] == "event" and x["phase"] != "update"]
+    assert [e["phase"] for e in events] == ["start", "end"]
+    return events[0]["start"] - T0, events[-1]["end"] - T0
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.1, 0.25, 0.4])
+def test_an_engine_that_describes_the_window_end_is_dated_at_the_end(phase: float) -> None:
+    start, end = tail_events(phase, "end")
+    assert 4.0 <= start <= 4.0 + HOP + BUDGET
+    assert 9.0 <= end <= 9.0 + HOLD + BUDGET
+    # Dated at the midpoint instead, what the window's end saw would be half a window early.
+    early_start, early_end = tail_events(phase, "window")
+    assert (early_start, early_end) == pytest.approx((start - LENGTH / 2, end - LENGTH / 2))
+    if phase == 0.25:
+        assert early_start < 4.0
 
 
 def test_scene_messages_carry_active_labels_and_latency() -> None:
