@@ -86,7 +86,8 @@ async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
     p95 = "–" if lat["p95"] is None else f"{lat['p95']:.0f} ms"
     state = "held" if result.held else "not held: " + "; ".join(result.why) if result.why else "-"
     _print(f"[{server}] N={streams}: p95 {p95}, {result.windows_per_s:.1f} windows/s, "
-           f"{result.cpu_per_stream:.3f} cores/stream -> {state}")  # fmt: skip
+           f"{result.cpu_per_stream:.3f} cores/stream "
+           f"(senders {result.sender_cpu_cores:.2f} cores) -> {state}")  # fmt: skip
     ctx["rows"].append(result)
     return result
 

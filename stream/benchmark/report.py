@@ -93,6 +93,7 @@ class TrialResult:
     frames_dropped: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)  # mean per service stage
     cpu_cores: float = 0.0
+    sender_cpu_cores: float = 0.0  # the load generator's, on the same machine
     rss_mb: float = 0.0
     rss_growth_mb: float = 0.0
     latency_trend_ms: float = 0.0
@@ -123,6 +124,7 @@ class TrialResult:
             "stages_ms": {k: round(v, 2) for k, v in self.stages_ms.items()},
             "cpu_cores": round(self.cpu_cores, 3),
             "cpu_per_stream": round(self.cpu_per_stream, 3),
+            "sender_cpu_cores": round(self.sender_cpu_cores, 3),
             "rss_mb": round(self.rss_mb, 1),
             "rss_growth_mb": round(self.rss_growth_mb, 1),
             "latency_trend_ms": round(self.latency_trend_ms, 1),

@@ -196,7 +196,7 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
                 await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
             except RuntimeError:
                 return _refused(plan)
-            return await _measure(plan, server.pid, url, collector)
+            return await _measure(plan, server.pid, sender.pid, url, collector)
         finally:
             if collect is not None:
                 collect.cancel()
@@ -213,14 +213,17 @@ def _refused(plan: TrialPlan) -> TrialResult:
     return result
 
 
-async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollector) -> TrialResult:
-    """Warm up, then sample CPU, RSS, queue depth and metrics over `plan.seconds`."""
+async def _measure(
+    plan: TrialPlan, pid: int, sender_pid: int, url: str, collector: LatencyCollector
+) -> TrialResult:
+    """Warm up, then sample CPU (server and sender), RSS, queue depth and metrics over
+    `plan.seconds`."""
     await asyncio.sleep(plan.warmup)
-    procs = _tree(pid)
+    procs, senders = _tree(pid), _tree(sender_pid)
     timeout = aiohttp.ClientTimeout(total=5.0)
     async with aiohttp.ClientSession(timeout=timeout) as http:
         before = await _scrape(http, url)
-        cpu0, t0, mono0 = _cpu_s(procs), time.time(), time.monotonic()
+        cpu0, sent0, t0, mono0 = _cpu_s(procs), _cpu_s(senders), time.time(), time.monotonic()
         rss: list[float] = []
         queue: list[float] = []
         while time.monotonic() - mono0 < plan.seconds:
@@ -229,7 +232,8 @@ async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollec
                 rss.append(procs[0].memory_info().rss / 2**20)
             if plan.server == "service":
                 queue.append(gauge(await _scrape(http, url), "scenestream_queue_depth"))
-        cpu1, t1, wall = _cpu_s(procs), time.time(), time.monotonic() - mono0
+        cpu1, sent1 = _cpu_s(procs), _cpu_s(senders)
+        t1, wall = time.time(), time.monotonic() - mono0
         after = await _scrape(http, url)
     # windows that end by t1 may still be in flight: give them the budget to arrive
     await asyncio.sleep(0.5)
@@ -249,6 +253,7 @@ async def _measure(plan: TrialPlan, pid: int, url: str, collector: LatencyCollec
         frames_dropped=_drops(before, after),
         stages_ms=_stages(before, after, engine),
         cpu_cores=(cpu1 - cpu0) / wall,
+        sender_cpu_cores=(sent1 - sent0) / wall,
         rss_mb=rss[-1] if rss else 0.0,
         rss_growth_mb=rss[-1] - rss[0] if rss else 0.0,
         latency_trend_ms=thirds_trend(latencies) * 1e3,

@@ -80,3 +80,4 @@ async def test_naive_baseline_publishes_once_per_video_frame(tmp_path: Path) -> 
     assert 0 < lat["p50"] < 5_000
     assert result.outcomes == {}  # the baseline has no /metrics: it drops nothing, it queues
     assert result.cpu_cores > 0
+    assert result.sender_cpu_cores > 0  # the load generator's share of the same machine
