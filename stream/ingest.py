@@ -310,10 +310,8 @@ class StreamIngest:
             return
         started = time.perf_counter()
         for rate, batcher in self._batchers.items():
-            ring = self.audio_rings.get(rate)
+            ring = self.audio_rings[rate]  # batchers exist only for the rings' rates
             for samples, t_first in batcher.flush():
-                if ring is None:
-                    continue
                 dropped = ring.dropped_samples
                 ring.push(samples, t_first)
                 if ring.dropped_samples > dropped:

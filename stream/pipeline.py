@@ -28,6 +28,7 @@ from stream.config import LabelThresholds, Settings
 from stream.interpret import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
 from stream.metrics import Metrics
 from stream.scheduler.runner import WindowResult
+from stream.windows import event_time
 
 RECENT = 200  # windows per stream kept for the /api/streams percentiles
 ID_MEMORY = 10_000  # streams whose event counters outlive them (ids never repeat)
@@ -93,7 +94,7 @@ class Pipeline:
         self.update_delta = update_delta
         self.update_interval_s = update_interval_s
         self.budgets = {e.name: e.budget_s for e in engines}
-        self.specs = {e.name: e.spec for e in engines}
+        self.labels_at = {e.name: e.spec.labels_at for e in engines}
         overrides = settings.engines.overrides if settings else {}
         manifest_thresholds = manifest_thresholds or {}
         self.thresholds: dict[str, dict[str, LabelThresholds]] = {}
@@ -118,8 +119,7 @@ class Pipeline:
         tracker = self._tracker(w.stream, result.engine)
         # Event times are on the capture clock: the window's midpoint, or its end for an engine
         # whose scores describe the window's end (see stream.interpret).
-        spec = self.specs.get(result.engine)
-        at = spec.event_time(w.start, w.end) if spec else (w.start + w.end) / 2
+        at = event_time(self.labels_at.get(result.engine, "window"), w.start, w.end)
         events = tracker.observe(at, result.scores)
         active = tracker.active_labels()
         self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(

@@ -45,7 +45,13 @@ class WindowSpec:
 
     def event_time(self, start: float, end: float) -> float:
         """The capture time an event seen in the window `[start, end]` is dated at."""
-        return end if self.labels_at == "end" else (start + end) / 2
+        return event_time(self.labels_at, start, end)
+
+
+def event_time(labels_at: Literal["window", "end"], start: float, end: float) -> float:
+    """Where an event seen in `[start, end]` is dated: the end for scores that describe the
+    window's end, the midpoint for scores that describe the whole window."""
+    return end if labels_at == "end" else (start + end) / 2
 
 
 @dataclass(frozen=True, slots=True, eq=False)

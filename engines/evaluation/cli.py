@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,26 +70,33 @@ def load_eval_set(name: str, scorer: Scorer, n: int | None) -> WindowSet:
     return data
 
 
-def scripted_runs(scorer: Scorer, split: str) -> list[events.SceneRun]:
-    """Event-level runs over the shipped scene scripts (skipped if the registry is missing)."""
+def scripted_runs(
+    scorer: Scorer,
+    split: str,
+    names: Iterable[str] | None = None,
+    seeds: Sequence[int] = SCENE_SEEDS,
+) -> list[events.SceneRun]:
+    """Event-level runs over the shipped scene scripts (`names`, default all), one per seed,
+    the i-th seed's window grid shifted by i/len(seeds) of a hop (skipped if the registry is
+    missing)."""
     try:
         from engines.scenes.registry import list_scenarios, load_scenario
     except ImportError:
         logger.warning("no scene registry: event-level evaluation skipped")
         return []
-    available = set(list_scenarios())
+    available = set(list_scenarios() if names is None else names)
     takes_split = "split" in inspect.signature(load_scenario).parameters
     thresholds = events.scene_thresholds(scorer)
     runs = []
     for name in sorted(available - SKIP_SCENES):
-        for i, seed in enumerate(SCENE_SEEDS):
+        for i, seed in enumerate(seeds):
             kw: dict[str, Any] = {"split": split} if takes_split else {}
             scene = load_scenario(name, seed=seed, **kw)
             if math.isinf(scene.duration_s):
                 continue
             # Runs spread the window grid over the hop (0, 1/5, ... 4/5 of it): onset latency is
             # then measured at the phases a live stream meets, not only on the scripts' grid.
-            phase = scorer.spec.hop_s * i / len(SCENE_SEEDS)
+            phase = scorer.spec.hop_s * i / len(seeds)
             runs.append(events.run_scene(scorer, scene, thresholds, phase_s=phase))
     return runs
 

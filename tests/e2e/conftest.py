@@ -188,7 +188,7 @@ async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterato
     client = aioredis.from_url(redis_url, decode_responses=True)
     log_key = f"{prefix}:{stream}:log"
     newest: Any = await client.xrevrange(log_key, count=1)
-    seen = _entry_id(newest[0][0]) if newest else (0, 0)
+    seen: str | None = newest[0][0] if newest else None
     pubsub = client.pubsub()
     channels = {
         f"{prefix}:{stream}:scene": "scenes",
@@ -216,16 +216,10 @@ async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterato
         reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reader
-        entries: Any = await client.xrange(log_key)
-        result.log = [_log_message(fields) for eid, fields in entries if _entry_id(eid) > seen]
+        entries: Any = await client.xrange(log_key, min=seen or "-")
+        result.log = [_log_message(fields) for eid, fields in entries if eid != seen]
         await pubsub.aclose()  # type: ignore[no-untyped-call]
         await client.aclose()
-
-
-def _entry_id(entry_id: str) -> tuple[int, int]:
-    """A stream entry id (`ms-seq`) as a comparable pair."""
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def _log_message(fields: Mapping[str, str]) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from engines.evaluation import cli as evaluation_cli
 from engines.evaluation import events
 from engines.evaluation.report import TARGETS, evaluate_windows
 from engines.evaluation.scoring import Scorer, load_scorer
-from engines.scenes.registry import load_scenario
 from engines.training.data import build_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -59,17 +59,9 @@ def report(scorer: Scorer, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="module")
 def scripted_runs(scorer: Scorer) -> list[events.SceneRun]:
-    thresholds = events.scene_thresholds(scorer)
-    return [
-        events.run_scene(
-            scorer,
-            load_scenario(name, seed=SEED + i, split="heldout"),
-            thresholds,
-            phase_s=scorer.spec.hop_s * i / PHASES,
-        )
-        for name in SCRIPTS
-        for i in range(PHASES)
-    ]
+    return evaluation_cli.scripted_runs(
+        scorer, "heldout", names=SCRIPTS, seeds=range(SEED, SEED + PHASES)
+    )
 
 
 @pytest.fixture(scope="module")
