@@ -33,7 +33,13 @@ from stream.clock import CaptureClock, stream_now
 from stream.config import IngestConfig
 from stream.metrics import Metrics
 from stream.rings import AudioRing, VideoRing
-from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport, set_jitter_prefetch
+from stream.webrtc.rtcp import (
+    ReceiverTimeline,
+    RtcpHookError,
+    SenderReport,
+    set_jitter_prefetch,
+    throttle_remb,
+)
 from stream.windowing import WindowCutter
 from stream.windows import Window, WindowSink, WindowSpec
 
@@ -201,6 +207,11 @@ class StreamIngest:
                 set_jitter_prefetch(receiver, self._audio_jitter_frames)
             except RtcpHookError as exc:  # aiortc's default (80 ms) then stays
                 logger.warning("audio jitter buffer not adjustable: %s", exc)
+        if track.kind == "video" and timing.timeline is not None:
+            try:
+                throttle_remb(receiver)
+            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
+                logger.warning("REMB feedback not throttled: %s", exc)
         try:
             while True:
                 try:

@@ -8,7 +8,8 @@ audio and video of one stream on the sender's capture clock. This module
   report every `RtcpSrPacket` as a `SenderReport`;
 - reads the receiver's private timestamp mapper origin to turn a frame's pts back into the wire
   RTP timestamp, and the negotiated codec's clock rate;
-- sets how many audio frames the receiver's jitter buffer holds back (`set_jitter_prefetch`).
+- sets how many audio frames the receiver's jitter buffer holds back (`set_jitter_prefetch`);
+- throttles the video receiver's REMB feedback to libwebrtc's cadence (`throttle_remb`).
 
 `tests/unit/test_rtcp_hook.py` fails loudly when a new aiortc changes any of these internals.
 Callers must treat `RtcpHookError` as "no Sender Reports": map by arrival time instead.
@@ -36,6 +37,9 @@ _MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
 _HOOK_ATTR = "_handle_rtcp_packet"
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
+_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
+REMB_INTERVAL_MS = 200  # libwebrtc's REMB send interval
+REMB_DROP_RATIO = 0.97  # ... and a drop of 3 % or more is sent at once
 RTP_MODULO = 1 << 32
 
 
@@ -76,6 +80,57 @@ def set_jitter_prefetch(receiver: RTCRtpReceiver, frames: int) -> None:
     if buffer is None or not isinstance(getattr(buffer, "_prefetch", None), int):
         raise RtcpHookError("aiortc RTCRtpReceiver has no jitter buffer with `_prefetch`")
     buffer._prefetch = frames
+
+
+class RembThrottle:
+    """Wraps a receiver's REMB estimator so that it reports at most every `interval_ms`.
+
+    aiortc sends a REMB packet each time its estimator updates, and under overuse that is on
+    every video packet: one RTCP packet (SRTCP protect, sendto) per RTP packet received.
+    libwebrtc sends one every 200 ms, or at once when the estimate drops by 3 % or more; this
+    does the same. The estimator itself still sees every packet.
+    """
+
+    def __init__(self, estimator: Any, *, interval_ms: int = REMB_INTERVAL_MS) -> None:
+        self._estimator = estimator
+        self._interval_ms = interval_ms
+        self._sent_at: int | None = None
+        self._sent_bitrate = 0
+        self.suppressed = 0
+
+    def add(
+        self, arrival_time_ms: int, abs_send_time: int, payload_size: int, ssrc: int
+    ) -> tuple[int, list[int]] | None:
+        remb: tuple[int, list[int]] | None = self._estimator.add(
+            arrival_time_ms=arrival_time_ms,
+            abs_send_time=abs_send_time,
+            payload_size=payload_size,
+            ssrc=ssrc,
+        )
+        if remb is None:
+            return None
+        bitrate = int(remb[0])
+        due = self._sent_at is None or arrival_time_ms - self._sent_at >= self._interval_ms
+        if not due and bitrate >= self._sent_bitrate * REMB_DROP_RATIO:
+            self.suppressed += 1
+            return None
+        self._sent_at, self._sent_bitrate = arrival_time_ms, bitrate
+        return remb
+
+
+def throttle_remb(receiver: RTCRtpReceiver) -> RembThrottle | None:
+    """Throttle the REMB feedback of a video receiver (see `RembThrottle`); None for audio.
+
+    Raises `RtcpHookError` if aiortc's receiver has no estimator attribute to wrap.
+    """
+    if not hasattr(receiver, _ESTIMATOR_ATTR):
+        raise RtcpHookError("aiortc RTCRtpReceiver has no remote bitrate estimator")
+    estimator = getattr(receiver, _ESTIMATOR_ATTR)
+    if estimator is None or isinstance(estimator, RembThrottle):
+        return estimator
+    throttle = RembThrottle(estimator)
+    setattr(receiver, _ESTIMATOR_ATTR, throttle)
+    return throttle
 
 
 class ReceiverTimeline:

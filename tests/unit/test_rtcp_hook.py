@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import itertools
 import logging
 from fractions import Fraction
 from typing import Any
@@ -17,10 +18,12 @@ from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 from stream.clock import unix_to_ntp
 from stream.webrtc.rtcp import (
     ReceiverTimeline,
+    RembThrottle,
     RtcpHookError,
     SenderReport,
     check_internals,
     set_jitter_prefetch,
+    throttle_remb,
     watch_decode_errors,
 )
 
@@ -71,6 +74,59 @@ def test_audio_jitter_prefetch_is_set_and_releases_frames_sooner() -> None:
     assert released[1].timestamp == 0
     with pytest.raises(RtcpHookError):
         set_jitter_prefetch(object(), 1)  # type: ignore[arg-type]
+
+
+def feed_delayed_packets(estimator: Any, packets: int, delay_growth_ms: float) -> list[int]:
+    """Video packets every 5 ms whose one-way delay grows steadily (a congested path); returns
+    the arrival times (ms) at which the estimator asked for a REMB to be sent."""
+    sent = []
+    for i in range(packets):
+        send_ms = 5 * i
+        abs_send_time = int(send_ms / 1000 * (1 << 18)) & 0xFFFFFF  # 6.18 fixed point seconds
+        arrival = 1000 + int(send_ms + delay_growth_ms * i)
+        if estimator.add(
+            arrival_time_ms=arrival, abs_send_time=abs_send_time, payload_size=1200, ssrc=1
+        ):
+            sent.append(arrival)
+    return sent
+
+
+def test_remb_is_sent_at_libwebrtc_cadence_under_overuse() -> None:
+    from aiortc.rate import RemoteBitrateEstimator
+
+    plain = feed_delayed_packets(RemoteBitrateEstimator(), 2000, 0.5)
+    throttled = feed_delayed_packets(RembThrottle(RemoteBitrateEstimator()), 2000, 0.5)
+    span_s = (plain[-1] - plain[0]) / 1000
+    assert len(plain) / span_s > 50, "aiortc no longer sends a REMB per packet: drop the throttle?"
+    assert throttled[0] == plain[0]  # the first estimate goes out at once
+    gaps = [b - a for a, b in itertools.pairwise(throttled)]
+    assert min(gaps) >= 200
+    assert len(throttled) / span_s >= 4  # still fed back ~5 times a second
+
+
+def test_remb_drop_of_three_percent_is_sent_at_once() -> None:
+    class Scripted:
+        def __init__(self, bitrates: list[int]) -> None:
+            self.bitrates = bitrates
+
+        def add(self, **_: int) -> tuple[int, list[int]]:
+            return self.bitrates.pop(0), [1]
+
+    throttle = RembThrottle(Scripted([1_000_000, 990_000, 960_000, 950_000, 900_000]))
+    sent = [throttle.add(10 * i, 0, 1200, 1) for i in range(5)]  # 10 ms apart
+    assert [r[0] if r else None for r in sent] == [1_000_000, None, 960_000, None, 900_000]
+    assert throttle.suppressed == 2
+
+
+def test_remb_throttle_wraps_the_video_receivers_estimator() -> None:
+    rx = receiver("video")
+    throttle = throttle_remb(rx)
+    assert isinstance(throttle, RembThrottle)
+    assert internal(rx, "remote_bitrate_estimator") is throttle
+    assert throttle_remb(rx) is throttle  # wrapping twice keeps one throttle
+    assert throttle_remb(receiver("audio")) is None  # audio has no REMB estimator
+    with pytest.raises(RtcpHookError):
+        throttle_remb(object())  # type: ignore[arg-type]
 
 
 def test_missing_internals_raise() -> None:
