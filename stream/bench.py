@@ -33,6 +33,7 @@ ENGINE = "avfusion"  # the engine measured (the service's A/V fusion model)
 WARMUP_S = 3.0
 BASELINE_FPS = 30.0  # the baseline publishes once per video frame
 MAX_STREAMS = 64
+MAX_WORKERS = 8
 SEARCH_TRIALS = 10  # bound on trials per capacity search
 
 
@@ -74,10 +75,11 @@ async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
         user_dir=ctx["user_dir"],
         log_dir=ctx["out"] / "logs",
         expected_per_stream=expected,
+        workers=_workers(server, ctx),
     )
-    _print(
-        f"[{server}] {streams} stream(s), {ctx['seconds']:.0f} s after {WARMUP_S:.0f} s warm-up ..."
-    )
+    label = _label(server, ctx)
+    _print(f"[{label}] {streams} stream(s), {ctx['seconds']:.0f} s after {WARMUP_S:.0f} s "
+           "warm-up ...")  # fmt: skip
     try:
         result = await run_trial(plan)
     except (RuntimeError, TimeoutError) as exc:
@@ -85,7 +87,7 @@ async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
     lat = result.latency_ms
     p95 = "–" if lat["p95"] is None else f"{lat['p95']:.0f} ms"
     state = "held" if result.held else "not held: " + "; ".join(result.why) if result.why else "-"
-    _print(f"[{server}] N={streams}: p95 {p95}, {result.windows_per_s:.1f} windows/s, "
+    _print(f"[{label}] N={streams}: p95 {p95}, {result.windows_per_s:.1f} windows/s, "
            f"{result.cpu_per_stream:.3f} cores/stream "
            f"(senders {result.sender_cpu_cores:.2f} cores) -> {state}")  # fmt: skip
     ctx["rows"].append(result)
@@ -97,8 +99,20 @@ async def _capacity(server: str, ctx: dict[str, Any], start: int) -> dict[str, A
     while (n := search.next()) is not None and len(search.tried) < SEARCH_TRIALS:
         search.record(n, (await _trial(server, n, ctx)).held)
     bounded = search.next() is not None
-    _print(f"[{server}] capacity: {search.held} stream(s){' (lower bound)' if bounded else ''}")
-    return {"streams": search.held, "lower_bound_only": bounded, "tried": search.tried}
+    _print(f"[{_label(server, ctx)}] capacity: {search.held} stream(s)"
+           f"{' (lower bound)' if bounded else ''}")  # fmt: skip
+    return {"streams": search.held, "lower_bound_only": bounded, "tried": search.tried,
+            "workers": _workers(server, ctx)}  # fmt: skip
+
+
+def _workers(server: str, ctx: dict[str, Any]) -> int:
+    """Processes a server runs as: `--workers` for the service, one for the others."""
+    return int(ctx["workers"]) if server == "service" else 1
+
+
+def _label(server: str, ctx: dict[str, Any]) -> str:
+    workers = _workers(server, ctx)
+    return server if workers == 1 else f"{server} ×{workers}"
 
 
 async def _main(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
@@ -120,6 +134,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--streams must be within 1..{MAX_STREAMS}")
     if args.seconds <= 0 or args.seconds > 600:
         raise UserError("--seconds must be within (0, 600]")
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be within 1..{MAX_WORKERS}")
+    if args.workers > 1 and args.no_engine:
+        raise UserError("--workers applies to the service; --no-engine runs the ingest alone")
     from stream.benchmark.clip import cached_clip
     from stream.config import load_settings
 
@@ -131,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     clip = cached_clip(cache_dir)
     user_dir, model, hop = (None, "none", 0.5) if args.no_engine else _engine_setup(cache_dir)
     ctx: dict[str, Any] = {"seconds": args.seconds, "clip": clip, "user_dir": user_dir,
-                           "out": out, "hop": hop, "rows": []}  # fmt: skip
+                           "out": out, "hop": hop, "rows": [], "workers": args.workers}  # fmt: skip
     capacity = asyncio.run(_main(args, ctx))
     rows: list[TrialResult] = ctx["rows"]
     table = markdown_table(rows)
@@ -167,6 +185,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
     parts += ["--find-capacity"] if args.find_capacity else []
     parts += [] if args.baseline else ["--no-baseline"]
     parts += ["--no-engine"] if args.no_engine else []
+    parts += [f"--workers {args.workers}"] if args.workers > 1 else []
     return parts
 
 
@@ -184,7 +203,9 @@ def _markdown(doc: dict[str, Any], table: str) -> str:
     for server in ("service", "naive"):
         if server in cap:
             bound = " (lower bound: search stopped)" if cap[server]["lower_bound_only"] else ""
-            lines.append(f"- {server} holds {cap[server]['streams']} stream(s){bound}")
+            workers = cap[server].get("workers", 1)
+            who = server if workers == 1 else f"{server} ({workers} worker processes)"
+            lines.append(f"- {who} holds {cap[server]['streams']} stream(s){bound}")
     if cap.get("ratio") is not None:
         lines.append(f"- ratio service/baseline: {cap['ratio']:.1f}x")
     service = [t for t in doc["trials"] if t["server"] == "service" and t["stages_ms"]]

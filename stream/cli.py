@@ -125,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the naive per-frame baseline")  # fmt: skip
     p.add_argument("--no-engine", action="store_true", help="ingest and windows only")
+    p.add_argument("--workers", type=int, default=1,
+                   help="run the service as this many worker processes on one Redis")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
     return parser
 

@@ -38,6 +38,15 @@ def parse_metrics(text: str) -> Samples:
     return samples
 
 
+def merge_samples(scrapes: Iterable[Samples]) -> Samples:
+    """Several processes' scrapes as one: each series summed over the processes."""
+    merged: Samples = {}
+    for samples in scrapes:
+        for key, value in samples.items():
+            merged[key] = merged.get(key, 0.0) + value
+    return merged
+
+
 def counter_delta(
     before: Samples, after: Samples, name: str, by: str, **where: str
 ) -> dict[str, float]:
@@ -102,6 +111,13 @@ class TrialResult:
     refused: bool = False
     held: bool = False
     why: list[str] = field(default_factory=list)
+    workers: int = 1  # server processes (service workers sharing one Redis)
+    streams_per_worker: list[int] = field(default_factory=list)  # live streams at the end
+
+    @property
+    def label(self) -> str:
+        """The server as the table names it: `service ×2` for two workers."""
+        return self.server if self.workers == 1 else f"{self.server} ×{self.workers}"
 
     @property
     def cpu_per_stream(self) -> float:
@@ -130,6 +146,8 @@ class TrialResult:
             "latency_trend_ms": round(self.latency_trend_ms, 1),
             "outside_queue_infer_ms_p50": _round(self.outside_ms),
             "queue_trend": round(self.queue_trend, 2),
+            "workers": self.workers,
+            "streams_per_worker": self.streams_per_worker,
             "refused": self.refused,
             "held": self.held,
             "why": self.why,
@@ -217,7 +235,7 @@ def markdown_table(rows: Iterable[TrialResult]) -> str:
         )
         held = "yes" if r.held else "no: " + "; ".join(r.why) if r.why else "n/a"
         lines.append(
-            f"| {r.server} | {r.streams} | {_ms(r.latency_ms['p50'])} | {_ms(r.latency_ms['p95'])}"
+            f"| {r.label} | {r.streams} | {_ms(r.latency_ms['p50'])} | {_ms(r.latency_ms['p95'])}"
             f" | {_ms(r.latency_ms['p99'])} | {r.windows_per_s:.1f} | {drops}"
             f" | {r.cpu_per_stream:.3f} | {r.rss_mb:.0f} ({r.rss_growth_mb:+.0f}) | {held} |"
         )

@@ -1,9 +1,12 @@
 """Server process of one benchmark trial: the service, the ingest alone, or the naive baseline.
 
     python -m stream.benchmark.servers {service,ingest,naive} --engine avfusion [--user-dir D]
+        [--redis URL] [--max-streams N]
 
 Prints `ready PORT REDIS_URL` on stdout once it accepts WHIP offers, then runs until SIGTERM
 and shuts down gracefully. Listens on 127.0.0.1 only and offers only loopback ICE candidates.
+A service given `--redis` joins the workers already on that Redis (scale-out: a full worker
+answers `307` to one with room); without it, it starts its own embedded Redis.
 """
 
 from __future__ import annotations
@@ -23,18 +26,26 @@ from stream.config import Settings, load_settings
 MODES = ("service", "ingest", "naive")
 
 
-def bench_settings(engines: list[str], user_dir: Path | None) -> Settings:
-    """Service settings for a trial: loopback, any free port, room for many streams."""
+def bench_settings(
+    engines: list[str],
+    user_dir: Path | None,
+    *,
+    redis_url: str | None = None,
+    max_streams: int = 64,
+) -> Settings:
+    """Service settings for a trial: loopback, any free port, room for `max_streams` streams."""
+    shared = {"redis": {"url": redis_url}} if redis_url else {}
     return load_settings(
         None,
         server={
             "host": "127.0.0.1",
             "port": 0,
-            "max_streams": 64,
+            "max_streams": max_streams,
             "post_rate_per_minute": 100_000,
         },
         session={"include_loopback": True},
         engines={"enabled": engines, "user_dir": user_dir},
+        **shared,
     )
 
 
@@ -112,11 +123,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=MODES)
     parser.add_argument("--engine", action="append", default=[], help="engines to run")
     parser.add_argument("--user-dir", type=Path, help="engines.user_dir")
+    parser.add_argument("--redis", help="join the workers on this Redis (service only)")
+    parser.add_argument("--max-streams", type=int, default=64, help="server.max_streams")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    settings = bench_settings(args.engine, args.user_dir)
+    settings = bench_settings(
+        args.engine, args.user_dir, redis_url=args.redis, max_streams=args.max_streams
+    )
     runners: dict[str, Any] = {"service": run_service, "ingest": run_ingest, "naive": run_naive}
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runners[args.mode](settings))

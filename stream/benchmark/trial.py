@@ -30,6 +30,7 @@ from stream.benchmark.report import (
     counter_delta,
     gauge,
     histogram_means,
+    merge_samples,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
@@ -58,6 +59,7 @@ class TrialPlan:
     log_dir: Path
     expected_per_stream: float  # scene messages per stream-second of the measured engine
     prefix: str = "scenestream"
+    workers: int = 1  # service worker processes on one Redis (scale-out on one host)
 
 
 @dataclass
@@ -146,6 +148,11 @@ async def _scrape(http: aiohttp.ClientSession, url: str) -> Samples:
         return {}
 
 
+async def _scrape_all(http: aiohttp.ClientSession, urls: list[str]) -> Samples:
+    """Every worker's metrics, summed series by series."""
+    return merge_samples([await _scrape(http, url) for url in urls])
+
+
 async def _stop(proc: asyncio.subprocess.Process | None) -> None:
     if proc is None or proc.returncode is not None:
         return
@@ -172,15 +179,14 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
     engine_args = [a for name in plan.engines for a in ("--engine", name)]
     if plan.user_dir is not None:
         engine_args += ["--user-dir", str(plan.user_dir)]
-    server = sender = None
+    if plan.workers > 1:  # each worker takes its share, then answers 307 to one with room
+        engine_args += ["--max-streams", str(-(-plan.streams // plan.workers))]
+    servers: list[asyncio.subprocess.Process] = []
+    sender = None
     collect: asyncio.Task[None] | None = None
     with log_path.open("wb") as log:
         try:
-            server = await _spawn(
-                ["-m", "stream.benchmark.servers", plan.server, *engine_args], log
-            )
-            _, port, redis_url = (await _read_line(server, "ready ", READY_TIMEOUT_S)).split()
-            url = f"http://127.0.0.1:{port}"
+            redis_url, urls = await _start_workers(plan, engine_args, log, servers)
             collector = LatencyCollector(plan.engines[0] if plan.engines else "")
             if redis_url != "-":
                 pattern = f"{plan.prefix}:*:scene"
@@ -188,7 +194,7 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
                     _collect(redis_url, pattern, collector), name="collect"
                 )
             sender = await _spawn(
-                ["-m", "stream.benchmark.sender", url, "--streams", str(plan.streams),
+                ["-m", "stream.benchmark.sender", urls[0], "--streams", str(plan.streams),
                  "--seconds", str(plan.warmup + plan.seconds + 2), "--clip", str(plan.clip)],
                 log,
             )  # fmt: skip
@@ -196,14 +202,35 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
                 await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
             except RuntimeError:
                 return _refused(plan)
-            return await _measure(plan, server.pid, sender.pid, url, collector)
+            return await _measure(plan, [s.pid for s in servers], sender.pid, urls, collector)
         finally:
             if collect is not None:
                 collect.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await collect
             await _stop(sender)
-            await _stop(server)
+            for server in reversed(servers):  # the first worker owns the embedded Redis
+                await _stop(server)
+
+
+async def _start_workers(
+    plan: TrialPlan, args: list[str], log: IO[bytes], started: list[asyncio.subprocess.Process]
+) -> tuple[str, list[str]]:
+    """Start the server, or `plan.workers` service workers sharing the first one's Redis.
+
+    Appends each process to `started` as soon as it exists (the caller stops them). Returns
+    the Redis URL ("-" when the server has none) and every worker's base URL, first first.
+    """
+    urls: list[str] = []
+    redis_url = "-"
+    for i in range(plan.workers):
+        extra = ["--redis", redis_url] if i > 0 else []
+        proc = await _spawn(["-m", "stream.benchmark.servers", plan.server, *args, *extra], log)
+        started.append(proc)
+        _, port, url = (await _read_line(proc, "ready ", READY_TIMEOUT_S)).split()
+        redis_url = url if i == 0 else redis_url
+        urls.append(f"http://127.0.0.1:{port}")
+    return redis_url, urls
 
 
 def _refused(plan: TrialPlan) -> TrialResult:
@@ -214,27 +241,33 @@ def _refused(plan: TrialPlan) -> TrialResult:
 
 
 async def _measure(
-    plan: TrialPlan, pid: int, sender_pid: int, url: str, collector: LatencyCollector
+    plan: TrialPlan,
+    pids: list[int],
+    sender_pid: int,
+    urls: list[str],
+    collector: LatencyCollector,
 ) -> TrialResult:
-    """Warm up, then sample CPU (server and sender), RSS, queue depth and metrics over
-    `plan.seconds`."""
+    """Warm up, then sample CPU (servers and sender), RSS, queue depth and metrics over
+    `plan.seconds`; with several workers, their figures are summed."""
     await asyncio.sleep(plan.warmup)
-    procs, senders = _tree(pid), _tree(sender_pid)
+    roots = [psutil.Process(pid) for pid in pids]
+    procs, senders = [p for pid in pids for p in _tree(pid)], _tree(sender_pid)
     timeout = aiohttp.ClientTimeout(total=5.0)
     async with aiohttp.ClientSession(timeout=timeout) as http:
-        before = await _scrape(http, url)
+        before = await _scrape_all(http, urls)
         cpu0, sent0, t0, mono0 = _cpu_s(procs), _cpu_s(senders), time.time(), time.monotonic()
         rss: list[float] = []
         queue: list[float] = []
         while time.monotonic() - mono0 < plan.seconds:
             await asyncio.sleep(SAMPLE_EVERY_S)
             with contextlib.suppress(psutil.Error):
-                rss.append(procs[0].memory_info().rss / 2**20)
+                rss.append(sum(root.memory_info().rss for root in roots) / 2**20)
             if plan.server == "service":
-                queue.append(gauge(await _scrape(http, url), "scenestream_queue_depth"))
+                queue.append(gauge(await _scrape_all(http, urls), "scenestream_queue_depth"))
         cpu1, sent1 = _cpu_s(procs), _cpu_s(senders)
         t1, wall = time.time(), time.monotonic() - mono0
-        after = await _scrape(http, url)
+        per_worker = [await _scrape(http, url) for url in urls]
+        after = merge_samples(per_worker)
     # windows that end by t1 may still be in flight: give them the budget to arrive
     await asyncio.sleep(0.5)
     latencies = collector.between(t0, t1)
@@ -259,6 +292,8 @@ async def _measure(
         latency_trend_ms=thirds_trend(latencies) * 1e3,
         outside_ms=_ms(collector.outside_p50(t0, t1)),
         queue_trend=thirds_trend(queue),
+        workers=plan.workers,
+        streams_per_worker=[int(gauge(m, "scenestream_active_streams")) for m in per_worker],
     )
     if plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
         result.why = verdict(result)

@@ -53,10 +53,33 @@ def test_one_stream_for_four_seconds(tmp_path: Path) -> None:
     assert "[service] 1 stream(s)" in done.stdout  # progress lines
 
 
-def test_bad_arguments_are_one_line(tmp_path: Path) -> None:
-    done = run_bench(tmp_path, "--streams", "0")
+@pytest.mark.timeout(150)
+def test_two_workers_share_the_streams(tmp_path: Path) -> None:
+    done = run_bench(tmp_path, "--streams", "2", "--seconds", "3", "--no-baseline",
+                     "--workers", "2")  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    (trial,) = json.loads((tmp_path / "bench.json").read_text())["trials"]
+    assert trial["workers"] == 2
+    # the first worker holds its share (1), then answers 307 to the second one
+    assert trial["streams_per_worker"] == [1, 1]
+    assert trial["messages"] >= 4
+    assert trial["outcomes"].get("published", 0) >= trial["messages"] - 2
+    assert "| service ×2 | 2 |" in (tmp_path / "bench.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["--streams", "0"], "--streams must be within 1..64"),
+        (["--workers", "0"], "--workers must be within 1..8"),
+        (["--workers", "2", "--no-engine"],
+         "--workers applies to the service; --no-engine runs the ingest alone"),
+    ],
+)  # fmt: skip
+def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], error: str) -> None:
+    done = run_bench(tmp_path, *args)
     assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == ["scenestream bench: --streams must be within 1..64"]
+    assert done.stderr.strip().splitlines() == [f"scenestream bench: {error}"]
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ from stream.benchmark.report import (
     gauge,
     histogram_means,
     markdown_table,
+    merge_samples,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
@@ -117,6 +118,24 @@ def test_markdown_table_has_a_row_per_trial() -> None:
     assert "| service | 4 | 80 | 120 | 150 | 8.0 | 0/0/0 |" in text
     assert "| naive | 2 | 80 | 120 | 150 | 8.0 | – |" in text
     assert "no: p95 300 ms > 250 ms" in text
+
+
+def test_workers_metrics_are_summed_series_by_series() -> None:
+    one, two = parse_metrics(BEFORE), parse_metrics(AFTER)
+    merged = merge_samples([one, two])
+    assert gauge(merged, "scenestream_queue_depth", engine="avfusion") == 4.0
+    delta = counter_delta(one, merged, "scenestream_windows_total", "outcome", engine="avfusion")
+    assert delta == {"published": 30.0, "stale": 1.0, "superseded": 3.0}  # two's totals
+    assert merge_samples([]) == {}
+
+
+def test_several_workers_are_named_in_the_table() -> None:
+    row = result(workers=2, streams_per_worker=[2, 2])
+    assert row.label == "service ×2"
+    assert row.as_dict()["workers"] == 2
+    assert row.as_dict()["streams_per_worker"] == [2, 2]
+    assert "| service ×2 | 4 |" in markdown_table([row])
+    assert result().label == "service"
 
 
 def test_collector_keeps_one_engine_and_skips_garbage() -> None:
