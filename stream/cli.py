@@ -119,8 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, help="number of windows to evaluate")
 
     p = sub.add_parser("bench", help="load benchmark: N loopback streams against the service")
-    p.add_argument("--streams", type=int, default=4)
-    p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--streams", type=int, default=4, help="concurrent senders (default 4)")
+    p.add_argument("--seconds", type=float, default=20, help="measured seconds per trial")
     p.add_argument("--find-capacity", action="store_true", help="search the largest N in budget")
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the naive per-frame baseline")  # fmt: skip

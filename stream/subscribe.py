@@ -215,7 +215,7 @@ class Subscription:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -300,7 +300,7 @@ class Subscription:
                 pubsub, self._pubsub = self._pubsub, None
                 if pubsub is not None:
                     with contextlib.suppress(RedisError, OSError):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call]
+                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue

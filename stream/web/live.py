@@ -150,7 +150,7 @@ class LiveBridge:
                 if sub.patterns:
                     await pubsub.psubscribe(*sub.patterns)
         except REDIS_ERRORS:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
             logger.warning("live view: redis unavailable", extra={"client": client_id})
             return problem_response(503, "redis unavailable", headers={"Retry-After": "5"})
         buffer = ClientBuffer(max_scenes=self.max_scenes, max_pending=self.max_pending)
@@ -179,7 +179,7 @@ class LiveBridge:
             try:
                 await asyncio.wait({reader})  # our own cancellation still propagates
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
             logger.info(
                 "live view closed",
                 extra={"client": client_id, "dropped_scenes": buffer.dropped_scenes},

@@ -17,7 +17,7 @@ from stream.benchmark.report import (
     thirds_trend,
     verdict,
 )
-from stream.benchmark.trial import LatencyCollector
+from stream.benchmark.trial import LatencyCollector, _live_streams
 
 pytestmark = pytest.mark.unit
 
@@ -136,6 +136,13 @@ def test_several_workers_are_named_in_the_table() -> None:
     assert row.as_dict()["streams_per_worker"] == [2, 2]
     assert "| service ×2 | 4 |" in markdown_table([row])
     assert result().label == "service"
+
+
+def test_live_streams_per_worker_only_where_the_gauge_exists() -> None:
+    live = "# TYPE scenestream_active_streams gauge\nscenestream_active_streams 3.0\n"
+    assert _live_streams([parse_metrics(live), parse_metrics(live.replace("3.0", "2.0"))]) == [3, 2]
+    assert _live_streams([parse_metrics(BEFORE)]) == []  # the naive baseline has no such gauge
+    assert _live_streams([]) == []
 
 
 def test_collector_keeps_one_engine_and_skips_garbage() -> None:
