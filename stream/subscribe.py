@@ -40,7 +40,13 @@ from redis.exceptions import RedisError
 
 from stream.messages import InvalidMessage, Message, decode
 from stream.scaleout import sharded
-from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client, resolve_cluster
+from stream.scaleout.redis_client import (
+    REDIS_ERRORS,
+    AnyRedis,
+    close_pubsub,
+    open_client,
+    resolve_cluster,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +221,7 @@ class Subscription:
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(RedisError, OSError):
-                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
+                await close_pubsub(pubsub)
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(RedisError, OSError):
@@ -300,7 +306,7 @@ class Subscription:
                 pubsub, self._pubsub = self._pubsub, None
                 if pubsub is not None:
                     with contextlib.suppress(RedisError, OSError):
-                        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
+                        await close_pubsub(pubsub)
                 await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
                 backoff = min(backoff * 2, self.backoff_max_s)
                 continue

@@ -79,6 +79,14 @@ def gauge(samples: Samples, name: str, **where: str) -> float:
     )
 
 
+def live_streams(per_worker: list[Samples]) -> list[int]:
+    """Live streams per worker; empty for servers without the gauge (the naive baseline)."""
+    name = "scenestream_active_streams"
+    if not all(any(sample == name for sample, _ in m) for m in per_worker):
+        return []
+    return [int(gauge(m, name)) for m in per_worker]
+
+
 def thirds_trend(values: Sequence[float]) -> float:
     """Median of the last third minus median of the first third (0 with too few values)."""
     if len(values) < 6:

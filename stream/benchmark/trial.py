@@ -30,12 +30,14 @@ from stream.benchmark.report import (
     counter_delta,
     gauge,
     histogram_means,
+    live_streams,
     merge_samples,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
     verdict,
 )
+from stream.scaleout.redis_client import close_pubsub
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +110,7 @@ async def _collect(redis_url: str, pattern: str, collector: LatencyCollector) ->
             if msg is not None and msg.get("type") == "pmessage":
                 collector.add(msg["data"])
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
+        await close_pubsub(pubsub)
         await client.aclose()
 
 
@@ -240,14 +242,6 @@ def _refused(plan: TrialPlan) -> TrialResult:
     return result
 
 
-def _live_streams(per_worker: list[Samples]) -> list[int]:
-    """Live streams per worker; empty for servers without the gauge (the naive baseline)."""
-    name = "scenestream_active_streams"
-    if not all(any(sample == name for sample, _ in m) for m in per_worker):
-        return []
-    return [int(gauge(m, name)) for m in per_worker]
-
-
 async def _measure(
     plan: TrialPlan,
     pids: list[int],
@@ -301,7 +295,7 @@ async def _measure(
         outside_ms=_ms(collector.outside_p50(t0, t1)),
         queue_trend=thirds_trend(queue),
         workers=plan.workers,
-        streams_per_worker=_live_streams(per_worker),
+        streams_per_worker=live_streams(per_worker),
     )
     if plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
         result.why = verdict(result)

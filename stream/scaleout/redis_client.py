@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
+from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
@@ -36,6 +37,11 @@ async def resolve_cluster(url: str, mode: ClusterMode) -> bool:
         return await detect_cluster(url)
     except REDIS_ERRORS:
         return False
+
+
+async def close_pubsub(pubsub: PubSub) -> None:
+    """Close a pub/sub connection (redis-py types `aclose` only in newer releases)."""
+    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def open_client(url: str, cluster: bool, **kwargs: Any) -> AnyRedis:

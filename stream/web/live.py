@@ -34,7 +34,7 @@ from redis.asyncio.client import PubSub
 
 from stream.config import STREAM_ID_PATTERN
 from stream.scaleout import sharded
-from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, close_pubsub, open_client
 from stream.web.sse import CHANNEL_KINDS, ClientBuffer, format_event, route, subscription
 from stream.whip.problems import problem_response
 
@@ -150,7 +150,7 @@ class LiveBridge:
                 if sub.patterns:
                     await pubsub.psubscribe(*sub.patterns)
         except REDIS_ERRORS:
-            await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
+            await close_pubsub(pubsub)
             logger.warning("live view: redis unavailable", extra={"client": client_id})
             return problem_response(503, "redis unavailable", headers={"Retry-After": "5"})
         buffer = ClientBuffer(max_scenes=self.max_scenes, max_pending=self.max_pending)
@@ -179,7 +179,7 @@ class LiveBridge:
             try:
                 await asyncio.wait({reader})  # our own cancellation still propagates
             finally:
-                await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # typed in newer redis-py
+                await close_pubsub(pubsub)
             logger.info(
                 "live view closed",
                 extra={"client": client_id, "dropped_scenes": buffer.dropped_scenes},

@@ -10,6 +10,7 @@ from stream.benchmark.report import (
     counter_delta,
     gauge,
     histogram_means,
+    live_streams,
     markdown_table,
     merge_samples,
     parse_metrics,
@@ -17,7 +18,7 @@ from stream.benchmark.report import (
     thirds_trend,
     verdict,
 )
-from stream.benchmark.trial import LatencyCollector, _live_streams
+from stream.benchmark.trial import LatencyCollector
 
 pytestmark = pytest.mark.unit
 
@@ -140,9 +141,9 @@ def test_several_workers_are_named_in_the_table() -> None:
 
 def test_live_streams_per_worker_only_where_the_gauge_exists() -> None:
     live = "# TYPE scenestream_active_streams gauge\nscenestream_active_streams 3.0\n"
-    assert _live_streams([parse_metrics(live), parse_metrics(live.replace("3.0", "2.0"))]) == [3, 2]
-    assert _live_streams([parse_metrics(BEFORE)]) == []  # the naive baseline has no such gauge
-    assert _live_streams([]) == []
+    assert live_streams([parse_metrics(live), parse_metrics(live.replace("3.0", "2.0"))]) == [3, 2]
+    assert live_streams([parse_metrics(BEFORE)]) == []  # the naive baseline has no such gauge
+    assert live_streams([]) == []
 
 
 def test_collector_keeps_one_engine_and_skips_garbage() -> None:
