@@ -1,36 +1,23 @@
 """`scenestream` command line.
 
 Arguments for every command are declared here (so `--help` is fast and complete); each command's
-work lives in its own module, imported only when that command runs, exposing
-`run(args: argparse.Namespace) -> int`. Anything a user can cause ends as one clear line on
-stderr and a non-zero exit, never a traceback.
+work lives in its own module under `stream/commands/` (named after the command), imported only
+when that command runs, exposing `run(args: argparse.Namespace) -> int`. The imports are plain
+`from stream.commands import ...` statements in `_command`, so import checks see every edge.
+Anything a user can cause ends as one clear line on stderr and a non-zero exit, never a
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
+from engines.errors import UserError
 from stream import __version__
-
-
-class UserError(Exception):
-    """An error the user can fix (bad flag, unreachable URL, missing file): printed as one line."""
-
-
-COMMANDS: dict[str, str] = {
-    "demo": "stream.demo",
-    "serve": "stream.serve",
-    "send": "stream.sender.cli",
-    "events": "stream.events_cli",
-    "engines": "engines.cli",
-    "train": "engines.training.cli",
-    "evaluate": "engines.evaluation.cli",
-    "bench": "stream.bench",
-}
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -131,6 +118,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    """The `run` function of command `name` (its module is imported only now)."""
+    if name == "demo":
+        from stream.commands.demo import run as run_demo
+
+        return run_demo
+    elif name == "serve":
+        from stream.commands.serve import run as run_serve
+
+        return run_serve
+    elif name == "send":
+        from stream.commands.send import run as run_send
+
+        return run_send
+    elif name == "events":
+        from stream.commands.events import run as run_events
+
+        return run_events
+    elif name == "engines":
+        from stream.commands.engines import run as run_engines
+
+        return run_engines
+    elif name == "train":
+        from stream.commands.train import run as run_train
+
+        return run_train
+    elif name == "evaluate":
+        from stream.commands.evaluate import run as run_evaluate
+
+        return run_evaluate
+    elif name == "bench":
+        from stream.commands.bench import run as run_bench
+
+        return run_bench
+    raise UserError(f"unknown command {name!r}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scenestream` console script."""
     args = build_parser().parse_args(argv)
@@ -138,9 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    module = importlib.import_module(COMMANDS[args.command])
+    run = _command(args.command)
     try:
-        return int(module.run(args))
+        return int(run(args))
     except KeyboardInterrupt:
         return 130
     except UserError as exc:

@@ -1,181 +1,245 @@
-"""Scores to lifecycle events: per stream and label, a small hysteresis state machine.
+"""The glue after inference: results → interpretation → messages → publisher.
 
-Pure logic (no asyncio, no I/O). For each label of one stream on one engine:
+`Interpreter` is the scheduler's `ResultSink`. For each window it updates the stream's
+`EventTracker` (one per stream and engine), hands lifecycle events and the scene message to the
+publisher, and — once Redis acknowledged a scene message (`message_sent`, the publisher's
+`on_sent` hook) — counts the window `published` or `late` against the engine's budget and
+records capture-to-publish latency. Per-stream figures for `/api/streams` come from `streams()`.
 
-- idle → pending when the score reaches `on`; pending → active (`start`) once it has stayed at or
-  above `on` for `min_duration_s`; the event's `start` is the window time where it first crossed.
-- active: `update` when the score or the peak moved by `update_delta` since the last message,
-  at most once per `update_interval_s` (so a flickering score does not flood consumers).
-- active → ended (`end`) once the score has stayed under `off` for `hold_s`; the event's `end`
-  is the window time where it first went under `off`. A score back at or above `off` during the
-  hold keeps the event going.
+Wiring (composition root)::
 
-"Window time" is whatever capture-clock time the caller attaches to a window; the pipeline uses
-`WindowSpec.event_time`: for an engine whose scores describe the whole window, its midpoint, the
-best single estimate of when what the window saw happened (an onset detected in `[t-1, t]` is
-reported near `t-0.5`, not up to a whole window late), as in the DESIGN.md example; for one
-whose scores describe the window's end (`labels_at = "end"`, like `avfusion`), its end, the
-moment by which the window has seen it. Event ids are stable: `"{stream}-{label}-{n}"` with `n`
-counting that label's events on that stream from 1. The counters can be shared (`counters`) by
-the trackers of one stream on several engines, and across a stream's reconnections, so that an
-id is never given twice.
+    publisher = RedisPublisher(url, prefix, metrics, outbox_max, log_maxlen)
+    pipeline = Interpreter(engines, publisher, metrics, settings=settings)
+    publisher.on_sent = pipeline.message_sent
+    scheduler = Scheduler(engines, metrics, pipeline, publisher)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import time
+from collections import OrderedDict, deque
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Protocol
 
-from stream.config import LabelThresholds
+from engines.config import LabelThresholds
+from engines.events import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
+from engines.runtime.interface import EngineRuntime
+from engines.window import event_time
+from stream.config import Settings
+from stream.metrics import Metrics
+from stream.publish import messages
+from stream.scheduler.runner import WindowResult
 
-Phase = Literal["start", "update", "end"]
-
-DEFAULT_THRESHOLDS = LabelThresholds.model_validate({})  # on 0.6, off 0.4, min_duration 0, hold 1 s
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """One lifecycle message of a labelled stretch of a stream (capture-clock times)."""
-
-    id: str
-    label: str
-    phase: Phase
-    score: float
-    peak_score: float
-    start: float
-    end: float | None
+RECENT = 200  # windows per stream kept for the /api/streams percentiles
+ID_MEMORY = 10_000  # streams whose event counters outlive them (ids never repeat)
 
 
-def resolve_thresholds(
-    labels: Iterable[str],
-    *,
-    configured: Mapping[str, LabelThresholds] | None = None,
-    manifest: Mapping[str, LabelThresholds] | None = None,
-    default: LabelThresholds = DEFAULT_THRESHOLDS,
-) -> dict[str, LabelThresholds]:
-    """Thresholds per label: configuration (`engines.overrides[engine].thresholds`) wins over
-    the engine manifest's defaults, which win over the global default."""
-    configured = configured or {}
-    manifest = manifest or {}
-    return {label: configured.get(label) or manifest.get(label) or default for label in labels}
+class MessageSink(Protocol):
+    """Where messages go (the Redis publisher); must not block."""
+
+    def publish(self, message: messages.Message) -> None: ...
 
 
 @dataclass(slots=True)
-class _LabelState:
-    thresholds: LabelThresholds
-    count: int = 0  # `n` of the current (or last) event's id
-    pending_since: float | None = None  # first window at/above `on`, not yet started
-    active: bool = False
-    start: float = 0.0
-    peak: float = 0.0
-    below_since: float | None = None  # first window under `off` while active
-    last_sent_score: float = 0.0
-    last_sent_peak: float = 0.0
-    last_sent_at: float = 0.0
-    last_score: float = 0.0
+class _Figures:
+    """Recent latency figures of one stream on one engine."""
+
+    windows: int = 0
+    published: int = 0
+    late: int = 0
+    last_seq: int = -1
+    last_window_end: float = 0.0
+    last: dict[str, float] = field(default_factory=dict)  # last scene's latency_ms
+    recent_c2p_ms: deque[float] = field(default_factory=lambda: deque(maxlen=RECENT))
 
 
-@dataclass(slots=True)
-class EventTracker:
-    """Turns one stream's per-window scores (one engine) into `start`/`update`/`end` events."""
+def manifest_defaults(engine: EngineRuntime) -> dict[str, LabelThresholds]:
+    """An engine manifest's `[thresholds.<label>]` tables (fields left out take the service's
+    defaults), read from `engine.manifest.doc.thresholds` when the engine has one."""
+    tables: Any = getattr(getattr(getattr(engine, "manifest", None), "doc", None), "thresholds", {})
+    out: dict[str, LabelThresholds] = {}
+    for label, table in (tables or {}).items():
+        given = table if isinstance(table, Mapping) else table.model_dump()
+        fields = {k: v for k, v in given.items() if v is not None}
+        if "on" in fields and "off" not in fields:  # keep hysteresis below a lowered `on`
+            fields["off"] = min(DEFAULT_THRESHOLDS.off, fields["on"])
+        out[label] = LabelThresholds.model_validate(fields)
+    return out
 
-    stream: str
-    thresholds: Mapping[str, LabelThresholds]
-    update_delta: float = 0.1
-    update_interval_s: float = 1.0
-    counters: dict[str, int] = field(default_factory=dict)  # label -> events so far (shared)
-    _labels: dict[str, _LabelState] = field(default_factory=dict, init=False)
-    last_time: float | None = field(default=None, init=False)
 
-    def __post_init__(self) -> None:
-        for label, th in self.thresholds.items():
-            if th.off > th.on:
-                raise ValueError(f"{label}: off ({th.off}) must not exceed on ({th.on})")
-            self._labels[label] = _LabelState(thresholds=th)
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
-    def active_labels(self) -> list[str]:
-        """Labels with an event in progress (started and not yet ended)."""
-        return [label for label, st in self._labels.items() if st.active]
 
-    def observe(self, time: float, scores: Mapping[str, float]) -> list[Event]:
-        """Feed one window's scores (at its capture-clock end `time`); return new events.
+class Interpreter:
+    """Interprets results and publishes them (see the module docstring)."""
 
-        Windows older than the last one seen are ignored (a late window cannot rewrite history).
-        Labels the tracker was not configured for are ignored.
-        """
-        if self.last_time is not None and time <= self.last_time:
-            return []
-        self.last_time = time
-        events: list[Event] = []
-        for label, st in self._labels.items():
-            score = scores.get(label)
-            if score is None:
-                continue
-            event = self._step(label, st, time, float(score))
-            if event is not None:
-                events.append(event)
-        return events
+    def __init__(
+        self,
+        engines: Sequence[EngineRuntime],
+        publisher: MessageSink,
+        metrics: Metrics,
+        *,
+        settings: Settings | None = None,
+        manifest_thresholds: Mapping[str, Mapping[str, LabelThresholds]] | None = None,
+        update_delta: float = 0.1,
+        update_interval_s: float = 1.0,
+    ) -> None:
+        self.publisher = publisher
+        self.metrics = metrics
+        self.publish_scene = settings.redis.publish_scene if settings else True
+        self.update_delta = update_delta
+        self.update_interval_s = update_interval_s
+        self.budgets = {e.name: e.budget_s for e in engines}
+        self.labels_at = {e.name: e.spec.labels_at for e in engines}
+        overrides = settings.engines.overrides if settings else {}
+        manifest_thresholds = manifest_thresholds or {}
+        self.thresholds: dict[str, dict[str, LabelThresholds]] = {}
+        for e in engines:
+            override = overrides.get(e.name)
+            self.thresholds[e.name] = resolve_thresholds(
+                e.labels,
+                configured=override.thresholds if override else None,
+                manifest=manifest_thresholds.get(e.name) or manifest_defaults(e),
+            )
+        self._trackers: dict[tuple[str, str], EventTracker] = {}
+        self._figures: dict[str, dict[str, _Figures]] = {}
+        # Event counters per stream, shared by its engines and kept after it ends (bounded)
+        # so that an event id is never given twice.
+        self._id_counts: OrderedDict[str, dict[str, int]] = OrderedDict()
 
-    def close(self, time: float | None = None) -> list[Event]:
-        """The stream ended: end every active event (at the time it went under `off`, else at
-        `time` or the last window seen) and forget pending ones."""
-        at = time if time is not None else (self.last_time or 0.0)
-        events: list[Event] = []
-        for label, st in self._labels.items():
-            st.pending_since = None
-            if st.active:
-                end = st.below_since if st.below_since is not None else at
-                events.append(self._end(label, st, end))
-        return events
-
-    def _step(self, label: str, st: _LabelState, time: float, score: float) -> Event | None:
-        th = st.thresholds
-        st.last_score = score
-        if not st.active:
-            if score < th.on:
-                st.pending_since = None
-                return None
-            if st.pending_since is None:
-                st.pending_since = time
-            if time - st.pending_since + 1e-9 < th.min_duration_s:
-                return None
-            return self._start(label, st, time, score)
-        st.peak = max(st.peak, score)
-        if score < th.off:
-            if st.below_since is None:
-                st.below_since = time
-            if time - st.below_since + 1e-9 >= th.hold_s:
-                return self._end(label, st, st.below_since)
-            return None
-        st.below_since = None
-        return self._maybe_update(label, st, time, score)
-
-    def _start(self, label: str, st: _LabelState, time: float, score: float) -> Event:
-        assert st.pending_since is not None
-        st.count = self.counters[label] = self.counters.get(label, 0) + 1
-        st.active = True
-        st.start = st.pending_since
-        st.pending_since = None
-        st.below_since = None
-        st.peak = score
-        st.last_sent_score, st.last_sent_peak, st.last_sent_at = score, score, time
-        return Event(self._id(label, st), label, "start", score, score, st.start, None)
-
-    def _maybe_update(self, label: str, st: _LabelState, time: float, score: float) -> Event | None:
-        moved = (
-            abs(score - st.last_sent_score) >= self.update_delta
-            or st.peak - st.last_sent_peak >= self.update_delta
+    # -- ResultSink -------------------------------------------------------------------------
+    def window_result(self, result: WindowResult) -> None:
+        """Interpret one window's scores and publish its events and scene message."""
+        t0 = time.perf_counter()
+        w = result.window
+        tracker = self._tracker(w.stream, result.engine)
+        # Event times are on the capture clock: the window's midpoint, or its end for an engine
+        # whose scores describe the window's end (see engines.events).
+        at = event_time(self.labels_at.get(result.engine, "window"), w.start, w.end)
+        events = tracker.observe(at, result.scores)
+        active = tracker.active_labels()
+        self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
+            time.perf_counter() - t0
         )
-        if not moved or time - st.last_sent_at < self.update_interval_s:
-            return None
-        st.last_sent_score, st.last_sent_peak, st.last_sent_at = score, st.peak, time
-        return Event(self._id(label, st), label, "update", score, st.peak, st.start, None)
+        now = time.time()
+        for event in events:
+            self.publisher.publish(self._event(w.stream, result.engine, event, now))
+        figures = self._figures.setdefault(w.stream, {}).setdefault(result.engine, _Figures())
+        figures.windows += 1
+        figures.last_seq = w.seq
+        figures.last_window_end = w.end
+        if not self.publish_scene:
+            self._count(result.engine, now - w.end, figures)
+            return
+        latency = messages.LatencyBreakdown(now - w.end, result.queue_s, result.infer_s)
+        self.publisher.publish(
+            messages.scene_message(
+                stream=w.stream,
+                engine=result.engine,
+                seq=w.seq,
+                start=w.start,
+                end=w.end,
+                gaps=w.gaps,
+                scores=result.scores,
+                active=active,
+                latency=latency,
+                published_at=now,
+                missing=w.missing,
+            )
+        )
 
-    def _end(self, label: str, st: _LabelState, end: float) -> Event:
-        st.active = False
-        st.below_since = None
-        return Event(self._id(label, st), label, "end", st.last_score, st.peak, st.start, end)
+    def stream_closed(self, stream: str, engine: str) -> None:
+        """End the stream's open events on this engine and forget its state."""
+        tracker = self._trackers.pop((stream, engine), None)
+        if tracker is not None:
+            now = time.time()
+            for event in tracker.close():
+                self.publisher.publish(self._event(stream, engine, event, now))
+        per_engine = self._figures.get(stream)
+        if per_engine is not None:
+            per_engine.pop(engine, None)
+            if not per_engine:
+                del self._figures[stream]
 
-    def _id(self, label: str, st: _LabelState) -> str:
-        return f"{self.stream}-{label}-{st.count}"
+    # -- publisher hook ---------------------------------------------------------------------
+    def message_sent(self, message: messages.Message) -> None:
+        """Redis acknowledged a message: account scene messages as published or late."""
+        if message.get("type") != "scene":
+            return
+        engine = str(message["engine"])
+        c2p = float(message["published_at"]) - float(message["window"]["end"])
+        figures = self._figures.get(str(message["stream"]), {}).get(engine)
+        self._count(engine, c2p, figures)
+        if figures is not None:
+            figures.last = dict(message["latency_ms"])
+
+    # -- read API for /api/streams ----------------------------------------------------------
+    def streams(self) -> dict[str, dict[str, Any]]:
+        """Per stream and engine: windows, published/late counts, last latency breakdown (ms),
+        capture-to-publish p50/p95 over the last windows, and the labels active now."""
+        out: dict[str, dict[str, Any]] = {}
+        for stream, per_engine in self._figures.items():
+            for engine, f in per_engine.items():
+                tracker = self._trackers.get((stream, engine))
+                recent = list(f.recent_c2p_ms)
+                out.setdefault(stream, {})[engine] = {
+                    "windows": f.windows,
+                    "published": f.published,
+                    "late": f.late,
+                    "last_seq": f.last_seq,
+                    "last_window_end": f.last_window_end,
+                    "latency_ms": f.last,
+                    "capture_to_publish_ms": {
+                        "p50": _percentile(recent, 0.5),
+                        "p95": _percentile(recent, 0.95),
+                    },
+                    "active": tracker.active_labels() if tracker else [],
+                }
+        return out
+
+    # -- helpers ----------------------------------------------------------------------------
+    def _count(self, engine: str, c2p_s: float, figures: _Figures | None) -> None:
+        late = c2p_s > self.budgets.get(engine, float("inf"))
+        outcome = "late" if late else "published"
+        self.metrics.windows.labels(engine=engine, outcome=outcome).inc()
+        self.metrics.capture_to_publish_seconds.labels(engine=engine).observe(c2p_s)
+        if figures is not None:
+            figures.recent_c2p_ms.append(c2p_s * 1000)
+            if late:
+                figures.late += 1
+            else:
+                figures.published += 1
+
+    def _tracker(self, stream: str, engine: str) -> EventTracker:
+        key = (stream, engine)
+        tracker = self._trackers.get(key)
+        if tracker is None:
+            tracker = self._trackers[key] = EventTracker(
+                stream,
+                self.thresholds.get(engine, {}),
+                update_delta=self.update_delta,
+                update_interval_s=self.update_interval_s,
+                counters=self._counters(stream),
+            )
+        return tracker
+
+    def _counters(self, stream: str) -> dict[str, int]:
+        counters = self._id_counts.get(stream)
+        if counters is None:
+            counters = self._id_counts[stream] = {}
+            while len(self._id_counts) > ID_MEMORY:
+                self._id_counts.popitem(last=False)
+        self._id_counts.move_to_end(stream)
+        return counters
+
+    @staticmethod
+    def _event(stream: str, engine: str, e: Event, now: float) -> messages.Message:
+        return messages.event_message(
+            stream=stream, engine=engine, event_id=e.id, label=e.label, phase=e.phase,
+            score=e.score, peak_score=e.peak_score, start=e.start, end=e.end, published_at=now,
+        )  # fmt: skip

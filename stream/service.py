@@ -1,9 +1,13 @@
-"""The composition root: builds every part of the service from `Settings` and owns their lives.
+"""The composition root: builds every part of a worker from `Settings` and owns their lives.
 
 Start order follows the data path backwards, so that nothing produces into a part that is not
 running yet: Redis (embedded when no URL) → publisher → engines (loaded and warmed in a thread;
-`/readyz` stays 503 until they are) → scheduler → HTTP/WHIP. Shutdown runs forwards: stop
-accepting, close sessions, drain the scheduler, flush the outbox, stop the embedded Redis.
+`/readyz` stays 503 until they are) → interpretation → scheduler → ingest sessions → HTTP.
+Shutdown runs forwards: stop accepting, close sessions, drain the scheduler, flush the outbox,
+stop the embedded Redis.
+
+An ingest-only worker (`window_sink=` given: no engines, no Redis; the load benchmark's
+`--no-engine` trials and the ingest tests) is composed here too, from the same parts.
 """
 
 from __future__ import annotations
@@ -12,48 +16,81 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from engines.engine import Engine
-from engines.loader import LoadReport, load_engines
+from engines.runtime.engine import Engine
+from engines.runtime.loader import LoadReport, load_engines
+from engines.window import WindowSpec
 from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
+from stream.http.admission import StreamAdmission
+from stream.http.whip import WhipEndpoint
+from stream.ingest.session import SessionFactory
+from stream.ingest.window_sink import INGEST_ONLY_SPECS, WindowSink
+from stream.interpret import Interpreter
+from stream.live.page import LiveBridge
 from stream.metrics import OUTCOMES, Metrics
-from stream.pipeline import Pipeline
 from stream.publish.redis_publisher import RedisPublisher
+from stream.publish.status import LogStatusSink, StatusSink
+from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
 from stream.scaleout.redis_client import open_client, resolve_cluster
 from stream.scheduler.runner import Scheduler
-from stream.web.live import setup_live_routes
-from stream.whip.app import create_app
+from stream.webrtc.loopback import use_loopback_candidates
+from stream.webrtc.rtcp import watch_decode_errors
 
 logger = logging.getLogger(__name__)
 
+# Frames above 1080p are resized off the loop: a loop stalled for each resize delays packet
+# arrival stamps, which aiortc's bandwidth estimator reads as congestion.
+RESIZE_THREADS = 2
 
-@dataclass
+
 class Service:
-    """One running scenestream worker. Use `await Service(settings).start()`, then `close()`."""
+    """One running scenestream worker. Use `await Service(settings).start()`, then `close()`.
 
-    settings: Settings
-    metrics: Metrics = field(default_factory=Metrics)
-    engines: list[Engine] = field(default_factory=list)
-    reports: list[LoadReport] = field(default_factory=list)
-    redis_url: str = ""
-    port: int = 0
-    _redis: EmbeddedRedis | None = None
-    _publisher: RedisPublisher | None = None
-    _scheduler: Scheduler | None = None
-    _pipeline: Pipeline | None = None
-    _runner: web.AppRunner | None = None
-    _probe: aioredis.Redis | None = None
-    _directory: WorkerDirectory | None = None
-    _gpu: GpuMonitor | None = None
-    started_at: float = field(default_factory=time.time)
+    With `window_sink`, the worker is ingest only: windows cut for `specs` (default
+    `INGEST_ONLY_SPECS`) go to that sink, status changes to `status` (default: logged).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        metrics: Metrics | None = None,
+        window_sink: WindowSink | None = None,
+        specs: Mapping[str, WindowSpec] | None = None,
+        status: StatusSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics if metrics is not None else Metrics()
+        self.ingest_only = window_sink is not None
+        self.engines: list[Engine] = []
+        self.reports: list[LoadReport] = []
+        self.redis_url = ""
+        self.port = 0
+        self.started_at = time.time()
+        self.admission = StreamAdmission(settings.server.max_streams, self.metrics)
+        self.app: web.Application | None = None
+        self._window_sink = window_sink
+        self._specs = specs
+        self._status = status
+        self._redis: EmbeddedRedis | None = None
+        self._publisher: RedisPublisher | None = None
+        self._scheduler: Scheduler | None = None
+        self._interpreter: Interpreter | None = None
+        self._runner: web.AppRunner | None = None
+        self._probe: aioredis.Redis | None = None
+        self._directory: WorkerDirectory | None = None
+        self._gpu: GpuMonitor | None = None
+        self._resize_pool: ThreadPoolExecutor | None = None
+        self._unwatch_decode: Callable[[], None] | None = None
 
     @property
     def url(self) -> str:
@@ -64,6 +101,28 @@ class Service:
 
     async def start(self) -> Service:
         """Bring the whole service up; raises on a misconfiguration (engine, Redis, port)."""
+        s = self.settings
+        if not s.server.tokens:
+            logger.warning("no bearer tokens configured: the WHIP endpoint is open to anyone")
+        if s.session.include_loopback:
+            use_loopback_candidates()
+        if self.ingest_only:
+            self.app = self._ingest_only_app()
+        else:
+            self.app = await self._full_app()
+        self._watch_decode_errors()
+        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, s.server.host, s.server.port)
+        await site.start()
+        self.port = int(self._runner.addresses[0][1])
+        if self._directory is not None:
+            await self._directory.start(s.server.public_url or self.url)
+        logger.info("scenestream listening on %s", self.url)
+        return self
+
+    async def _full_app(self) -> web.Application:
+        """Redis, publisher, engines, interpretation, scheduler, scale-out, then the routes."""
         s = self.settings
         self.redis_url = s.redis.url or await self._start_embedded_redis()
         cluster = await resolve_cluster(self.redis_url, s.redis.cluster)
@@ -79,32 +138,40 @@ class Service:
         for report in self.reports:
             logger.info("engine ready: %s on %s", report.engine, report.backend)
         await self._start_gpu_monitor()
-        self._pipeline = Pipeline(self.engines, self._publisher, self.metrics, settings=s)
-        self._publisher.on_sent = self._pipeline.message_sent
-        self._scheduler = Scheduler(self.engines, self.metrics, self._pipeline, self._publisher)
+        self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
+        self._publisher.on_sent = self._interpreter.message_sent
+        self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, self._publisher)
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
         self._directory = self._new_directory(cluster)
-        app = create_app(
-            s,
-            self.metrics,
-            specs={e.name: e.spec for e in self.engines},
-            window_sink=self._scheduler,
-            status=self._publisher,
-            ready=self._ready,
-            stream_figures=self._pipeline.streams,
-            scaleout=self._directory,
+        whip = self._whip({e.name: e.spec for e in self.engines}, self._scheduler, self._publisher)
+        live = LiveBridge(
+            self.redis_url, s.redis.prefix, cluster=cluster,
+            tokens=[t.get_secret_value() for t in s.server.tokens],
+        )  # fmt: skip
+        return build_app(
+            s, self.metrics, whip, ready=self._ready, stream_figures=self._interpreter.streams,
+            engine_reports=self._engine_reports, live=live,
+        )  # fmt: skip
+
+    def _ingest_only_app(self) -> web.Application:
+        """Sessions, ingest and window cutting only: windows go to the given sink."""
+        assert self._window_sink is not None
+        specs = self._specs if self._specs is not None else INGEST_ONLY_SPECS
+        status = self._status if self._status is not None else LogStatusSink()
+        whip = self._whip(specs, self._window_sink, status)
+        return build_app(self.settings, self.metrics, whip, ready=_always_ready)
+
+    def _whip(
+        self, specs: Mapping[str, WindowSpec], sink: WindowSink, status: StatusSink
+    ) -> WhipEndpoint:
+        """The WHIP endpoint, opening sessions whose windows go to `sink`."""
+        s = self.settings
+        self._resize_pool = ThreadPoolExecutor(RESIZE_THREADS, thread_name_prefix="ingest-resize")
+        sessions = SessionFactory(
+            specs, sink, status, self.metrics, s.ingest, s.session, executor=self._resize_pool
         )
-        setup_live_routes(app, redis_url=self.redis_url, prefix=s.redis.prefix, cluster=cluster)
-        app.router.add_get("/api/engines", self._engines_handler)
-        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=5.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, s.server.host, s.server.port)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
-        await self._directory.start(s.server.public_url or self.url)
-        logger.info("scenestream listening on %s", self.url)
-        return self
+        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory)
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
@@ -113,6 +180,12 @@ class Service:
         if self._runner is not None:
             await self._runner.cleanup()  # stops accepting, runs on_shutdown (closes sessions)
             self._runner = None
+        if self._unwatch_decode is not None:
+            self._unwatch_decode()
+            self._unwatch_decode = None
+        if self._resize_pool is not None:
+            self._resize_pool.shutdown(wait=False, cancel_futures=True)
+            self._resize_pool = None
         if self._directory is not None:
             await self._directory.close()  # after the sessions: their claims are released
             self._directory = None
@@ -136,6 +209,18 @@ class Service:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.close)
             self._redis = None
+
+    def _watch_decode_errors(self) -> None:
+        """aiortc's decode failures counted as `frames_dropped{reason="decode_error"}`."""
+        counters = {
+            k: self.metrics.frames_dropped.labels(k, "decode_error") for k in ("video", "audio")
+        }
+
+        def count(kind: str) -> None:
+            if kind in counters:
+                counters[kind].inc()
+
+        self._unwatch_decode = watch_decode_errors(count)
 
     def _new_directory(self, cluster: bool) -> WorkerDirectory:
         """Scale-out: advert, cross-worker claims, `307`, `offline` for lost workers' streams."""
@@ -185,6 +270,10 @@ class Service:
         except (aioredis.RedisError, OSError):
             return False
 
-    async def _engines_handler(self, _: web.Request) -> web.Response:
-        body: list[dict[str, Any]] = [r.as_dict() for r in self.reports]
-        return web.json_response({"engines": body})
+    def _engine_reports(self) -> list[dict[str, Any]]:
+        return [r.as_dict() for r in self.reports]
+
+
+async def _always_ready() -> bool:
+    """An ingest-only worker has nothing to warm."""
+    return True

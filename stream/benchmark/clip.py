@@ -33,7 +33,7 @@ class CameraLike:
     """The `sync` pattern over a panning textured background with sensor noise."""
 
     def __init__(self, seed: int = 0) -> None:
-        from engines.scenes.sync import SyncScene
+        from engines.lab.scenes.sync import SyncScene
 
         rng = np.random.default_rng(seed)
         texture = rng.integers(0, 256, (600, 800, 3)).astype(np.float64)

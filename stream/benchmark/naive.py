@@ -26,8 +26,8 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaBlackhole
 from aiortc.mediastreams import MediaStreamTrack
 
-from engines.backends.base import constant_array
-from engines.engine import Engine
+from engines.runtime.backends.base import constant_array
+from engines.runtime.engine import Engine
 
 FRAMES_KEPT = 8
 SOURCE_RATE = 48_000
@@ -114,13 +114,13 @@ class ModelTrack(MediaStreamTrack):
     """The example's transform track: the work happens inside `recv()`."""
 
     def __init__(self, track: MediaStreamTrack, receiver: Any, state: NaiveStream) -> None:
-        from stream.ingest import _Track  # the service's capture clock, for a like comparison
+        from stream.ingest.tracks import TrackTiming  # the service's capture clock, alike
 
         super().__init__()
         self.kind = track.kind
         self.track = track
         self.state = state
-        self.timing = _Track(track.kind, receiver)
+        self.timing = TrackTiming(track.kind, receiver)
 
     async def recv(self) -> Any:
         frame = await self.track.recv()

@@ -67,28 +67,33 @@ async def run_service(settings: Settings) -> None:
     """The real service (engines, scheduler, publisher) from its composition root."""
     from stream.service import Service
 
-    service = Service(settings)
-    try:
-        await service.start()
-        _loopback_only()  # after create_app, which adds loopback next to the host's addresses
-        print(f"ready {service.port} {service.redis_url}", flush=True)
-        await _until_term()
-    finally:
-        await service.close()
+    await _serve_worker(Service(settings))
 
 
 async def run_ingest(settings: Settings) -> None:
-    """Ingest and window cutting only (windows counted, no engine, no Redis)."""
-    from stream.ingest_service import build_ingest_app
+    """Ingest and window cutting only (windows counted, no engine, no Redis), composed by the
+    same root."""
+    from stream.ingest.window_sink import CountingWindowSink
+    from stream.service import Service
 
-    await _serve_app(build_ingest_app(settings), "-")
+    await _serve_worker(Service(settings, window_sink=CountingWindowSink()))
+
+
+async def _serve_worker(service: Any) -> None:
+    try:
+        await service.start()
+        _loopback_only()  # after start, which adds loopback next to the host's addresses
+        print(f"ready {service.port} {service.redis_url or '-'}", flush=True)
+        await _until_term()
+    finally:
+        await service.close()
 
 
 async def run_naive(settings: Settings) -> None:
     """The per-frame baseline with the service's first engine, publishing to embedded Redis."""
     import redis.asyncio as aioredis
 
-    from engines.loader import load_engines
+    from engines.runtime.loader import load_engines
     from stream.benchmark.naive import naive_app
     from stream.embedded_redis import EmbeddedRedis
 

@@ -1,6 +1,6 @@
 """Publishes scene messages, lifecycle events and stream status to Redis (`redis.asyncio`).
 
-Keys (prefix configurable, DESIGN.md "Redis"): `{prefix}:{stream}:scene` and
+Keys (prefix configurable, README "Redis: channels and messages"): `{prefix}:{stream}:scene` and
 `{prefix}:{stream}:events` (pub/sub), `{prefix}:status` (pub/sub), and every lifecycle event is
 also appended to the Redis Stream `{prefix}:{stream}:log` (`XADD MAXLEN ~ N`) for consumers
 that were away. The log entry is written before the PUBLISH in the same pipeline, so a
@@ -31,11 +31,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from stream.messages import Message, encode, stamp_published, status_message
 from stream.metrics import Metrics
+from stream.publish.messages import Message, encode, stamp_published, status_message
 from stream.publish.outbox import Kind, Outbox, Outgoing
+from stream.publish.status import StreamState
 from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
-from stream.status import StreamState
 
 logger = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from stream.windows import Window
+from engines.window import Window
 
 
 class ComputeEstimate:

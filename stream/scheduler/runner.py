@@ -20,12 +20,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from engines.runtime import EngineError, EngineRuntime
+from engines.runtime.interface import EngineError, EngineRuntime
+from engines.window import Window
 from stream.metrics import Metrics
+from stream.publish.status import StatusSink
 from stream.scheduler.health import HealthTracker
 from stream.scheduler.policy import ComputeEstimate, DeadlineBatcher
-from stream.status import StatusSink
-from stream.windows import Window
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, VideoStreamTrack
 
-from engines.scenes.base import SceneRenderer
+from engines.lab.scenes.base import SceneRenderer
 
 VIDEO_CLOCK_RATE = 90_000
 VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)

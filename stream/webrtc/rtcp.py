@@ -28,7 +28,7 @@ import aiortc
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket
 
-from stream.clock import ntp_to_unix
+from stream.webrtc.ntp import ntp_to_unix
 
 logger = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 def make_clip(path: Path, content: str, seconds: float = 4.0) -> None:
     """Render the clip once: camera-like content (a camera's bitrate) or the flat `sync` pattern."""
-    from engines.scenes.sync import SyncScene
+    from engines.lab.scenes.sync import SyncScene
 
     clip.make_clip(path, seconds, scene=clip.CameraLike() if content == "camera" else SyncScene())
 
@@ -88,17 +88,25 @@ async def serve_bare(port: int) -> None:
 
 async def serve_service(port: int, report: Path) -> None:
     """The ingest service (windows cut, counted, no engine), timing every frame into the rings."""
-    from stream import ingest
-    from stream.ingest_service import CountingWindowSink, build_ingest_app
+    from stream.ingest.stream_ingest import StreamIngest
+    from stream.ingest.window_sink import CountingWindowSink
     from stream.metrics import Metrics
-    from stream.status import LogStatusSink
+    from stream.publish.status import LogStatusSink
+    from stream.service import Service
+    from stream.webrtc.loopback import use_loopback_candidates
     from tests.bench.bench_support import record_ingest_times
 
-    times = record_ingest_times(ingest.StreamIngest)
+    times = record_ingest_times(StreamIngest)
     sink = CountingWindowSink()
-    app = build_ingest_app(_settings(port), Metrics(process=False), window_sink=sink,
-                           status=LogStatusSink())  # fmt: skip
-    await _run_until_term(app, port)
+    service = Service(_settings(port), metrics=Metrics(process=False), window_sink=sink,
+                      status=LogStatusSink())  # fmt: skip
+    await service.start()
+    use_loopback_candidates(only=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    print("ready", flush=True)
+    await stop.wait()
+    await service.close()
     result = {"ingest_s": times, "windows": sum(sink.submitted.values())}
     await asyncio.to_thread(report.write_text, json.dumps(result))
 

@@ -19,13 +19,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from engines.window import Window, WindowSpec
 from stream.embedded_redis import EmbeddedRedis
-from stream.messages import Message
+from stream.interpret import Interpreter
 from stream.metrics import OUTCOMES, Metrics
-from stream.pipeline import Pipeline
+from stream.publish.messages import Message
 from stream.publish.redis_publisher import RedisPublisher
 from stream.scheduler.runner import Scheduler
-from stream.windows import Window, WindowSpec
 
 
 @dataclass
@@ -65,7 +65,7 @@ async def bench(
     latencies: list[float] = []
     with EmbeddedRedis() as redis:
         publisher = RedisPublisher(redis.url, "bench", metrics)
-        pipeline = Pipeline([engine], publisher, metrics)
+        pipeline = Interpreter([engine], publisher, metrics)
 
         def sent(msg: Message) -> None:
             pipeline.message_sent(msg)

@@ -23,11 +23,12 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from engines.engine import Engine
-from stream.config import LabelThresholds, load_settings
+from engines.config import LabelThresholds
+from engines.events import resolve_thresholds
+from engines.runtime.engine import Engine
+from stream.config import load_settings
 from stream.embedded_redis import EmbeddedRedis
-from stream.interpret import resolve_thresholds
-from stream.pipeline import manifest_defaults
+from stream.interpret import manifest_defaults
 from stream.service import Service
 from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
 
@@ -223,7 +224,7 @@ async def tap(redis_url: str, stream: str, prefix: str = PREFIX) -> AsyncIterato
 
 
 def _log_message(fields: Mapping[str, str]) -> dict[str, Any]:
-    """A log entry's message (stored as one JSON field; DESIGN.md: field `msg`)."""
+    """A log entry's message (stored as one JSON field, `msg`: see the README's Redis section)."""
     raw = fields.get("msg") or fields.get("data") or next(iter(fields.values()))
     msg: dict[str, Any] = json.loads(raw)
     return msg

@@ -23,9 +23,9 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from engines.scenes.registry import load_scenario
-from engines.scenes.render import RenderedFiles, render_files
-from stream.messages import validate
+from engines.lab.scenes.registry import load_scenario
+from engines.lab.scenes.render import RenderedFiles, render_files
+from stream.publish.messages import validate
 from tests.e2e.conftest import (
     ARTIFACTS,
     AVFUSION_MISSING,

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from stream.messages import validate
+from stream.publish.messages import validate
 from tests.e2e.conftest import (
     ARTIFACTS,
     ServiceThread,
@@ -29,7 +29,7 @@ from tests.e2e.conftest import (
     tap,
     wait_offline,
 )
-from tests.e2e.firefox_bidi import FirefoxPage, firefox_binary, firefox_page
+from tests.support.firefox_bidi import FirefoxPage, firefox_binary, firefox_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(120)]
 

@@ -33,7 +33,10 @@ from aiohttp import web
 
 from stream.embedded_redis import free_port
 from stream.metrics import Metrics
-from tests.deploy_exprs import (
+from tests.e2e.conftest import ROOT, ServiceThread
+from tests.support.dashboard_render import TimeSpan, render_dashboard
+from tests.support.dashboard_shot import CHROMIUM, chromium_page, query_targets, screenshot
+from tests.support.deploy_exprs import (
     ALERTS,
     DEFAULT_VARIABLES,
     alert_exprs,
@@ -41,9 +44,6 @@ from tests.deploy_exprs import (
     load_dashboard,
     variable_queries,
 )
-from tests.e2e.conftest import ROOT, ServiceThread
-from tests.e2e.dashboard_render import TimeSpan, render_dashboard
-from tests.e2e.dashboard_shot import CHROMIUM, chromium_page, query_targets, screenshot
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -274,7 +274,7 @@ async def test_dashboard_preview_from_live_prometheus_is_screenshot(
     service: ServiceThread,
 ) -> None:
     """The dashboard drawn from `query_range` of every target while the `emergency` scene
-    streams (tests/e2e/dashboard_render.py; Grafana cannot run here), in Chromium: every panel
+    streams (tests/support/dashboard_render.py; Grafana cannot run here), in Chromium: every panel
     draws a series with data. Screenshot `artifacts/dashboard.png` (README's with
     SCENESTREAM_UPDATE_SCREENSHOTS=1)."""
     dashboard = load_dashboard()

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from engines.scenes.base import FUSED_LABELS
-from stream.messages import InvalidMessage, validate
+from engines.lab.scenes.base import FUSED_LABELS
+from stream.publish.messages import InvalidMessage, validate
 from tests.e2e.conftest import (
     AVFUSION_MISSING,
     HAVE_AVFUSION,

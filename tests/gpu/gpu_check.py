@@ -27,16 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from engines.backends.base import Backend
-from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
-from engines.backends.tensorrt_backend import TensorRTBackend
-from engines.backends.torch_backend import TorchBackend
-from engines.benchmark import bench_engine
-from engines.cli import backends_here
-from engines.engine import Engine
-from engines.loader import LoadReport, discover, try_backend
-from engines.manifest import Manifest
-from engines.parity import check_parity, tolerance_for
+from engines.runtime.backends.base import Backend
+from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engines.runtime.backends.tensorrt_backend import TensorRTBackend
+from engines.runtime.backends.torch_backend import TorchBackend
+from engines.runtime.engine import Engine
+from engines.runtime.latency import bench_engine
+from engines.runtime.loader import LoadReport, discover, try_backend
+from engines.runtime.manifest import Manifest
+from engines.runtime.parity import check_parity, tolerance_for
+from stream.commands.engines import backends_here
 
 
 def variants(cuda: bool) -> dict[str, Backend]:

@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.backends.base import random_inputs, realistic_inputs
-from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
-from engines.backends.tensorrt_backend import TensorRTBackend
-from engines.backends.torch_backend import TorchBackend
-from engines.manifest import Manifest, load_manifest
-from tests.engine_fixtures import user_engines
+from engines.runtime.backends.base import random_inputs, realistic_inputs
+from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engines.runtime.backends.tensorrt_backend import TensorRTBackend
+from engines.runtime.backends.torch_backend import TorchBackend
+from engines.runtime.manifest import Manifest, load_manifest
 from tests.gpu.gpu_check import main as gpu_check
+from tests.support.engine_fixtures import user_engines
 
 torch = pytest.importorskip("torch")
 

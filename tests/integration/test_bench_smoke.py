@@ -85,7 +85,7 @@ def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], error: str)
 @pytest.mark.slow
 @pytest.mark.timeout(150)
 async def test_naive_baseline_publishes_once_per_video_frame(tmp_path: Path) -> None:
-    from stream.bench import ENGINE, _engine_setup
+    from stream.benchmark.campaign import ENGINE, _engine_setup
     from stream.benchmark.clip import cached_clip
     from stream.benchmark.trial import TrialPlan, run_trial
     from stream.config import load_settings

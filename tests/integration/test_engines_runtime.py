@@ -16,15 +16,15 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from engines.backends.base import Arrays, Backend
-from engines.engine import Engine
-from engines.loader import LoadReport, discover, load_engine, load_engines, try_backend
-from engines.manifest import Manifest, load_manifest
-from engines.runtime import EngineError, InputShapeError, ManifestError
+from engines.config import EnginesConfig
+from engines.runtime.backends.base import Arrays, Backend
+from engines.runtime.engine import Engine
+from engines.runtime.interface import EngineError, InputShapeError, ManifestError
+from engines.runtime.loader import LoadReport, discover, load_engine, load_engines, try_backend
+from engines.runtime.manifest import Manifest, load_manifest
+from engines.window import Window
 from stream.cli import main
-from stream.config import EnginesConfig
-from stream.windows import Window
-from tests.engine_fixtures import USER_MANIFEST, to_toml, user_engines
+from tests.support.engine_fixtures import USER_MANIFEST, to_toml, user_engines
 
 pytestmark = pytest.mark.integration
 
@@ -144,7 +144,7 @@ class RecordingBackend(Backend):
 def test_batches_are_padded_to_built_sizes_and_split_above_the_largest(
     user_dir: Path, tmp_path: Path
 ) -> None:
-    from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
+    from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 
     manifest = discover(user_dir).manifests["tiny-user"]
     backend = RecordingBackend(OnnxRuntimeBackend())

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.avfusion.export import example_inputs, parity, write_engine_dir
-from engines.avfusion.model import AVFusion, load_checkpoint
-from engines.manifest import load_manifest, onnx_io
+from engines.lab.export import example_inputs, parity, write_engine_dir
+from engines.runtime.manifest import load_manifest, onnx_io
+from engines.runtime.nets.avfusion import AVFusion, load_checkpoint
 
 pytestmark = pytest.mark.integration
 

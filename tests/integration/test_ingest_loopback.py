@@ -14,11 +14,11 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from engines.scenes.sync import SyncScene, in_flash, square_center
+from engines.lab.scenes.sync import SyncScene, in_flash, square_center
+from engines.window import Window
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher
-from stream.windows import Window
-from tests.integration.whip_support import SYNC_SPECS, running_service, settings, wait_for
+from tests.support.whip_support import SYNC_SPECS, running_service, settings, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 

@@ -15,7 +15,8 @@ import redis.asyncio as aioredis
 from aiohttp import web
 
 from stream.embedded_redis import EmbeddedRedis, free_port
-from stream.web.live import LIVE_BRIDGE, LiveBridge, setup_live_routes
+from stream.live.page import LIVE_BRIDGE, LiveBridge
+from stream.routes import add_live_routes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
@@ -33,7 +34,7 @@ class LiveApp:
 async def _start(redis_url: str, **options: Any) -> tuple[web.Application, web.AppRunner, str]:
     """The live routes alone on a free loopback port: (app, runner, base URL)."""
     app = web.Application()
-    setup_live_routes(app, redis_url=redis_url, prefix=PREFIX, **options)
+    add_live_routes(app, LiveBridge(redis_url, PREFIX, **options))
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()

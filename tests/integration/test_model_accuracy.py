@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 
-from engines.evaluation import cli as evaluation_cli
-from engines.evaluation import events
-from engines.evaluation.report import TARGETS, evaluate_windows
-from engines.evaluation.scoring import Scorer, load_scorer
-from engines.training.data import build_set
+from engines.lab.evaluation import events, suite
+from engines.lab.evaluation.report import TARGETS, evaluate_windows
+from engines.lab.evaluation.scoring import Scorer, load_scorer
+from engines.lab.training.data import build_set
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,9 +58,7 @@ def report(scorer: Scorer, tmp_path_factory: pytest.TempPathFactory) -> dict[str
 
 @pytest.fixture(scope="module")
 def scripted_runs(scorer: Scorer) -> list[events.SceneRun]:
-    return evaluation_cli.scripted_runs(
-        scorer, "heldout", names=SCRIPTS, seeds=range(SEED, SEED + PHASES)
-    )
+    return suite.scripted_runs(scorer, "heldout", names=SCRIPTS, seeds=range(SEED, SEED + PHASES))
 
 
 @pytest.fixture(scope="module")

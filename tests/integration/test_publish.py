@@ -11,12 +11,12 @@ import time
 import pytest
 import redis.asyncio as aioredis
 
-from stream import messages as m
 from stream.embedded_redis import EmbeddedRedis
 from stream.metrics import Metrics
+from stream.publish import messages as m
 from stream.publish.redis_publisher import RedisPublisher
-from tests.integration.delay_proxy import DelayProxy
-from tests.integration.message_support import event
+from tests.support.delay_proxy import DelayProxy
+from tests.support.message_support import event
 
 pytestmark = pytest.mark.integration
 

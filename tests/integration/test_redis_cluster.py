@@ -26,14 +26,15 @@ import redis
 from aiohttp import web
 from redis.asyncio.cluster import RedisCluster
 
-from stream import messages as m
 from stream.embedded_redis import find_redis_server, free_port
+from stream.live.page import LiveBridge
 from stream.metrics import Metrics
+from stream.publish import messages as m
 from stream.publish.redis_publisher import RedisPublisher
+from stream.routes import add_live_routes
 from stream.scaleout.directory import WorkerDirectory
 from stream.scaleout.redis_client import detect_cluster
 from stream.subscribe import Subscription
-from stream.web.live import setup_live_routes
 
 pytestmark = pytest.mark.integration
 
@@ -243,7 +244,7 @@ async def _sse_kinds(resp: aiohttp.ClientResponse, want: set[str], within_s: flo
 
 async def test_live_page_bridge_reads_sharded_channels(cluster_url: str) -> None:
     app = web.Application()
-    setup_live_routes(app, redis_url=cluster_url, prefix=PREFIX, poll_s=0.05, cluster=True)
+    add_live_routes(app, LiveBridge(cluster_url, PREFIX, poll_s=0.05, cluster=True))
     runner = web.AppRunner(app, shutdown_timeout=5)
     await runner.setup()
     port = free_port()

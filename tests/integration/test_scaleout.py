@@ -28,9 +28,9 @@ import redis
 import redis.asyncio as aioredis
 
 from stream.embedded_redis import EmbeddedRedis, free_port
-from stream.messages import Message
+from stream.publish.messages import Message
 from stream.subscribe import Subscription
-from tests.integration.whip_support import wait_for
+from tests.support.whip_support import wait_for
 
 pytestmark = pytest.mark.integration
 

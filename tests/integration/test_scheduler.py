@@ -12,15 +12,15 @@ from dataclasses import dataclass, field
 import pytest
 import redis.asyncio as aioredis
 
-from stream import messages as m
+from engines.window import Window, WindowSpec
 from stream.embedded_redis import EmbeddedRedis
+from stream.interpret import Interpreter
 from stream.metrics import OUTCOMES, Metrics
-from stream.pipeline import Pipeline
+from stream.publish import messages as m
 from stream.publish.redis_publisher import RedisPublisher
+from stream.publish.status import LogStatusSink
 from stream.scheduler.health import HealthTracker
 from stream.scheduler.runner import Scheduler, WindowResult
-from stream.status import LogStatusSink
-from stream.windows import Window, WindowSpec
 
 pytestmark = pytest.mark.integration
 
@@ -87,7 +87,7 @@ async def test_slow_engine_sheds_keeps_p99_in_budget_and_reports_degraded(
     engine = SleepyEngine()
     metrics = Metrics(process=False)
     publisher = RedisPublisher(redis_server.url, "ss", metrics)
-    pipeline = Pipeline([engine], publisher, metrics)
+    pipeline = Interpreter([engine], publisher, metrics)
     publisher.on_sent = pipeline.message_sent
     scheduler = Scheduler([engine], metrics, pipeline, publisher)
     client = aioredis.Redis.from_url(redis_server.url)

@@ -14,9 +14,9 @@ import av
 import numpy as np
 import pytest
 
-from engines.scenes.sync import SyncScene
+from engines.lab.scenes.sync import SyncScene
 from stream.embedded_redis import free_port
-from tests.integration.whip_support import Service, running_service, settings, wait_for
+from tests.support.whip_support import Service, running_service, settings, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
 

@@ -13,10 +13,10 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from engines.engine import Engine
-from engines.loader import discover, load_engine
-from stream.config import EnginesConfig
-from stream.windows import Window
+from engines.config import EnginesConfig
+from engines.runtime.engine import Engine
+from engines.runtime.loader import discover, load_engine
+from engines.window import Window
 
 pytestmark = pytest.mark.integration
 

@@ -13,19 +13,20 @@ import numpy as np
 import pytest
 import torch
 
-from engines.avfusion.model import AVFusion, AVFusionConfig, load_checkpoint
-from engines.evaluation import cli as eval_cli
-from engines.manifest import load_manifest
-from engines.scenes.base import LABELS
-from engines.training import cli as train_cli
-from engines.training.data import build_set
-from engines.training.trainer import TrainConfig, train
-from engines.training.user_data import load_user_dir
-from stream.cli import UserError
+from engines.errors import UserError
+from engines.lab.scenes.base import LABELS
+from engines.lab.training import recipe
+from engines.lab.training.data import build_set
+from engines.lab.training.trainer import TrainConfig, train
+from engines.lab.training.user_data import load_user_dir
+from engines.runtime.manifest import load_manifest
+from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig, load_checkpoint
+from stream.commands import evaluate as eval_cli
+from stream.commands import train as train_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SPEC = train_cli.window_spec(AVFusionConfig())
+SPEC = recipe.window_spec(AVFusionConfig())
 
 
 def test_generated_set_is_cached_and_loss_decreases(tmp_path: Path) -> None:

@@ -15,20 +15,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from aiortc import RTCConfiguration, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamTrack
 from multidict import CIMultiDict
 
-from engines.scenes.sync import SyncScene
-from stream.metrics import Metrics
+from engines.lab.scenes.sync import SyncScene
+from stream.http import api
+from stream.http.problems import problem_middleware
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher
-from stream.status import LogStatusSink
-from stream.whip.app import create_app
-from tests.integration.whip_support import (
-    SYNC_SPECS,
-    RecordingSink,
+from tests.support.whip_support import (
     Service,
     running_service,
     settings,
@@ -87,10 +85,7 @@ def assert_nothing_left(service: Service) -> None:
 
 
 async def test_publish_online_api_streams_delete_offline() -> None:
-    def figures() -> dict[str, dict[str, Any]]:
-        return {"cam1": {"probe": {"published": 7}}, "other": {}}
-
-    async with running_service(stream_figures=figures) as service:
+    async with running_service() as service:
         publisher = WhipPublisher(service.whip("cam1"))
         await publisher.publish(scene_tracks())
         assert publisher.location is not None
@@ -103,7 +98,7 @@ async def test_publish_online_api_streams_delete_offline() -> None:
             assert [r["stream"] for r in rows] == ["cam1"]
             assert rows[0]["fps"] > 15
             assert rows[0]["windows"] >= 2
-            assert rows[0]["engines"] == {"probe": {"published": 7}}  # downstream figures
+            assert "engines" not in rows[0]  # an ingest-only worker has no downstream
             async with http.get(f"{service.url}/metrics") as resp:
                 text = await resp.text()
             assert 'scenestream_frames_received_total{kind="video"}' in text
@@ -313,9 +308,9 @@ async def test_health_and_readiness_follow_the_injected_callback(ready: bool) ->
     async def is_ready() -> bool:
         return ready
 
-    sink, status = RecordingSink(), LogStatusSink()
-    app = create_app(settings(), Metrics(process=False), specs=SYNC_SPECS, window_sink=sink,
-                     status=status, ready=is_ready, stream_figures=dict)  # fmt: skip
+    app = web.Application(middlewares=[problem_middleware])
+    app.router.add_get("/healthz", api.healthz)
+    app.router.add_get("/readyz", api.readyz(is_ready))
     async with TestServer(app, host="127.0.0.1") as server, aiohttp.ClientSession() as http:
         async with http.get(server.make_url("/healthz")) as resp:
             assert resp.status == 200
@@ -325,3 +320,13 @@ async def test_health_and_readiness_follow_the_injected_callback(ready: bool) ->
         async with http.get(server.make_url("/nowhere")) as resp:
             assert resp.status == 404
             assert resp.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_api_streams_rows_carry_downstream_figures_per_engine() -> None:
+    rows = [{"stream": "cam1", "fps": 30.0}, {"stream": "cam2", "fps": 29.0}]
+    figures = {"cam1": {"probe": {"published": 7}}, "other": {}}
+    merged = api.stream_rows(rows, figures)
+    assert merged[0]["engines"] == {"probe": {"published": 7}}
+    assert merged[1]["engines"] == {}
+    assert "engines" not in rows[0]  # the input rows are not changed
+    assert "engines" not in api.stream_rows(rows, None)[0]

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from stream.audio_batch import AudioBatcher
+from stream.ingest.audio_batch import AudioBatcher
 
 pytestmark = pytest.mark.unit
 

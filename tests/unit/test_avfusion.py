@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from engines.avfusion.export import example_inputs
-from engines.avfusion.model import (
+from engines.lab.export import example_inputs
+from engines.lab.scenes.base import LABELS
+from engines.runtime.nets.avfusion import (
     AVFusion,
     count_parameters,
     gflops_per_window,
     load_for_engine,
     save_checkpoint,
 )
-from engines.scenes.base import LABELS
 
 pytestmark = pytest.mark.unit
 

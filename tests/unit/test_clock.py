@@ -9,16 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.clock import (
-    NTP_UNIX_OFFSET,
-    CaptureClock,
-    RtpUnwrapper,
-    SlidingMin,
-    ntp_to_unix,
-    skew,
-    stream_now,
-    unix_to_ntp,
-)
+from stream.ingest.clock import CaptureClock, RtpUnwrapper, SlidingMin, skew, stream_now
+from stream.webrtc.ntp import NTP_UNIX_OFFSET, ntp_to_unix, unix_to_ntp
 
 pytestmark = pytest.mark.unit
 

@@ -1,4 +1,4 @@
-"""The dashboard preview renderer (`tests/e2e/dashboard_render.py`) on hand-made query_range
+"""The dashboard preview renderer (`tests/support/dashboard_render.py`) on hand-made query_range
 results for our real dashboard JSON: titles, one drawn series per result, legends, units, "No
 data", heatmap buckets, gaps."""
 
@@ -11,8 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy_exprs import load_dashboard
-from tests.e2e.dashboard_render import (
+from tests.support.dashboard_render import (
     HEADER,
     Results,
     TimeSpan,
@@ -20,7 +19,8 @@ from tests.e2e.dashboard_render import (
     panel_targets,
     render_dashboard,
 )
-from tests.e2e.dashboard_svg import Frame, format_value, line_path, value_ticks
+from tests.support.dashboard_svg import Frame, format_value, line_path, value_ticks
+from tests.support.deploy_exprs import load_dashboard
 
 pytestmark = pytest.mark.unit
 

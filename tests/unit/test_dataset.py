@@ -7,8 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from engines.scenes.base import LABELS
-from engines.scenes.dataset import (
+from engines.lab.scenes.base import LABELS
+from engines.lab.scenes.dataset import (
     DISTRACTOR_KINDS,
     FUSED_POSITIVE_KINDS,
     KINDS,
@@ -18,11 +18,11 @@ from engines.scenes.dataset import (
     scene_truth_windows,
     window_examples,
 )
-from engines.scenes.pools import random_ambience, random_backdrop
-from engines.scenes.registry import load_scenario
-from engines.scenes.speech import voices_for
-from engines.scenes.truth import coverage
-from stream.windows import AudioSpec, VideoSpec, WindowSpec
+from engines.lab.scenes.pools import random_ambience, random_backdrop
+from engines.lab.scenes.registry import load_scenario
+from engines.lab.scenes.speech import voices_for
+from engines.lab.scenes.truth import coverage
+from engines.window import AudioSpec, VideoSpec, WindowSpec
 
 pytestmark = pytest.mark.unit
 

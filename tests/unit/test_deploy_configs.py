@@ -19,7 +19,7 @@ from prometheus_client.metrics import MetricWrapperBase
 
 from stream.config import load_settings
 from stream.metrics import Metrics
-from tests.deploy_exprs import (
+from tests.support.deploy_exprs import (
     ALERTS,
     DEPLOY,
     ROOT,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from engines.evaluation.metrics import (
-    Event,
+from engines.lab.evaluation.metrics import (
+    TimedEvent,
     average_precision,
     false_alarms_per_hour,
     false_positive_rates,
@@ -81,12 +81,16 @@ def test_false_positive_rate_per_kind() -> None:
 
 
 def test_event_matching_with_collar() -> None:
-    truth = [Event("siren", 4.0, 9.0), Event("siren", 20.0, 22.0), Event("horn", 1.0, 1.5)]
+    truth = [
+        TimedEvent("siren", 4.0, 9.0),
+        TimedEvent("siren", 20.0, 22.0),
+        TimedEvent("horn", 1.0, 1.5),
+    ]
     detected = [
-        Event("siren", 4.5, 9.2, detected_at=5.0),  # onset + offset match, latency 1.0
-        Event("siren", 20.8, 30.0, detected_at=21.0),  # onset match, offset off by 8 s
-        Event("siren", 40.0, 41.0, detected_at=40.5),  # false alarm
-        Event("horn", 3.0, 3.5, detected_at=3.5),  # outside the 1 s collar: FP + FN
+        TimedEvent("siren", 4.5, 9.2, detected_at=5.0),  # onset + offset match, latency 1.0
+        TimedEvent("siren", 20.8, 30.0, detected_at=21.0),  # onset match, offset off by 8 s
+        TimedEvent("siren", 40.0, 41.0, detected_at=40.5),  # false alarm
+        TimedEvent("horn", 3.0, 3.5, detected_at=3.5),  # outside the 1 s collar: FP + FN
     ]
     res = match_events(truth, detected, collar_s=1.0)
     siren, horn = res["siren"], res["horn"]
@@ -100,8 +104,8 @@ def test_event_matching_with_collar() -> None:
 
 
 def test_each_event_matches_once() -> None:
-    truth = [Event("x", 10.0, 12.0)]
-    detected = [Event("x", 10.6, 12.0), Event("x", 10.2, 12.0)]
+    truth = [TimedEvent("x", 10.0, 12.0)]
+    detected = [TimedEvent("x", 10.6, 12.0), TimedEvent("x", 10.2, 12.0)]
     res = match_events(truth, detected, collar_s=1.0)["x"]
     assert (res.tp, res.fp, res.fn) == (1, 1, 0)
     assert res.latencies == pytest.approx([0.2]), "the closer onset wins"
@@ -110,10 +114,10 @@ def test_each_event_matches_once() -> None:
 
 
 def test_scene_cut_shifts_the_window_grid_by_the_phase() -> None:
-    """Event evaluation cuts scripts at several grid phases (onsets land at any phase live)."""
-    from engines.evaluation.events import cut_scene
-    from engines.scenes.registry import load_scenario
-    from stream.windows import AudioSpec, VideoSpec, WindowSpec
+    """TimedEvent evaluation cuts scripts at several grid phases (onsets land at any phase live)."""
+    from engines.lab.evaluation.events import cut_scene
+    from engines.lab.scenes.registry import load_scenario
+    from engines.window import AudioSpec, VideoSpec, WindowSpec
 
     spec = WindowSpec(length_s=1.0, hop_s=0.5, video=VideoSpec(frames=2, fps=2.0, height=16,
                       width=16), audio=AudioSpec(sample_rate=16_000, samples=16_000))  # fmt: skip

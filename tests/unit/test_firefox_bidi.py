@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from tests.e2e.firefox_bidi import FIREFOX_PREFS, listening_url, user_js
+from tests.support.firefox_bidi import FIREFOX_PREFS, listening_url, user_js
 
 pytestmark = pytest.mark.unit
 

@@ -10,10 +10,11 @@ import av
 import numpy as np
 import pytest
 
+from engines.window import AudioSpec, VideoSpec, Window, WindowSpec
 from stream.config import IngestConfig
-from stream.ingest import INLINE_RESIZE_MAX_PIXELS, StreamIngest, _Track
+from stream.ingest.stream_ingest import INLINE_RESIZE_MAX_PIXELS, StreamIngest
+from stream.ingest.tracks import TrackTiming
 from stream.metrics import Metrics
-from stream.windows import AudioSpec, VideoSpec, Window, WindowSpec
 
 pytestmark = pytest.mark.unit
 
@@ -58,7 +59,7 @@ def counter(metrics: Metrics, name: str, **labels: str) -> float:
 async def feed(ingest: StreamIngest, seconds: float, *, video: bool = True, audio: bool = True,
                resize_at: float | None = None) -> None:  # fmt: skip
     """Interleave 30 fps video and 50 fps audio frames in capture order, arriving on time."""
-    tv, ta = _Track("video", None), _Track("audio", None)
+    tv, ta = TrackTiming("video", None), TrackTiming("audio", None)
     clock = [1_000.0]
     ingest._wall = lambda: clock[0]  # arrival time = capture time + a fixed 50 ms
     events = []
@@ -145,7 +146,7 @@ async def test_frames_up_to_1080p_resize_on_the_loop_larger_in_the_executor() ->
             return convert(frame, sizes)
 
         ingest._convert = spy  # type: ignore[method-assign,assignment]
-        track = _Track("video", None)
+        track = TrackTiming("video", None)
         ingest._wall = lambda: 1_000.0
         for n, size in enumerate([(1920, 1080), (3840, 2160)]):
             await ingest.on_video_frame(video_frame(n * 4, *size), track)

@@ -1,138 +1,225 @@
-"""Event lifecycle from scores: hysteresis, minimum duration, hold, updates, ids."""
+"""The pipeline: results to events and scene messages, thresholds from config, accounting."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
 
-from stream.config import LabelThresholds
-from stream.interpret import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
+from engines.config import LabelThresholds
+from engines.window import Window, WindowSpec
+from stream.config import Settings
+from stream.interpret import Interpreter
+from stream.metrics import Metrics
+from stream.publish import messages as m
+from stream.scheduler.runner import WindowResult
 
 pytestmark = pytest.mark.unit
 
-HOP = 0.5
+T0 = 1_800_000_000.0  # scenario start on the capture clock
+HOP, LENGTH, BUDGET, HOLD = 0.5, 1.0, 0.2, 1.0
 
 
-def lt(**kw: float) -> LabelThresholds:
-    return LabelThresholds.model_validate(kw)
+@dataclass
+class Engine:
+    """A minimal `EngineRuntime` (the pipeline only reads its name, labels and budget)."""
+
+    name: str = "avfusion"
+    labels: tuple[str, ...] = ("emergency_vehicle", "siren")
+    spec: WindowSpec = field(default_factory=lambda: WindowSpec(length_s=LENGTH, hop_s=HOP))
+    batch_sizes: tuple[int, ...] = (1,)
+    budget_s: float = BUDGET
+    max_queue_delay_s: float = 0.0
+    backend_name: str = "none"
+
+    def infer(self, windows: Sequence[Window]) -> list[dict[str, float]]:
+        return [{} for _ in windows]
+
+    def release(self, stream: str) -> None:
+        pass
 
 
-def run(
-    tracker: EventTracker, scores: list[float], label: str = "siren", t0: float = 100.0
-) -> list[tuple[float, Event]]:
-    """Feed one score per hop; return (time, event) pairs."""
-    out: list[tuple[float, Event]] = []
-    for i, s in enumerate(scores):
-        t = t0 + i * HOP
-        out.extend((t, e) for e in tracker.observe(t, {label: s}))
-    return out
+@dataclass
+class Sink:
+    """A `MessageSink` that keeps what it is given."""
+
+    sent: list[m.Message] = field(default_factory=list)
+
+    def publish(self, message: m.Message) -> None:
+        self.sent.append(message)
 
 
-def tracker(**th: float) -> EventTracker:
-    """A tracker for `siren` with updates off (update_delta > any change)."""
-    return EventTracker("cam1", {"siren": lt(**th)}, update_delta=2.0)
+def emergency_score(start: float, end: float) -> float:
+    """Fraction of the window inside the scripted emergency (4–9 s): an ideal model."""
+    overlap = max(0.0, min(end, T0 + 9.0) - max(start, T0 + 4.0))
+    return overlap / (end - start)
 
 
-def test_start_and_end_with_hold_use_crossing_times() -> None:
-    tr = tracker(on=0.6, off=0.4, min_duration_s=0.0, hold_s=1.0)
-    evs = run(tr, [0.1, 0.2, 0.9, 0.95, 0.9, 0.3, 0.2, 0.1, 0.1])
-    phases = [(e.phase, t) for t, e in evs]
-    assert phases == [("start", 101.0), ("end", 103.5)]
-    start, end = evs[0][1], evs[1][1]
-    assert start.start == 101.0
-    assert start.end is None
-    assert end.start == 101.0
-    assert end.end == 102.5
-    assert end.peak_score == pytest.approx(0.95)
-    assert start.id == end.id == "cam1-siren-1"
+def tail_score(start: float, end: float) -> float:
+    """An ideal model whose scores describe the window's last 0.3 s (`labels_at = "end"`)."""
+    return emergency_score(end - 0.3, end)
 
 
-def test_hysteresis_keeps_event_between_off_and_on() -> None:
-    tr = tracker(on=0.6, off=0.4, hold_s=0.0)
-    evs = run(tr, [0.7, 0.5, 0.45, 0.55, 0.41, 0.39])
-    assert [e.phase for _, e in evs] == ["start", "end"]
-    assert evs[1][0] == 102.5
+def play(
+    pipeline: Interpreter, phase: float, stream: str = "cam1", score_of: Any = emergency_score
+) -> None:
+    """Windows every hop over the 12 s `emergency` script, starting `phase` s into the grid."""
+    seq, end = 0, T0 + LENGTH + phase
+    while end <= T0 + 12.0:
+        w = Window(stream, "avfusion", seq, end - LENGTH, end, None, None, None)
+        score = score_of(w.start, w.end)
+        pipeline.window_result(
+            WindowResult(w, "avfusion", {"emergency_vehicle": score, "siren": score}, 0.0, 0.0, 1)
+        )
+        seq, end = seq + 1, end + HOP
 
 
-def test_below_on_never_starts() -> None:
-    tr = tracker(on=0.6, off=0.4)
-    assert run(tr, [0.59, 0.5, 0.0, 0.59]) == []
-
-
-def test_min_duration_filters_blips_and_start_is_first_crossing() -> None:
-    tr = tracker(on=0.6, off=0.4, min_duration_s=1.0, hold_s=0.0)
-    evs = run(tr, [0.9, 0.9, 0.2, 0.9, 0.9, 0.9, 0.9])
-    assert [e.phase for _, e in evs] == ["start"]
-    t, e = evs[0]
-    assert t == 102.5  # 1 s after the crossing at 101.5
-    assert e.start == 101.5
-
-
-def test_score_back_above_off_during_hold_continues_event() -> None:
-    tr = tracker(on=0.6, off=0.4, hold_s=1.0)
-    evs = run(tr, [0.9, 0.3, 0.3, 0.5, 0.3, 0.3, 0.3])
-    assert [e.phase for _, e in evs] == ["start", "end"]
-    assert evs[1][1].end == 102.0
-    assert evs[1][0] == 103.0
-
-
-def test_updates_on_material_change_are_rate_limited() -> None:
-    tr = EventTracker(
-        "cam1", {"siren": lt(on=0.5, off=0.3)}, update_delta=0.1, update_interval_s=1.0
+def settings(**thresholds: dict[str, float]) -> Settings:
+    return Settings.model_validate(
+        {"engines": {"overrides": {"avfusion": {"thresholds": thresholds}}}}
     )
-    # 0.6 start; 0.8 after 0.5 s (too soon); 0.8 at 1.0 s: update; small wiggles: none.
-    evs = run(tr, [0.6, 0.8, 0.8, 0.82, 0.85, 0.79, 0.81])
-    phases = [(e.phase, t) for t, e in evs]
-    assert phases == [("start", 100.0), ("update", 101.0)]
-    assert evs[1][1].score == 0.8
-    assert evs[1][1].peak_score == 0.8
 
 
-def test_ids_count_per_label_and_continue_across_trackers() -> None:
-    th = {"siren": lt(on=0.6, off=0.4, hold_s=0.0)}
-    tr = EventTracker("cam1", th)
-    evs = run(tr, [0.9, 0.1, 0.9, 0.1])
-    assert [e.id for _, e in evs] == ["cam1-siren-1"] * 2 + ["cam1-siren-2"] * 2
-    shared: dict[str, int] = {}
-    first = EventTracker("cam1", th, counters=shared)
-    other_engine = EventTracker("cam1", th, counters=shared)
-    assert run(first, [0.9])[0][1].id == "cam1-siren-1"
-    assert run(other_engine, [0.9])[0][1].id == "cam1-siren-2"
-    again = EventTracker("cam1", th, counters=shared)  # the stream reconnected
-    assert run(again, [0.9], t0=200.0)[0][1].id == "cam1-siren-3"
+@pytest.mark.parametrize("phase", [0.0, 0.1, 0.25, 0.4])
+def test_scripted_emergency_gives_one_event_within_the_contract_bounds(phase: float) -> None:
+    sink = Sink()
+    cfg = settings(emergency_vehicle={"on": 0.6, "off": 0.4, "hold_s": HOLD})
+    pipeline = Interpreter([Engine(labels=("emergency_vehicle",))], sink, Metrics(process=False),
+                        settings=cfg)  # fmt: skip
+    play(pipeline, phase)
+    pipeline.stream_closed("cam1", "avfusion")
+    events = [x for x in sink.sent if x["type"] == "event"]
+    assert [e["phase"] for e in events if e["phase"] != "update"] == ["start", "end"]
+    start, end = events[0], events[-1]
+    assert T0 + 4.0 <= start["start"] <= T0 + 4.0 + HOP + BUDGET
+    assert T0 + 9.0 <= end["end"] <= T0 + 9.0 + HOLD + BUDGET
+    assert start["id"] == end["id"] == "cam1-emergency_vehicle-1"
+    for msg in sink.sent:
+        m.validate(msg)
 
 
-def test_close_ends_active_events_and_drops_pending() -> None:
-    tr = EventTracker(
-        "cam1",
-        {
-            "siren": lt(on=0.6, off=0.4, hold_s=5.0),
-            "horn": lt(on=0.6, off=0.4, min_duration_s=5.0),
-        },
+def tail_events(phase: float, labels_at: str) -> tuple[float, float]:
+    """(start, end) of the one event a tail-describing ideal model gives, relative to T0."""
+    sink = Sink()
+    spec = WindowSpec(length_s=LENGTH, hop_s=HOP, labels_at=labels_at)  # type: ignore[arg-type]
+    pipeline = Interpreter([Engine(labels=("emergency_vehicle",), spec=spec)], sink,
+                        Metrics(process=False), settings=settings())  # fmt: skip
+    play(pipeline, phase, score_of=tail_score)
+    pipeline.stream_closed("cam1", "avfusion")
+    events = [x for x in sink.sent if x["type"] == "event" and x["phase"] != "update"]
+    assert [e["phase"] for e in events] == ["start", "end"]
+    return events[0]["start"] - T0, events[-1]["end"] - T0
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.1, 0.25, 0.4])
+def test_an_engine_that_describes_the_window_end_is_dated_at_the_end(phase: float) -> None:
+    start, end = tail_events(phase, "end")
+    assert 4.0 <= start <= 4.0 + HOP + BUDGET
+    assert 9.0 <= end <= 9.0 + HOLD + BUDGET
+    # Dated at the midpoint instead, what the window's end saw would be half a window early.
+    early_start, early_end = tail_events(phase, "window")
+    assert (early_start, early_end) == pytest.approx((start - LENGTH / 2, end - LENGTH / 2))
+    if phase == 0.25:
+        assert early_start < 4.0
+
+
+def test_scene_messages_carry_active_labels_and_latency() -> None:
+    sink = Sink()
+    pipeline = Interpreter([Engine()], sink, Metrics(process=False))
+    w = Window("cam1", "avfusion", 7, T0, T0 + 1, None, None, None, gaps=((T0 + 0.2, T0 + 0.3),))
+    pipeline.window_result(
+        WindowResult(w, "avfusion", {"emergency_vehicle": 0.9, "siren": 0.1}, 0.004, 0.012, 2)
     )
-    tr.observe(100.0, {"siren": 0.9, "horn": 0.9})
-    tr.observe(100.5, {"siren": 0.2, "horn": 0.9})
-    closed = tr.close(101.0)
-    assert [(e.label, e.phase, e.end) for e in closed] == [("siren", "end", 100.5)]
-    assert tr.close(102.0) == []
-    assert tr.active_labels() == []
+    scene = next(x for x in sink.sent if x["type"] == "scene")
+    assert scene["seq"] == 7
+    assert scene["active"] == ["emergency_vehicle"]
+    assert scene["latency_ms"]["queue"] == 4.0
+    assert scene["latency_ms"]["infer"] == 12.0
+    assert scene["window"]["gaps"] == [[T0 + 0.2, T0 + 0.3]]
+    assert [x["phase"] for x in sink.sent if x["type"] == "event"] == ["start"]
 
 
-def test_out_of_order_windows_are_ignored() -> None:
-    tr = tracker(on=0.6, off=0.4)
-    assert tr.observe(101.0, {"siren": 0.1}) == []
-    assert tr.observe(100.5, {"siren": 0.9}) == []
-    assert tr.active_labels() == []
+def test_configured_thresholds_win_over_manifest_and_default() -> None:
+    sink = Sink()
+    pipeline = Interpreter(
+        [Engine()], sink, Metrics(process=False),
+        settings=settings(siren={"on": 0.95, "off": 0.5}),
+        manifest_thresholds={"avfusion": {"siren": m_th(0.2), "emergency_vehicle": m_th(0.3)}},
+    )  # fmt: skip
+    assert pipeline.thresholds["avfusion"]["siren"].on == 0.95
+    assert pipeline.thresholds["avfusion"]["emergency_vehicle"].on == 0.3
+    w = Window("cam1", "avfusion", 0, T0, T0 + 1, None, None, None)
+    pipeline.window_result(
+        WindowResult(w, "avfusion", {"siren": 0.9, "emergency_vehicle": 0.35}, 0, 0, 1)
+    )
+    assert [x["label"] for x in sink.sent if x["type"] == "event"] == ["emergency_vehicle"]
 
 
-def test_thresholds_config_beats_manifest_beats_default() -> None:
-    cfg = {"siren": lt(on=0.8, off=0.5)}
-    manifest = {"siren": lt(on=0.7), "horn": lt(on=0.65)}
-    out = resolve_thresholds(["siren", "horn", "speech"], configured=cfg, manifest=manifest)
-    assert out["siren"].on == 0.8
-    assert out["horn"].on == 0.65
-    assert out["speech"] == DEFAULT_THRESHOLDS
+def test_manifest_threshold_tables_are_read_from_the_engine() -> None:
+    @dataclass
+    class Doc:
+        thresholds: dict[str, dict[str, float | None]]
+
+    @dataclass
+    class Manifest:
+        doc: Doc
+
+    @dataclass
+    class WithManifest(Engine):
+        manifest: Manifest = field(
+            default_factory=lambda: Manifest(
+                Doc({"siren": {"on": 0.3, "off": None, "min_duration_s": None, "hold_s": 2.0}})
+            )
+        )
+
+    pipeline = Interpreter([WithManifest()], Sink(), Metrics(process=False))
+    siren = pipeline.thresholds["avfusion"]["siren"]
+    assert (siren.on, siren.off, siren.hold_s) == (0.3, 0.3, 2.0)
+    assert pipeline.thresholds["avfusion"]["emergency_vehicle"].on == 0.6
 
 
-def test_off_above_on_is_rejected() -> None:
-    with pytest.raises(ValueError, match="off"):
-        EventTracker("cam1", {"siren": lt(on=0.5, off=0.7)})
+def m_th(on: float) -> LabelThresholds:
+    return LabelThresholds.model_validate({"on": on, "off": on / 2})
+
+
+def test_sent_scene_messages_count_published_or_late_and_feed_stream_figures() -> None:
+    metrics = Metrics(process=False)
+    sink = Sink()
+    pipeline = Interpreter([Engine()], sink, metrics)
+    for seq, delay in enumerate([0.05, 0.1, 0.5]):
+        w = Window("cam1", "avfusion", seq, T0 + seq, T0 + seq + 1, None, None, None)
+        pipeline.window_result(WindowResult(w, "avfusion", {"siren": 0.1}, 0, 0, 1))
+        scene = sink.sent[-1]
+        m.stamp_published(scene, w.end + delay)
+        pipeline.message_sent(scene)
+    windows = metrics.windows
+    assert windows.labels(engine="avfusion", outcome="published")._value.get() == 2
+    assert windows.labels(engine="avfusion", outcome="late")._value.get() == 1
+    fig = pipeline.streams()["cam1"]["avfusion"]
+    assert (fig["windows"], fig["published"], fig["late"], fig["last_seq"]) == (3, 2, 1, 2)
+    assert fig["capture_to_publish_ms"]["p50"] == pytest.approx(100.0)
+    assert fig["latency_ms"]["capture_to_publish"] == pytest.approx(500.0)
+    pipeline.stream_closed("cam1", "avfusion")
+    assert pipeline.streams() == {}
+
+
+def test_stream_close_ends_open_events_and_ids_never_repeat() -> None:
+    sink = Sink()
+    pipeline = Interpreter([Engine(), Engine(name="other")], sink, Metrics(process=False))
+    for engine in ("avfusion", "other"):
+        w = Window("cam1", engine, 0, T0, T0 + 1, None, None, None)
+        pipeline.window_result(WindowResult(w, engine, {"siren": 0.9}, 0, 0, 1))
+    pipeline.stream_closed("cam1", "avfusion")
+    pipeline.stream_closed("cam1", "other")
+    w = Window("cam1", "avfusion", 0, T0 + 5, T0 + 6, None, None, None)  # reconnected
+    pipeline.window_result(WindowResult(w, "avfusion", {"siren": 0.9}, 0, 0, 1))
+    events = [(x["id"], x["phase"]) for x in sink.sent if x["type"] == "event"]
+    assert events == [
+        ("cam1-siren-1", "start"),
+        ("cam1-siren-2", "start"),
+        ("cam1-siren-1", "end"),
+        ("cam1-siren-2", "end"),
+        ("cam1-siren-3", "start"),
+    ]

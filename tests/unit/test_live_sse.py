@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from stream.web.sse import ClientBuffer, format_event, route, subscription
+from stream.live.sse import ClientBuffer, format_event, route, subscription
 
 pytestmark = pytest.mark.unit
 

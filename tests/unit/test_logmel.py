@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from engines.avfusion.logmel import LOG_FLOOR, LogMel, LogMelSpec, logmel_numpy, mel_filterbank
+from engines.runtime.nets.logmel import LOG_FLOOR, LogMel, LogMelSpec, logmel_numpy, mel_filterbank
 
 pytestmark = pytest.mark.unit
 

@@ -10,10 +10,10 @@ import onnx
 import pytest
 from onnx import TensorProto
 
-from engines.loader import BUNDLED_DIR
-from engines.manifest import load_manifest
-from engines.runtime import ManifestError
-from tests.engine_fixtures import BASE, tiny_onnx, to_toml
+from engines.runtime.interface import ManifestError
+from engines.runtime.loader import BUNDLED_DIR
+from engines.runtime.manifest import load_manifest
+from tests.support.engine_fixtures import BASE, tiny_onnx, to_toml
 
 pytestmark = pytest.mark.unit
 

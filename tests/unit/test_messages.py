@@ -1,4 +1,5 @@
-"""Messages are built per DESIGN.md and validate against the shipped JSON Schemas."""
+"""Messages are built per the README's Redis contract and validate against the shipped JSON
+Schemas."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 import pytest
 from jsonschema import Draft202012Validator
 
-from stream import messages as m
+from stream.publish import messages as m
 
 pytestmark = pytest.mark.unit
 
@@ -39,7 +40,7 @@ def event(phase: m.Phase = "start", end: float | None = None) -> m.Message:
 
 
 def test_design_example_messages_validate() -> None:
-    # The three examples of DESIGN.md, verbatim.
+    # The three examples of the README's "Redis: channels and messages", verbatim.
     examples = [
         '{"v": 1, "type": "scene", "stream": "cam1", "engine": "avfusion", "seq": 42,'
         ' "window": {"start": 1795929600.10, "end": 1795929601.10, "gaps": []},'

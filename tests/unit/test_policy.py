@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engines.window import Window
 from stream.scheduler.health import HealthTracker
 from stream.scheduler.policy import ComputeEstimate, DeadlineBatcher
-from stream.windows import Window
 
 pytestmark = pytest.mark.unit
 

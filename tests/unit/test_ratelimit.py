@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stream.whip.auth import bearer_token, token_allowed
-from stream.whip.ratelimit import RateLimiter
+from stream.http.auth import bearer_token, token_allowed
+from stream.http.ratelimit import RateLimiter
 
 pytestmark = pytest.mark.unit
 

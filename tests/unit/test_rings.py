@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.rings import AudioRing, BufferPolicy, VideoRing
+from stream.ingest.rings import AudioRing, BufferPolicy, VideoRing
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ from aiortc.codecs import CODECS
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSenderInfo, RtcpSrPacket
 
-from stream.clock import unix_to_ntp
+from stream.webrtc.ntp import unix_to_ntp
 from stream.webrtc.rtcp import (
     ReceiverTimeline,
     RembThrottle,

@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.scenes.base import LABELS, LabelInterval, SceneRenderer
-from engines.scenes.registry import list_scenarios, load_scenario
-from engines.scenes.render import render_files
-from engines.scenes.scene import Scene
-from engines.scenes.script import ScriptError, build_script, load_script, parse_script
-from engines.scenes.truth import Impact, Stop, derive_truth, window_care, window_labels
+from engines.lab.scenes.base import LABELS, LabelInterval, SceneRenderer
+from engines.lab.scenes.registry import list_scenarios, load_scenario
+from engines.lab.scenes.render import render_files
+from engines.lab.scenes.scene import Scene
+from engines.lab.scenes.script import ScriptError, build_script, load_script, parse_script
+from engines.lab.scenes.truth import Impact, Stop, derive_truth, window_care, window_labels
 
 pytestmark = pytest.mark.unit
 
@@ -294,7 +294,7 @@ def test_speech_bank_falls_back_to_formant_speech_without_espeak(
 ) -> None:
     import shutil
 
-    from engines.scenes import speech
+    from engines.lab.scenes import speech
 
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
@@ -331,7 +331,7 @@ def test_a_script_file_path_loads_like_a_name(tmp_path: Path) -> None:
 
 
 def test_render_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from engines.scenes.render import main
+    from engines.lab.scenes.render import main
 
     out = tmp_path / "out"
     args = ["radio-siren", "--out", str(out), "--seconds", "0.5", "--size", "32x24", "--fps", "4"]

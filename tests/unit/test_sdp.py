@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.whip.sdp import OfferError, validate_offer
+from stream.http.sdp import OfferError, validate_offer
 
 pytestmark = pytest.mark.unit
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.sender.cli import device_input
+from stream.commands.send import device_input
 
 pytestmark = pytest.mark.unit
 

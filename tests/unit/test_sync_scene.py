@@ -6,7 +6,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from engines.scenes.sync import (
+from engines.lab.scenes.sync import (
     MARK_PERIOD_S,
     SQUARE_RGB,
     SyncScene,

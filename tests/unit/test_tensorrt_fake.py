@@ -20,17 +20,17 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engines.backends.base import random_inputs
-from engines.backends.onnxruntime_backend import OnnxRuntimeBackend
-from engines.backends.tensorrt_backend import TensorRTBackend
-from engines.backends.tensorrt_cache import CacheKey, derive_profile, engine_file
-from engines.engine import Engine
-from engines.loader import LoadReport, try_backend
-from engines.manifest import Manifest, load_manifest
-from engines.runtime import EngineError
-from stream.windows import Window
-from tests.engine_fixtures import BASE, tiny_onnx, to_toml
-from tests.fake_tensorrt import HostOps, make_fake_trt
+from engines.runtime.backends.base import random_inputs
+from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
+from engines.runtime.backends.tensorrt_backend import TensorRTBackend
+from engines.runtime.backends.tensorrt_cache import CacheKey, derive_profile, engine_file
+from engines.runtime.engine import Engine
+from engines.runtime.interface import EngineError
+from engines.runtime.loader import LoadReport, try_backend
+from engines.runtime.manifest import Manifest, load_manifest
+from engines.window import Window
+from tests.support.engine_fixtures import BASE, tiny_onnx, to_toml
+from tests.support.fake_tensorrt import HostOps, make_fake_trt
 
 pytestmark = pytest.mark.unit
 

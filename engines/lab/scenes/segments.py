@@ -1,0 +1,226 @@
+"""Segment kinds: the building blocks shared by scene scripts and the training generator.
+
+A segment is a kind on `[start, end)` of the timeline plus optional parameters; whatever a
+parameter leaves open is drawn from the scene's random generator (so a script plus a seed is one
+exact scene). `SEGMENT_KINDS` lists every kind with the parameters it accepts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engines.lab.scenes.audio import Alarm, AudioSource, Clip, Horn, Siren
+from engines.lab.scenes.audio import Impact as ImpactSound
+from engines.lab.scenes.base import LabelInterval
+from engines.lab.scenes.speech import speech_bank
+from engines.lab.scenes.sprites import Motion, Vehicle
+from engines.lab.scenes.truth import Impact
+
+Params = Mapping[str, Any]
+
+
+@dataclass
+class Context:
+    """What segment builders share: the random generator, the split's pools, the ground line."""
+
+    rng: np.random.Generator
+    split: str
+    horizon: float
+    snr_db: tuple[float, float] = (-5.0, 20.0)
+
+
+@dataclass
+class Parts:
+    """What segments add up to; `Scene` is built from it."""
+
+    vehicles: list[Vehicle] = field(default_factory=list)
+    sources: list[tuple[AudioSource, float]] = field(default_factory=list)
+    labels: list[LabelInterval] = field(default_factory=list)
+    impacts: list[Impact] = field(default_factory=list)
+
+    def sound(self, ctx: Context, src: AudioSource, p: Params, label: str | None) -> None:
+        """Add a source at its SNR (dB over the background) and label it if it is one."""
+        snr = float(p.get("snr_db", ctx.rng.uniform(*ctx.snr_db)))
+        self.sources.append((src, 10.0 ** (snr / 20.0)))
+        if label:
+            self.labels.append(LabelInterval(label, src.start, src.end))
+
+
+def _pick(ctx: Context, p: Params, key: str, choices: tuple[str, ...]) -> str:
+    value = p.get(key)
+    if value is None:
+        return str(choices[int(ctx.rng.integers(len(choices)))])
+    if value not in choices:
+        raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
+    return str(value)
+
+
+def siren(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A siren (`siren` = wail, yelp or hilo) sounding over `[a, b)`."""
+    style = _pick(ctx, p, "siren", ("wail", "yelp", "hilo"))
+    r = ctx.rng
+    if style == "wail":
+        lo, hi, period = r.uniform(450, 800), r.uniform(1100, 1700), r.uniform(2.0, 5.0)
+    elif style == "yelp":
+        lo, hi, period = r.uniform(500, 800), r.uniform(1200, 1700), r.uniform(0.15, 0.35)
+    else:
+        lo = r.uniform(400, 700)
+        hi, period = lo * r.uniform(1.25, 1.5), r.uniform(0.8, 1.6)
+    parts.sound(ctx, Siren(a, b, style, lo, hi, period, r.random()), p, "siren")
+
+
+def horn(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A car horn over `[a, b)`, held or honked."""
+    r = ctx.rng
+    honk = r.random() < 0.6
+    src = Horn(a, b, r.uniform(280, 520), r.uniform(1.18, 1.3),
+               r.uniform(0.25, 0.9), r.uniform(0.08, 0.3) if honk else 0.0)  # fmt: skip
+    parts.sound(ctx, src, p, "horn")
+
+
+def alarm(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An alarm (`alarm` = bell or beeper) ringing over `[a, b)`."""
+    style = _pick(ctx, p, "alarm", ("bell", "beeper"))
+    r = ctx.rng
+    if style == "bell":
+        src = Alarm(a, b, style, r.uniform(700, 1400), r.uniform(12, 22))
+    else:
+        src = Alarm(a, b, style, r.uniform(1800, 3600), r.uniform(1.5, 4.0))
+    parts.sound(ctx, src, p, "alarm")
+
+
+def speech(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """Utterances back to back with short pauses; each one labelled `speech`."""
+    bank = speech_bank(ctx.split)
+    snr = float(p.get("snr_db", ctx.rng.uniform(*ctx.snr_db)))
+    t = a
+    while t < b - 0.3:
+        clip = bank[int(ctx.rng.integers(len(bank)))]
+        n = min(len(clip), int((b - t) * 16000))
+        parts.sound(ctx, Clip(t, clip[:n]), {"snr_db": snr + ctx.rng.uniform(-2, 2)}, "speech")
+        t += n / 16000 + ctx.rng.uniform(0.15, 0.5)
+
+
+def impact(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An impact sound at `at` (default: the segment's middle)."""
+    at = float(p.get("at", 0.5 * (a + b)))
+    r = ctx.rng
+    src = ImpactSound(at, r.uniform(45, 110), r.uniform(0.08, 0.25), r.uniform(0.3, 1.2))
+    parts.sound(ctx, src, {"snr_db": p.get("snr_db", r.uniform(5, 20))}, None)
+    parts.impacts.append(Impact(at))
+
+
+def vehicle_look(ctx: Context, p: Params) -> tuple[str, float, tuple[float, float, float]]:
+    """Shape, width/height ratio and body colour, random unless given."""
+    shape = _pick(ctx, p, "shape", ("car", "van", "box", "ball"))
+    ratio = {"car": (1.6, 2.4), "van": (1.2, 1.7), "box": (0.8, 1.6), "ball": (1.0, 1.0)}[shape]
+    col = p.get("colour") or tuple(float(c) for c in ctx.rng.uniform(0.08, 0.95, 3))
+    return shape, float(ctx.rng.uniform(*ratio)), (float(col[0]), float(col[1]), float(col[2]))
+
+
+def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
+    """A random motion of `kind` over `[a, b)`, standing on the ground line."""
+    r, dur = ctx.rng, max(0.2, b - a)
+    x0 = r.uniform(0.25, 0.75)
+    if kind == "approach":
+        s1 = r.uniform(0.45, 0.8)
+        s0 = max(0.12, s1 / r.uniform(1.6, 2.8) ** dur)  # ≥ 8 px tall at 64x64: visibly growing
+        x1 = float(np.clip(x0 + r.uniform(-0.15, 0.15), 0.2, 0.8))
+    elif kind == "recede":
+        s0 = r.uniform(0.45, 0.8)
+        s1, x1 = max(0.08, s0 / r.uniform(1.6, 2.8) ** dur), x0
+    elif kind == "pass":
+        s0 = s1 = r.uniform(0.12, 0.4)
+        x0, x1 = (-0.1, 1.1) if r.random() < 0.5 else (1.1, -0.1)
+        if dur < 3 and r.random() < 0.5:  # stays in view; otherwise it enters and leaves
+            x0, x1 = 0.5 + (x0 - 0.5) * 0.6, 0.5 + (x1 - 0.5) * 0.6
+    else:
+        s0 = s1 = r.uniform(0.1, 0.8)  # parked close by can be big: size alone is no cue
+        x1 = x0
+    depth = r.uniform(0.5, 1.0) * (0.98 - ctx.horizon) / max(s0, s1)
+    return Motion(kind, a, b, float(x0), float(x1), float(s0), float(s1), ctx.horizon, depth)
+
+
+def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An object moving (`motion`) during `[a, b)`, lamps `lamps` lit throughout."""
+    kind = _pick(ctx, p, "motion", ("approach", "recede", "pass", "static"))
+    lamps = _pick(ctx, _with(p, lamps=p.get("lamps") or ("none", "tail")[int(ctx.rng.integers(2))]),
+                  "lamps", ("none", "emergency", "hazard", "tail", "steady"))  # fmt: skip
+    move_end = float(p.get("stop_at", b))
+    shape, ratio, colour = vehicle_look(ctx, p)
+    hz = ctx.rng.uniform(1.2, 2.5) if lamps == "emergency" else ctx.rng.uniform(0.9, 1.7)
+    parts.vehicles.append(
+        Vehicle(
+            motion(ctx, kind, a, move_end),
+            (a, b),
+            shape,
+            ratio,
+            colour,
+            lamps,
+            (a, b),
+            float(p.get("flash_hz", hz)),
+            float(ctx.rng.random()),
+        )
+    )
+
+
+def _with(p: Params, **defaults: Any) -> dict[str, Any]:
+    return {**defaults, **p}
+
+
+def emergency_vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A vehicle with emergency lamps flashing and its siren on, approaching by default."""
+    vehicle(ctx, parts, a, b, _with(p, lamps="emergency", motion="approach"))
+    siren(ctx, parts, a, b, p)
+
+
+def lights(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """Emergency lamps flashing in silence (parked, by default)."""
+    vehicle(ctx, parts, a, b, _with(p, lamps="emergency", motion="static"))
+
+
+def hazard_lights(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """Amber hazard lamps blinking on a parked vehicle (not `flashing_lights`)."""
+    vehicle(ctx, parts, a, b, _with(p, lamps="hazard", motion="static"))
+
+
+def approach(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An object approaching in silence."""
+    vehicle(ctx, parts, a, b, _with(p, motion="approach", lamps="none"))
+
+
+def collision(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """An object approaches, stops at `stop_at` and an impact sounds at that instant."""
+    stop = float(p.get("stop_at", a + 0.7 * (b - a)))
+    if not a < stop < b:
+        raise ValueError(f"collision stop_at {stop} must lie inside the segment ({a}, {b})")
+    vehicle(ctx, parts, a, b, _with(p, motion="approach", lamps="none", stop_at=stop))
+    impact(ctx, parts, a, b, {"at": stop, **({"snr_db": p["snr_db"]} if "snr_db" in p else {})})
+
+
+SEGMENT_KINDS: dict[str, Callable[[Context, Parts, float, float, Params], None]] = {
+    "siren": siren,
+    "horn": horn,
+    "alarm": alarm,
+    "speech": speech,
+    "impact": impact,
+    "vehicle": vehicle,
+    "emergency_vehicle": emergency_vehicle,
+    "lights": lights,
+    "hazard_lights": hazard_lights,
+    "approach": approach,
+    "collision": collision,
+}
+
+
+def add_segment(ctx: Context, parts: Parts, kind: str, a: float, b: float, p: Params) -> None:
+    """Build one segment into `parts`; unknown kinds and bad parameters raise `ValueError`."""
+    if kind not in SEGMENT_KINDS:
+        raise ValueError(f"unknown segment kind {kind!r} (known: {', '.join(SEGMENT_KINDS)})")
+    if not b > a:
+        raise ValueError(f"segment {kind!r} must end after it starts ({a} >= {b})")
+    SEGMENT_KINDS[kind](ctx, parts, a, b, p)

@@ -1,0 +1,222 @@
+"""Moving objects and their lamps: motion over time, drawing for a batch of frames, labels.
+
+Sizes are fractions of the frame height; an object stands on the ground at `cy` and is `s`
+tall. Approaching objects grow exponentially (a steady closing rate reads the same at 64x64 and
+at 640x480) and slide down towards the camera; after their approach they rest where they
+stopped, which is what `collision` ties to the impact sound.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from engines.lab.scenes.base import LabelInterval
+from engines.lab.scenes.truth import Stop
+from engines.lab.scenes.video import AMBER, BLUE, F32, F64, RED
+
+MIN_APPROACH_GROWTH = 1.25  # per second: slower closing is not labelled approaching
+IN_VIEW = (0.03, 0.97)
+
+
+@dataclass(frozen=True, slots=True)
+class Motion:
+    """Pose over time: `approach`/`recede` (scale s0→s1), `pass` (x0→x1) or `static`."""
+
+    kind: str
+    t0: float
+    t1: float
+    x0: float
+    x1: float
+    s0: float
+    s1: float
+    ground: float
+    depth: float
+
+    def at(self, t: F64) -> tuple[F64, F64, F64]:
+        """Centre x, ground-contact y and height at times `t`."""
+        p = np.clip((t - self.t0) / max(1e-6, self.t1 - self.t0), 0.0, 1.0)
+        if self.kind in ("approach", "recede"):
+            s = self.s0 * (self.s1 / self.s0) ** p
+            q = (s - self.s0) / (self.s1 - self.s0)
+        elif self.kind == "pass":
+            s, q = np.full_like(p, self.s0), p
+        else:
+            s, q = np.full_like(p, self.s0), np.zeros_like(p)
+        cx = self.x0 + (self.x1 - self.x0) * q
+        return cx, self.ground + self.depth * s, s
+
+    @property
+    def growth_per_s(self) -> float:
+        """How much the object's size multiplies per second of its motion."""
+        return float((self.s1 / self.s0) ** (1.0 / max(1e-6, self.t1 - self.t0)))
+
+
+@dataclass(frozen=True, slots=True)
+class Vehicle:
+    """An object in view during `visible`, with optional lamps lit during `lamps_on`.
+
+    `lamps`: `none`; `emergency` (red/blue alternating on the roof: `flashing_lights`);
+    `hazard` (amber, both together: a distractor, not `flashing_lights`); `tail` (steady red);
+    `steady` (red and blue roof lamps lit without flashing: colour alone is not the label).
+    """
+
+    motion: Motion
+    visible: tuple[float, float]
+    shape: str
+    ratio: float
+    colour: tuple[float, float, float]
+    lamps: str = "none"
+    lamps_on: tuple[float, float] = (0.0, 0.0)
+    flash_hz: float = 2.0
+    flash_phase: float = 0.0
+
+    def primitives(self) -> tuple[list[LabelInterval], list[Stop]]:
+        """What this object contributes to the ground truth."""
+        out: list[LabelInterval] = []
+        stops: list[Stop] = []
+        m, (v0, v1) = self.motion, self.visible
+        if m.kind == "approach" and m.growth_per_s >= MIN_APPROACH_GROWTH:
+            a, b = max(m.t0, v0), min(m.t1, v1)
+            if b > a:
+                out.append(LabelInterval("approaching_object", a, b))
+            if v1 >= m.t1 + 0.25 and v0 < m.t1:
+                stops.append(Stop(m.t1))
+        if self.lamps == "emergency":
+            a, b = max(self.lamps_on[0], v0), min(self.lamps_on[1], v1)
+            out += [LabelInterval("flashing_lights", s, e) for s, e in self._in_view(a, b)]
+        return out, stops
+
+    def _in_view(self, a: float, b: float) -> list[tuple[float, float]]:
+        """Sub-intervals of [a, b) where the lamps' centre is inside the frame."""
+        if b <= a:
+            return []
+        ts = np.arange(a, b, 0.02)
+        cx, _, _ = self.motion.at(ts)
+        inside = (cx > IN_VIEW[0]) & (cx < IN_VIEW[1])
+        spans: list[tuple[float, float]] = []
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], inside.astype(int), [0]])))
+        for s, e in zip(edges[::2], edges[1::2], strict=True):
+            spans.append((float(ts[s]), float(ts[e]) if e < len(ts) else b))
+        return spans
+
+
+def _soft_box(y: F32, x: F32, cx: F64, top: F64, bot: F64, half: F64, h: int, w: int) -> F64:
+    """Antialiased rectangle mask `[T, H, W]` (separable: two 1-D ramps multiplied)."""
+    mx = np.clip((half[:, None, None] - np.abs(x - cx[:, None, None])) * w + 0.5, 0, 1)
+    my = np.clip(np.minimum(y - top[:, None, None], bot[:, None, None] - y) * h + 0.5, 0, 1)
+    out: F64 = mx * my
+    return out
+
+
+def _ellipse(y: F32, x: F32, cx: F64, cy: F64, rx: F64, ry: F64, h: int) -> F64:
+    d = ((x - cx[:, None, None]) / rx[:, None, None]) ** 2
+    d = d + ((y - cy[:, None, None]) / ry[:, None, None]) ** 2
+    out: F64 = np.clip((1.0 - np.sqrt(d)) * ry[:, None, None] * h + 0.5, 0, 1)
+    return out
+
+
+def _paint(frames: F32, mask: F64, colour: F64 | tuple[float, ...]) -> None:
+    """Alpha-blend `colour` into `frames` where `mask` (in place)."""
+    m = mask[..., None].astype(np.float32)
+    frames += m * (np.asarray(colour, dtype=np.float32) - frames)
+
+
+def _crop(
+    frames: F32, grid: tuple[F32, F32], box: tuple[float, float, float, float]
+) -> tuple[F32, tuple[F32, F32]] | None:
+    """Views of `frames` and the grid over the normalised box (x0, x1, y0, y1), or None.
+
+    Drawing only where an object can be keeps a 640x480 frame as cheap as a 64x64 one.
+    """
+    _, h, w, _ = frames.shape
+    x0, x1, y0, y1 = box
+    c0, c1 = max(0, math.floor(x0 * w) - 1), min(w, math.ceil(x1 * w) + 1)
+    r0, r1 = max(0, math.floor(y0 * h) - 1), min(h, math.ceil(y1 * h) + 1)
+    if c1 <= c0 or r1 <= r0:
+        return None
+    y, x = grid
+    return frames[:, r0:r1, c0:c1], (y[:, r0:r1], x[..., c0:c1])
+
+
+def draw_body(
+    frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
+) -> None:
+    """Draw `v` into `frames` `[T, H, W, 3]` at times `t` (hidden frames untouched)."""
+    _, h, w, _ = frames.shape
+    cx, cy, s = v.motion.at(t)
+    cx, cy = cx + shake[0], cy + shake[1]
+    vis = (t >= v.visible[0]) & (t < v.visible[1])
+    if not vis.any():
+        return
+    half = 0.5 * s * v.ratio * h / w
+    box = (float(np.min(cx - half)), float(np.max(cx + half)),
+           float(np.min(cy - s)), float(np.max(cy)))  # fmt: skip
+    region = _crop(frames, grid, box)
+    if region is None:
+        return
+    frames, (y, x) = region
+    shown = vis.astype(np.float64)[:, None, None]
+    col = np.asarray(v.colour)
+    if v.shape == "ball":
+        _paint(frames, shown * _ellipse(y, x, cx, cy - 0.5 * s, half, 0.5 * s, h), col)
+        return
+    body_top = cy - (0.9 if v.shape in ("van", "box") else 0.55) * s
+    _paint(frames, shown * _soft_box(y, x, cx, body_top, cy - 0.12 * s, half, h, w), col)
+    if v.shape in ("car", "van"):
+        cabin = _soft_box(y, x, cx, cy - s, body_top + 0.02 * s, half * 0.62, h, w)
+        _paint(frames, shown * cabin, col * 0.45 + 0.25)
+    for side in (-0.62, 0.62):
+        wheel = _ellipse(y, x, cx + side * half, cy - 0.12 * s, half * 0.22, 0.12 * s, h)
+        _paint(frames, shown * wheel, (0.05, 0.05, 0.05))
+
+
+def _lamps(v: Vehicle, t: F64, cx: F64, cy: F64, s: F64, half: F64) -> list[tuple[Any, ...]]:
+    """(x, y, colour, on) per lamp of `v`: emergency red/blue alternate, hazard amber together."""
+    phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
+    if v.lamps in ("emergency", "steady"):
+        ly = cy - s - 0.05 * s
+        steady = np.ones_like(phase)
+        red, blue = (phase, ~phase) if v.lamps == "emergency" else (steady, steady)
+        return [(cx - 0.3 * half, ly, RED, red), (cx + 0.3 * half, ly, BLUE, blue)]
+    ly = cy - 0.35 * s
+    on = phase if v.lamps == "hazard" else np.ones_like(phase)
+    colour = AMBER if v.lamps == "hazard" else RED
+    return [(cx - 0.85 * half, ly, colour, on), (cx + 0.85 * half, ly, colour, on)]
+
+
+def lamp_glow(
+    frames: F32, v: Vehicle, t: F64, shake: tuple[F64, F64], grid: tuple[F32, F32]
+) -> None:
+    """Add the light of `v`'s lamps (emission: added after lighting, not tinted by it)."""
+    vis = (t >= v.visible[0]) & (t < v.visible[1])
+    if v.lamps == "none" or not vis.any():
+        return
+    _, h, w, _ = frames.shape
+    cx, cy, s = v.motion.at(t)
+    cx, cy = cx + shake[0], cy + shake[1]
+    lit = (t >= max(v.lamps_on[0], v.visible[0])) & (t < min(v.lamps_on[1], v.visible[1]))
+    r = np.maximum(0.13 * s, 2.0 / h)
+    aspect = w / h
+    reach = 7.0 * r
+    for lx, ly, colour, on in _lamps(v, t, cx, cy, s, 0.5 * s * v.ratio * h / w):
+        box = (float(np.min(lx - reach / aspect)), float(np.max(lx + reach / aspect)),
+               float(np.min(ly - reach)), float(np.max(ly + reach)))  # fmt: skip
+        region = _crop(frames, grid, box)
+        if region is None:
+            continue
+        sub, (y, x) = region
+        d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - ly[:, None, None]) ** 2
+        r2 = (r**2)[:, None, None]
+        on_now = lit & on
+        # The lamp itself is opaque (its own colour when on, a dark lens when off); its light
+        # spills onto the surroundings as an additive halo.
+        core = (np.exp(-d2 / r2) * vis[:, None, None])[..., None].astype(np.float32)
+        lens = np.where(on_now, 1.0 if v.lamps != "tail" else 0.7, 0.18)
+        rgb = np.asarray(colour, dtype=np.float32)
+        sub += core * (lens[:, None, None, None].astype(np.float32) * rgb - sub)
+        halo = 0.45 * np.exp(-d2 / (9.0 * r2)) * (on_now * vis)[:, None, None]
+        sub += halo[..., None].astype(np.float32) * rgb

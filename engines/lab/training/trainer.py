@@ -1,0 +1,244 @@
+"""The training loop: AdamW, warm-up + cosine learning rate, masked multi-label BCE, validation
+every epoch, checkpoints, early stopping and a wall-time limit.
+
+The schedule runs on *progress* = the larger of steps done / steps planned and time used / time
+allowed, so a run cut short by the wall-time limit (a busy machine) still anneals its learning
+rate to the end instead of stopping at full rate.
+
+Modality dropout: with probability `modality_dropout` a training window loses its audio (the
+log-mel of silence) or its video (black frames), and the labels that need the lost modality are
+cleared. The live service fills a missing modality with zeros, so the model must know what
+"nothing there" means, and it teaches the fused labels to require both modalities.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from engines.lab.evaluation.metrics import label_scores, macro_f1
+from engines.lab.scenes.base import AUDIO_LABELS, FUSED_LABELS, LABELS, VIDEO_LABELS
+from engines.lab.training.data import WindowSet
+from engines.lab.training.progress import ProgressBar
+from engines.runtime.nets.avfusion import AVFusion, save_checkpoint
+from engines.runtime.nets.logmel import LOG_FLOOR
+
+logger = logging.getLogger(__name__)
+
+SILENT_LOGMEL = float(np.log(LOG_FLOOR))
+
+
+@dataclass(frozen=True, slots=True)
+class TrainConfig:
+    """Optimisation settings (the defaults ship the bundled model)."""
+
+    epochs: int = 18
+    batch: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 4  # epochs without a val macro-F1 gain of min_delta
+    min_delta: float = 1e-3
+    minutes: float | None = None  # wall-time limit for the loop
+    seed: int = 0
+    modality_dropout: float = 0.1
+    kind_balance: float = 0.75  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
+
+
+@dataclass(slots=True)
+class TrainResult:
+    """What happened; the best model's weights are loaded into the model on return."""
+
+    best_epoch: int = -1
+    best_val_f1: float = -math.inf  # selection score: val macro-F1 (or -val loss, see train)
+    epochs_run: int = 0
+    stopped: str = "max epochs"
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def _label_mask(names: tuple[str, ...]) -> torch.Tensor:
+    return torch.tensor([1.0 if label in names else 0.0 for label in LABELS])
+
+
+NEEDS_AUDIO = _label_mask(AUDIO_LABELS + FUSED_LABELS)
+NEEDS_VIDEO = _label_mask(VIDEO_LABELS + FUSED_LABELS)
+
+
+def batch_tensors(
+    data: WindowSet, idx: npt.NDArray[np.intp]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Video uint8, log-mel fp32, labels, care for the rows `idx` (sorted: memmap locality)."""
+    idx = np.sort(idx)
+    return (
+        torch.from_numpy(np.ascontiguousarray(data.video[idx])),
+        torch.from_numpy(np.asarray(data.logmel[idx], dtype=np.float32)),
+        torch.from_numpy(data.labels[idx]),
+        torch.from_numpy(data.care[idx]),
+    )
+
+
+def drop_modalities(
+    video: torch.Tensor,
+    logmel: torch.Tensor,
+    labels: torch.Tensor,
+    p: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Silence audio / blank video on random rows and clear the labels that needed them."""
+    if p <= 0:
+        return video, logmel, labels
+    n = labels.shape[0]
+    draw = torch.rand(n, generator=gen)
+    no_audio = draw < p
+    no_video = (draw >= p) & (draw < 2 * p)
+    video, logmel, labels = video.clone(), logmel.clone(), labels.clone()
+    logmel[no_audio] = SILENT_LOGMEL
+    video[no_video] = 0
+    labels[no_audio] *= 1.0 - NEEDS_AUDIO
+    labels[no_video] *= 1.0 - NEEDS_VIDEO
+    return video, logmel, labels
+
+
+def kind_weights(kinds: list[str], balance: float) -> npt.NDArray[np.float64]:
+    """Per-window sampling probabilities: a kind with c windows gets weight c^(1-balance)
+    in total (0 = as generated, 1 = every kind equally often)."""
+    names, inverse, counts = np.unique(np.asarray(kinds), return_inverse=True, return_counts=True)
+    del names
+    w = counts[inverse].astype(np.float64) ** -balance
+    return np.asarray(w / w.sum())
+
+
+def learning_rate(peak: float, progress: float, warmup: float = 0.1) -> float:
+    """Linear warm-up to `peak` over the first `warmup` of progress, then cosine to 2% of it."""
+    if progress < warmup:
+        return peak * (0.1 + 0.9 * progress / warmup)
+    x = min((progress - warmup) / (1 - warmup), 1.0)
+    return peak * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * x)))
+
+
+def predict(model: AVFusion, data: WindowSet, batch: int = 256) -> npt.NDArray[np.float32]:
+    """Sigmoid scores `[N, L]` from cached features (eval mode, no grad)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(data), batch):
+            idx = np.arange(i, min(i + batch, len(data)))
+            video, logmel, _, _ = batch_tensors(data, idx)
+            out.append(torch.sigmoid(model.forward_logmel(video, logmel)).numpy())
+    return np.concatenate(out)
+
+
+def validate(model: AVFusion, data: WindowSet) -> tuple[float, float]:
+    """(macro-F1, mean BCE) on a set, skipping undecidable label entries."""
+    scores = predict(model, data)
+    per_label = label_scores(data.labels, scores, LABELS, care=data.care)
+    eps = 1e-6
+    bce = -(data.labels * np.log(scores + eps) + (1 - data.labels) * np.log(1 - scores + eps))
+    return macro_f1(per_label), float((bce * data.care).sum() / max(data.care.sum(), 1.0))
+
+
+class _Loop:
+    """One training run's moving parts: optimiser, generators, clock, schedule progress."""
+
+    def __init__(self, model: AVFusion, train_set: WindowSet, cfg: TrainConfig) -> None:
+        self.model, self.data, self.cfg = model, train_set, cfg
+        self.gen = torch.Generator().manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.steps = max(len(train_set) // cfg.batch, 1)
+        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+        self.sampling = kind_weights(train_set.kinds, cfg.kind_balance)
+        self.budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
+        self.started = time.monotonic()
+        self.done_steps = 0
+
+    def out_of_time(self) -> bool:
+        return time.monotonic() - self.started > self.budget_s
+
+    def step(self, idx: npt.NDArray[np.intp]) -> float:
+        """One optimiser step on the rows `idx`; returns the loss."""
+        cfg = self.cfg
+        video, logmel, labels, care = batch_tensors(self.data, idx)
+        video, logmel, labels = drop_modalities(
+            video, logmel, labels, cfg.modality_dropout, self.gen
+        )
+        logits = self.model.forward_logmel(video, logmel)
+        loss = (self.loss_fn(logits, labels) * care).sum() / care.sum()
+        progress = max(
+            self.done_steps / (cfg.epochs * self.steps),
+            (time.monotonic() - self.started) / self.budget_s,
+        )
+        for group in self.opt.param_groups:
+            group["lr"] = learning_rate(cfg.lr, progress)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        self.done_steps += 1
+        return float(loss.item())
+
+    def epoch(self, bar: ProgressBar) -> tuple[int, float]:
+        """One pass of `steps` kind-balanced batches; (steps run, smoothed loss)."""
+        self.model.train()
+        order = self.rng.choice(
+            len(self.data), size=(self.steps, self.cfg.batch), p=self.sampling, replace=True
+        )
+        running, done = 0.0, 0
+        for done, idx in enumerate(order, start=1):
+            value = self.step(idx)
+            running = 0.95 * running + 0.05 * value if done > 1 else value
+            bar.update(done, f"loss {running:.4f}")
+            if self.out_of_time():
+                break
+        return done, running
+
+
+def train(
+    model: AVFusion,
+    train_set: WindowSet,
+    val_set: WindowSet,
+    cfg: TrainConfig,
+    checkpoint_dir: Path,
+) -> TrainResult:
+    """Train in place; checkpoints `last.pt` every epoch and `best.pt` on improvement."""
+    torch.manual_seed(cfg.seed)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    loop = _Loop(model, train_set, cfg)
+    result, bad_epochs = TrainResult(), 0
+    best_state: dict[str, Any] | None = None
+    for epoch in range(1, cfg.epochs + 1):
+        bar = ProgressBar(f"epoch {epoch}/{cfg.epochs}", loop.steps)
+        done, running = loop.epoch(bar)
+        val_f1, val_loss = validate(model, val_set)
+        bar.close(done, f"loss {running:.4f} val loss {val_loss:.4f} val macro-F1 {val_f1:.4f}")
+        result.history.append(
+            {"epoch": epoch, "train_loss": running, "val_loss": val_loss, "val_f1": val_f1}
+        )
+        result.epochs_run = epoch
+        save_checkpoint(model, checkpoint_dir / "last.pt", {"epoch": epoch})
+        # A validation set with no positive label has no F1: select on its loss instead.
+        score = val_f1 if math.isfinite(val_f1) else -val_loss
+        if score > result.best_val_f1 + cfg.min_delta:
+            result.best_val_f1, result.best_epoch, bad_epochs = score, epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(model, checkpoint_dir / "best.pt", {"epoch": epoch})
+        else:
+            bad_epochs += 1
+        if bad_epochs >= cfg.patience:
+            result.stopped = f"early stop: no val gain in {cfg.patience} epochs"
+            break
+        if loop.out_of_time():
+            result.stopped = f"time limit ({cfg.minutes} min)"
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    result.seconds = time.monotonic() - loop.started
+    return result

@@ -1,0 +1,384 @@
+"""Engine manifests (`engine.toml`): what an engine is, validated once, at load.
+
+An engine is a directory holding `engine.toml` and its model file(s). Everything a user can get
+wrong in a manifest (unknown keys, missing files, wrong dtypes, shapes that disagree with the
+ONNX graph, label counts that disagree with an output) is a `ManifestError` naming the file and
+the field here, never a surprise at first inference.
+
+Schema (TOML tables; every table forbids unknown keys):
+
+- `[engine]` name, version, description, `model` (path relative to the engine directory) or
+  `model_package` (`"package:path/inside"`, a file inside an installed Python package),
+  `torch_factory` (`"module:callable"`, called with the engine directory, returning an
+  `nn.Module` whose `forward` takes the ONNX input names as keyword arguments), precision,
+  batch_sizes, budget_ms, max_queue_delay_ms.
+- `[window]` length_s, hop_s, labels_at (`window` or `end`: what the scores describe).
+- `[inputs.<onnx input name>]` role (video | audio | state | constant), dtype, shape (ints and
+  the batch axis `"B"`), fps (video), sample_rate (audio), initial (state), value (constant).
+  A state's batch axis is where `"B"` sits in its shape.
+- `[outputs.<onnx output name>]` labels + activation (score outputs) or state_for (the state
+  input it feeds on the next call). Graph outputs not declared are ignored.
+- `[streaming]` (optional, stateful audio): chunk, context, aggregate. The window's audio is run
+  as consecutive `chunk`-sample pieces, each with the previous `context` samples prepended.
+- `[thresholds.<label>]` (optional) on, off, min_duration_s, hold_s: event defaults (the same
+  field names as the service config's per-label thresholds, which override them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engines.runtime.interface import ManifestError
+from engines.window import AudioSpec, VideoSpec, WindowSpec
+
+MANIFEST_FILE = "engine.toml"
+BATCH = "B"
+
+Dtype = Literal["uint8", "int32", "int64", "float16", "float32"]
+Dim = int | Literal["B"]
+
+# ONNX TensorProto element types for the dtypes a manifest may name.
+ONNX_DTYPES: dict[int, str] = {2: "uint8", 6: "int32", 7: "int64", 10: "float16", 1: "float32"}
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineTable(_Table):
+    """`[engine]`: identity, model file and serving defaults."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$", max_length=64)
+    version: str = Field(min_length=1)
+    description: str = ""
+    model: str | None = None
+    model_package: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:.+$")
+    torch_factory: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+    precision: Literal["fp32", "fp16"] = "fp32"
+    batch_sizes: tuple[int, ...] = (1,)
+    budget_ms: float = Field(200.0, gt=0)
+    max_queue_delay_ms: float = Field(25.0, ge=0)
+
+    @field_validator("batch_sizes")
+    @classmethod
+    def _sizes(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(b < 1 for b in value):
+            raise ValueError("must be a non-empty list of positive integers")
+        return tuple(sorted(set(value)))
+
+
+class WindowTable(_Table):
+    """`[window]`: window length and hop, seconds, and what the scores describe."""
+
+    length_s: float = Field(gt=0, le=30)
+    hop_s: float = Field(gt=0, le=30)
+    # "window": the whole window (events dated at its midpoint); "end": the moment it ends, the
+    # rest of the window being context (events dated at its end).
+    labels_at: Literal["window", "end"] = "window"
+
+
+class InputTable(_Table):
+    """`[inputs.<name>]`: one graph input and where its data comes from."""
+
+    role: Literal["video", "audio", "state", "constant"]
+    dtype: Dtype
+    shape: tuple[Dim, ...]
+    fps: float | None = Field(None, gt=0)
+    sample_rate: int | None = Field(None, gt=0)
+    initial: Literal["zeros"] = "zeros"
+    value: float | list[float] | None = None
+
+    @property
+    def batch_axis(self) -> int | None:
+        """Position of `"B"` in the shape (None for constants)."""
+        return self.shape.index(BATCH) if BATCH in self.shape else None
+
+
+class OutputTable(_Table):
+    """`[outputs.<name>]`: a score output (labels) or a state output (state_for)."""
+
+    labels: tuple[str, ...] = ()
+    activation: Literal["sigmoid", "softmax", "none"] = "none"
+    state_for: str | None = None
+
+
+class StreamingTable(_Table):
+    """`[streaming]`: run the window's audio as consecutive chunks, state carried between them."""
+
+    chunk: int = Field(gt=0)
+    context: int = Field(0, ge=0)
+    aggregate: Literal["max", "mean"] = "max"
+
+
+class ThresholdTable(_Table):
+    """`[thresholds.<label>]`: event defaults; unset fields use the service's defaults."""
+
+    on: float | None = Field(None, gt=0, lt=1)
+    off: float | None = Field(None, gt=0, lt=1)
+    min_duration_s: float | None = Field(None, ge=0)
+    hold_s: float | None = Field(None, ge=0)
+
+
+class ManifestDoc(_Table):
+    """The whole `engine.toml`."""
+
+    engine: EngineTable
+    window: WindowTable
+    inputs: dict[str, InputTable] = Field(min_length=1)
+    outputs: dict[str, OutputTable] = Field(min_length=1)
+    streaming: StreamingTable | None = None
+    thresholds: dict[str, ThresholdTable] = Field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """A validated manifest with its files resolved."""
+
+    path: Path  # the engine.toml
+    doc: ManifestDoc
+    model_path: Path | None  # the ONNX file, when there is one
+
+    @property
+    def dir(self) -> Path:
+        """The engine directory."""
+        return self.path.parent
+
+    @property
+    def name(self) -> str:
+        """Engine name."""
+        return self.doc.engine.name
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """All score labels, in output declaration order."""
+        return tuple(label for out in self.doc.outputs.values() for label in out.labels)
+
+    @property
+    def batch_sizes(self) -> tuple[int, ...]:
+        """Batch sizes to build and warm, ascending."""
+        return self.doc.engine.batch_sizes
+
+    @property
+    def stateful(self) -> bool:
+        """Whether per-stream state is carried between calls."""
+        return self.doc.streaming is not None or any(
+            i.role == "state" for i in self.doc.inputs.values()
+        )
+
+    def inputs_with_role(self, role: str) -> dict[str, InputTable]:
+        """Declared inputs of one role, by graph name."""
+        return {k: v for k, v in self.doc.inputs.items() if v.role == role}
+
+    def window_spec(self) -> WindowSpec:
+        """The windows this engine consumes."""
+        win = self.doc.window
+        video = audio = None
+        for spec in self.inputs_with_role("video").values():
+            t, h, w = (int(d) for d in spec.shape[1:4])
+            video = VideoSpec(frames=t, fps=float(spec.fps or 0), height=h, width=w)
+        for spec in self.inputs_with_role("audio").values():
+            rate = int(spec.sample_rate or 0)
+            samples = round(win.length_s * rate) if self.doc.streaming else int(spec.shape[1])
+            audio = AudioSpec(sample_rate=rate, samples=samples)
+        return WindowSpec(
+            length_s=win.length_s,
+            hop_s=win.hop_s,
+            video=video,
+            audio=audio,
+            labels_at=win.labels_at,
+        )
+
+
+def load_manifest(path: Path) -> Manifest:
+    """Read, validate and resolve `path` (an `engine.toml` or the directory holding one)."""
+    path = path / MANIFEST_FILE if path.is_dir() else path
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise ManifestError(f"{path}: manifest not found") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: invalid TOML: {exc}") from exc
+    try:
+        doc = ManifestDoc.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ManifestError(f"{path}: {where}: {first['msg']}") from exc
+    model_path = _resolve_model(path, doc.engine)
+    manifest = Manifest(path=path, doc=doc, model_path=model_path)
+    _check_consistency(manifest)
+    if model_path is not None and model_path.suffix == ".onnx":
+        _check_against_onnx(manifest, model_path)
+    return manifest
+
+
+def _fail(manifest_path: Path, field: str, message: str) -> ManifestError:
+    return ManifestError(f"{manifest_path}: {field}: {message}")
+
+
+def _resolve_model(path: Path, engine: EngineTable) -> Path | None:
+    if engine.model and engine.model_package:
+        raise _fail(path, "engine.model", "give either model or model_package, not both")
+    if engine.model:
+        model = (path.parent / engine.model).resolve()
+        if not model.is_file():
+            raise _fail(path, "engine.model", f"file not found: {model}")
+        return model
+    if engine.model_package:
+        package, _, inner = engine.model_package.partition(":")
+        spec = importlib.util.find_spec(package.split(".")[0])
+        found = importlib.util.find_spec(package) if spec else None
+        if found is None or not found.submodule_search_locations:
+            raise _fail(path, "engine.model_package", f"package {package!r} is not installed")
+        model = Path(next(iter(found.submodule_search_locations))) / inner
+        if not model.is_file():
+            raise _fail(path, "engine.model_package", f"file not found: {model}")
+        return model
+    if not engine.torch_factory:
+        raise _fail(path, "engine.model", "give model, model_package or torch_factory")
+    return None
+
+
+def _check_consistency(m: Manifest) -> None:
+    """Cross-field rules pydantic cannot express per field."""
+    doc, p = m.doc, m.path
+    media = {**m.inputs_with_role("video"), **m.inputs_with_role("audio")}
+    if not media:
+        raise _fail(p, "inputs", "at least one input with role video or audio is needed")
+    for role in ("video", "audio"):
+        if len(m.inputs_with_role(role)) > 1:
+            raise _fail(p, "inputs", f"at most one input with role {role}")
+    for name, spec in doc.inputs.items():
+        _check_input(p, f"inputs.{name}", spec, doc)
+    if not m.labels:
+        raise _fail(p, "outputs", "at least one output needs labels")
+    if len(set(m.labels)) != len(m.labels):
+        raise _fail(p, "outputs", "labels must be unique across outputs")
+    states = set(m.inputs_with_role("state"))
+    fed: set[str] = set()
+    for name, out in doc.outputs.items():
+        if out.state_for is not None:
+            if out.labels:
+                raise _fail(p, f"outputs.{name}", "a state output carries no labels")
+            if out.state_for not in states:
+                raise _fail(p, f"outputs.{name}.state_for", f"{out.state_for!r} is no state input")
+            fed.add(out.state_for)
+    for name in states - fed:
+        raise _fail(p, f"inputs.{name}", "state input without an output declaring state_for")
+    for label in doc.thresholds:
+        if label not in m.labels:
+            raise _fail(p, f"thresholds.{label}", "not one of the engine's labels")
+    _check_streaming(m)
+
+
+def _check_input(p: Path, field: str, spec: InputTable, doc: ManifestDoc) -> None:
+    if spec.shape.count(BATCH) > 1:
+        raise _fail(p, f"{field}.shape", 'at most one "B" axis')
+    if spec.role == "constant":
+        if spec.value is None or BATCH in spec.shape:
+            raise _fail(p, field, "a constant needs a value and no batch axis")
+        return
+    if spec.batch_axis is None:
+        raise _fail(p, f"{field}.shape", 'needs a batch axis "B"')
+    if spec.role in ("video", "audio") and spec.batch_axis != 0:
+        raise _fail(p, f"{field}.shape", 'the batch axis "B" must come first')
+    if spec.role == "video":
+        if spec.dtype != "uint8" or len(spec.shape) != 5 or spec.shape[4] != 3:
+            raise _fail(p, field, 'video is uint8 ["B", T, H, W, 3]')
+        if spec.fps is None:
+            raise _fail(p, f"{field}.fps", "video needs fps")
+        frames = round(doc.window.length_s * spec.fps)
+        if spec.shape[1] != frames:
+            raise _fail(p, f"{field}.shape", f"T must be length_s * fps = {frames}")
+    if spec.role == "audio":
+        if spec.dtype != "float32" or len(spec.shape) != 2:
+            raise _fail(p, field, 'audio is float32 ["B", S]')
+        if spec.sample_rate is None:
+            raise _fail(p, f"{field}.sample_rate", "audio needs sample_rate")
+        samples = round(doc.window.length_s * spec.sample_rate)
+        if doc.streaming is None and spec.shape[1] != samples:
+            raise _fail(p, f"{field}.shape", f"S must be length_s * sample_rate = {samples}")
+
+
+def _check_streaming(m: Manifest) -> None:
+    st, p = m.doc.streaming, m.path
+    if st is None:
+        return
+    audio = m.inputs_with_role("audio")
+    if not audio or m.inputs_with_role("video"):
+        raise _fail(p, "streaming", "streaming engines take audio only")
+    spec = next(iter(audio.values()))
+    if spec.shape[1] != st.chunk + st.context:
+        raise _fail(p, "streaming", "the audio input's S must be chunk + context")
+    samples = round(m.doc.window.length_s * int(spec.sample_rate or 0))
+    if samples % st.chunk:
+        raise _fail(p, "window.length_s", f"{samples} samples is not a multiple of chunk")
+    # Carried state assumes windows tile the stream: an overlap would feed audio twice.
+    if abs(m.doc.window.hop_s - m.doc.window.length_s) > 1e-9:
+        raise _fail(p, "window.hop_s", "streaming engines need hop_s == length_s")
+
+
+def onnx_io(model_path: Path) -> tuple[dict[str, tuple[str, tuple[Any, ...]]], dict[str, Any]]:
+    """Graph inputs and outputs: name -> (dtype name, dims); a dim is int, str or None."""
+    import onnx  # imported here: only manifests with an ONNX model need it
+
+    graph = onnx.load(str(model_path), load_external_data=False).graph
+    inits = {i.name for i in graph.initializer}
+
+    def describe(value: Any) -> tuple[str, tuple[Any, ...]]:
+        tt = value.type.tensor_type
+        dims = tuple(
+            d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else (d.dim_param or None)
+            for d in tt.shape.dim
+        )
+        return ONNX_DTYPES.get(tt.elem_type, f"onnx-type-{tt.elem_type}"), dims
+
+    inputs = {v.name: describe(v) for v in graph.input if v.name not in inits}
+    outputs = {v.name: describe(v) for v in graph.output}
+    return inputs, outputs
+
+
+def _check_against_onnx(m: Manifest, model_path: Path) -> None:
+    p = m.path
+    try:
+        graph_in, graph_out = onnx_io(model_path)
+    except Exception as exc:  # any parse failure is the user's file: say which
+        raise _fail(p, "engine.model", f"cannot read ONNX graph {model_path}: {exc}") from exc
+    for name in graph_in:
+        if name not in m.doc.inputs:
+            raise _fail(p, f"inputs.{name}", "graph input not declared in the manifest")
+    for name, spec in m.doc.inputs.items():
+        if name not in graph_in:
+            raise _fail(p, f"inputs.{name}", f"no such graph input (has {sorted(graph_in)})")
+        dtype, dims = graph_in[name]
+        if dtype != spec.dtype:
+            raise _fail(p, f"inputs.{name}.dtype", f"{spec.dtype} but the graph has {dtype}")
+        _check_dims(p, f"inputs.{name}.shape", spec.shape, dims, m.batch_sizes)
+    for name, out in m.doc.outputs.items():
+        if name not in graph_out:
+            raise _fail(p, f"outputs.{name}", f"no such graph output (has {sorted(graph_out)})")
+        dims = graph_out[name][1]
+        if out.labels and dims and isinstance(dims[-1], int) and dims[-1] != len(out.labels):
+            raise _fail(
+                p, f"outputs.{name}.labels", f"{len(out.labels)} labels but dim is {dims[-1]}"
+            )
+
+
+def _check_dims(
+    p: Path, field: str, want: tuple[Dim, ...], have: tuple[Any, ...], sizes: tuple[int, ...]
+) -> None:
+    if have and len(have) != len(want):
+        raise _fail(p, field, f"rank {len(want)} but the graph's input has rank {len(have)}")
+    for axis, (w, h) in enumerate(zip(want, have, strict=False)):
+        if not isinstance(h, int):
+            continue  # symbolic or unknown in the graph: anything fits
+        if w == BATCH and sizes != (h,) * len(sizes):
+            raise _fail(p, field, f"the graph fixes axis {axis} to {h}: batch_sizes must be [{h}]")
+        if isinstance(w, int) and w != h:
+            raise _fail(p, field, f"axis {axis} is {w} but the graph has {h}")

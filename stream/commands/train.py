@@ -1,0 +1,73 @@
+"""`scenestream train`: generate (or load) the training set, train avfusion, export the engine.
+
+Without `--data` it trains on generated scenes (train and val splits, cached under `--cache`),
+then evaluates the exported engine on the held-out split and writes `metrics.json` and
+`MODEL_CARD.md` next to it. With `--data DIR` it trains on your clips (`DIR/labels.csv`). The
+recipe is `engines.lab.training.recipe`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from engines.errors import UserError
+from engines.lab.export import write_engine_dir
+from engines.lab.training.recipe import (
+    DEFAULT_CACHE,
+    DEFAULT_MINUTES,
+    TRAIN_WINDOWS,
+    generated_sets,
+    user_sets,
+    window_spec,
+    write_training_record,
+)
+from engines.lab.training.trainer import TrainConfig, train
+from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `scenestream train`."""
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    started = time.monotonic()
+    cfg = AVFusionConfig()
+    spec = window_spec(cfg)
+    seed = int(args.seed)
+    if args.data is not None:
+        train_set, val_set = user_sets(Path(args.data), spec)
+    else:
+        cache = Path(args.cache) if args.cache else DEFAULT_CACHE
+        n_train = getattr(args, "windows", None) or TRAIN_WINDOWS
+        n_val = max(n_train // 8, 64)
+        train_set, val_set = generated_sets(spec, seed, cache, n_train, n_val)
+    if len(train_set) == 0:
+        raise UserError("no training windows")
+    torch.manual_seed(seed)
+    model = AVFusion(cfg)
+    settings = TrainConfig(
+        epochs=args.epochs or TrainConfig().epochs,
+        minutes=DEFAULT_MINUTES if args.minutes is None else args.minutes,
+        seed=seed,
+        batch=min(TrainConfig().batch, len(train_set)),
+    )
+    out = Path(args.out)
+    # Checkpoints live with the cache, not in the engine directory that ships.
+    checkpoints = (Path(args.cache) if args.cache else DEFAULT_CACHE) / "checkpoints"
+    result = train(model, train_set, val_set, settings, checkpoints)
+    write_engine_dir(model, out)
+    write_training_record(out, model, settings, result, len(train_set), len(val_set))
+    print(
+        f"trained avfusion: best val macro-F1 {result.best_val_f1:.4f} at epoch "
+        f"{result.best_epoch} ({result.stopped}, {result.seconds / 60:.1f} min); "
+        f"engine written to {out}"
+    )
+    if args.data is None:
+        from engines.lab.evaluation.suite import evaluate_bundle
+
+        evaluate_bundle(out, seed=seed)
+    print(f"total {(time.monotonic() - started) / 60:.1f} min")
+    return 0

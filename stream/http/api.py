@@ -1,0 +1,72 @@
+"""Health, readiness, metrics and the JSON API (`/api/streams`, `/api/engines`) handlers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from stream.http.admission import StreamAdmission
+from stream.metrics import Metrics
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+StreamFigures = Callable[[], Mapping[str, Mapping[str, Any]]]
+
+
+async def healthz(_: web.Request) -> web.Response:
+    """Liveness: the process answers."""
+    return web.json_response({"status": "ok"})
+
+
+def readyz(ready: Callable[[], Awaitable[bool]]) -> Handler:
+    """Readiness: `200` only when `ready()` says so (engines warmed, Redis answering)."""
+
+    async def handler(_: web.Request) -> web.Response:
+        ok = await ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    return handler
+
+
+def metrics_text(metrics: Metrics) -> Handler:
+    """Prometheus text format, rendered in a thread (the registry walk is not free)."""
+
+    async def handler(_: web.Request) -> web.Response:
+        body = await asyncio.get_running_loop().run_in_executor(None, metrics.render)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handler
+
+
+def stream_rows(
+    rows: Sequence[dict[str, Any]], figures: Mapping[str, Mapping[str, Any]] | None
+) -> list[dict[str, Any]]:
+    """The `/api/streams` rows: ingest's figures per stream, plus (when there is a downstream)
+    each engine's figures under `engines`."""
+    out = [dict(row) for row in rows]
+    if figures is not None:
+        for row in out:
+            row["engines"] = dict(figures.get(row["stream"], {}))
+    return out
+
+
+def streams(admission: StreamAdmission, figures: StreamFigures | None) -> Handler:
+    """`GET /api/streams`: the live streams of this worker."""
+
+    async def handler(_: web.Request) -> web.Response:
+        downstream = figures() if figures is not None else None
+        return web.json_response({"streams": stream_rows(admission.snapshot(), downstream)})
+
+    return handler
+
+
+def engines(reports: Callable[[], Sequence[Mapping[str, Any]]]) -> Handler:
+    """`GET /api/engines`: each engine, the backend it runs on and why others were skipped."""
+
+    async def handler(_: web.Request) -> web.Response:
+        return web.json_response({"engines": [dict(r) for r in reports()]})
+
+    return handler

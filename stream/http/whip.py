@@ -1,0 +1,160 @@
+"""The WHIP (RFC 9725) handlers: `POST` an offer, `DELETE` a session, `PATCH` refused.
+
+`WhipEndpoint` is given what it needs by the composition root (`stream.service`): the admission
+of this worker, a factory that opens the ingest session of an admitted stream, and, with
+scale-out, the worker directory. Its routes are registered in `stream.routes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Callable
+
+from aiohttp import web
+
+from stream.config import STREAM_ID_PATTERN, Settings
+from stream.http.admission import AtCapacity, StreamAdmission, StreamLive
+from stream.http.auth import token_allowed
+from stream.http.problems import Problem
+from stream.http.ratelimit import RateLimiter
+from stream.http.sdp import OfferError, validate_offer
+from stream.ingest.session import IngestSession
+from stream.scaleout.advert import redirect_location
+from stream.scaleout.directory import WorkerDirectory
+
+logger = logging.getLogger(__name__)
+
+_STREAM_ID = re.compile(STREAM_ID_PATTERN)
+SESSION_METHODS = "DELETE, OPTIONS"
+RETRY_AFTER_FULL_S = 10
+
+# (stream, has_video, has_audio, on_closed) -> a new, not yet answered session
+OpenSession = Callable[[str, bool, bool, Callable[[IngestSession], None]], IngestSession]
+
+
+class WhipEndpoint:
+    """The WHIP handlers, with everything they need injected."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        admission: StreamAdmission,
+        open_session: OpenSession,
+        scaleout: WorkerDirectory | None = None,
+    ) -> None:
+        self.settings, self.admission, self.scaleout = settings, admission, scaleout
+        self._open_session = open_session
+        self.tokens = [t.get_secret_value() for t in settings.server.tokens]
+        self.limiter = RateLimiter(settings.server.post_rate_per_minute)
+
+    def _check(self, request: web.Request, stream: str) -> None:
+        """Stream id, bearer token and rate limit, in that order."""
+        if not _STREAM_ID.match(stream):
+            raise Problem(400, f"invalid stream id; it must match {STREAM_ID_PATTERN}")
+        if not token_allowed(request.headers.get("Authorization"), self.tokens):
+            raise Problem(401, "missing or invalid bearer token",
+                          headers={"WWW-Authenticate": 'Bearer realm="scenestream"'})  # fmt: skip
+        address = request.remote or "unknown"
+        if not self.limiter.allow(address, time.monotonic()):
+            wait = max(1, round(self.limiter.retry_after(address)))
+            raise Problem(429, "too many requests from this address",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
+
+    async def post(self, request: web.Request) -> web.Response:
+        """`POST /whip/{stream}`: an SDP offer in, `201` + answer + `Location` out.
+
+        With scale-out, a full worker answers `307` to a peer with room, and a stream id live
+        on another worker is refused with `409`.
+        """
+        stream = request.match_info["stream"]
+        self._check(request, stream)
+        if request.content_type != "application/sdp":
+            raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
+        body = await _read_limited(request, self.settings.server.max_body_bytes)
+        try:
+            self.admission.reserve(stream)
+        except StreamLive:
+            raise Problem(409, f"stream {stream!r} is already live") from None
+        except AtCapacity:
+            return await self._full(stream)
+        if self.scaleout is not None and not await self.scaleout.claim(stream):
+            self.admission.release(stream)
+            raise Problem(409, f"stream {stream!r} is already live on another worker")
+        try:
+            offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
+            session = self._open_session(stream, summary.has_video, summary.has_audio, self._closed)
+        except OfferError as exc:
+            self.admission.release(stream)
+            if self.scaleout is not None:
+                self.scaleout.release_soon(stream)
+            raise Problem(exc.status, exc.detail) from None
+        self.admission.add(session)
+        try:
+            answer = await session.answer(offer)
+        except asyncio.CancelledError:
+            session.close_soon("client gone")  # the client hung up mid-negotiation
+            raise
+        except Exception as exc:
+            await session.close("offer rejected")
+            logger.info("offer could not be applied", extra={"stream": stream})
+            raise Problem(400, f"the offer could not be applied: {exc}") from None
+        location = f"/whip/{stream}/{session.id}"
+        logger.info("session created", extra={"stream": stream, "session": session.id})
+        return web.Response(
+            status=201, text=answer, content_type="application/sdp",
+            headers={"Location": location, "ETag": session.etag},
+        )  # fmt: skip
+
+    async def _full(self, stream: str) -> web.Response:
+        """At capacity: `307` to the peer with the most room, else `503` + `Retry-After`."""
+        peer = None if self.scaleout is None else await self.scaleout.peer_with_room()
+        if peer is None:
+            raise Problem(503, "this worker is at capacity; retry later",
+                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})  # fmt: skip
+        location = redirect_location(peer.url, stream)
+        logger.info("at capacity: redirected", extra={"stream": stream, "to": peer.url})
+        return web.Response(status=307, text=f"redirected to {location}\n",
+                            headers={"Location": location})  # fmt: skip
+
+    def _closed(self, session: IngestSession) -> None:
+        current = self.admission.get(session.stream, session.id) is session
+        self.admission.release(session.stream, session)
+        if current and self.scaleout is not None:
+            self.scaleout.release_soon(session.stream)
+
+    async def delete(self, request: web.Request) -> web.Response:
+        """`DELETE /whip/{stream}/{session}`: close and free the session."""
+        stream, session_id = request.match_info["stream"], request.match_info["session"]
+        self._check(request, stream)
+        session = self.admission.get(stream, session_id)
+        if session is None:
+            raise Problem(404, "no such session (already closed, or never existed)")
+        await session.close("deleted")
+        return web.Response(status=200)
+
+    async def patch(self, request: web.Request) -> web.Response:
+        """Trickle ICE and ICE restart are not supported: `405` + `Allow` (RFC 9725 §4.3)."""
+        self._check(request, request.match_info["stream"])
+        raise Problem(405, "trickle ICE and ICE restart are not supported; send a full offer",
+                      headers={"Allow": SESSION_METHODS})  # fmt: skip
+
+    async def close_all(self, _: web.Application) -> None:
+        """Shutdown: close every session."""
+        sessions = self.admission.sessions()
+        await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    """The body, refusing with 413 as soon as it exceeds `limit` (never buffers more)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise Problem(413, f"offer over {limit} bytes")
+    chunks, size = [], 0
+    while chunk := await request.content.read(65_536):
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"offer over {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

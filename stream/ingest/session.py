@@ -1,0 +1,182 @@
+"""One WHIP session: a peer connection, its track readers, a setup timeout and a media watchdog.
+
+Every task the session starts is named, kept and cancelled on close; `close` is idempotent and
+runs exactly once whatever triggers it (DELETE, ICE failure, setup timeout, watchdog, shutdown).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from engines.window import WindowSpec
+from stream.config import IngestConfig, SessionConfig
+from stream.ingest.stream_ingest import StreamIngest
+from stream.ingest.window_sink import WindowSink
+from stream.metrics import Metrics
+from stream.publish.status import StatusSink
+
+logger = logging.getLogger(__name__)
+
+CANCEL_TIMEOUT_S = 2.0
+
+
+class IngestSession:
+    """A live publisher of one stream; `answer(offer)` starts it, `close(reason)` ends it."""
+
+    def __init__(
+        self,
+        stream: str,
+        ingest: StreamIngest,
+        config: SessionConfig,
+        status: StatusSink,
+        on_closed: Callable[[IngestSession], None],
+        *,
+        missing: frozenset[str] = frozenset(),
+    ) -> None:
+        self.stream = stream
+        self.missing = missing  # modalities the publisher does not send
+        self.id = secrets.token_urlsafe(12)
+        self.etag = f'"{secrets.token_hex(8)}"'
+        self.ingest = ingest
+        self.created = time.time()
+        self.state = "new"
+        self.close_reason: str | None = None
+        self._config, self._status, self._on_closed = config, status, on_closed
+        servers = [RTCIceServer(urls=url) for url in config.ice_servers]
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._connected = asyncio.Event()
+        self._close_task: asyncio.Task[None] | None = None
+        self.closed = asyncio.Event()
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_state)
+
+    async def answer(self, offer_sdp: str) -> str:
+        """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        self._spawn(self._supervise(), "supervise")
+        return str(self.pc.localDescription.sdp)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
+        task = asyncio.create_task(coro, name=f"session:{self.stream}:{what}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error(
+                "session task failed", exc_info=task.exception(), extra={"stream": self.stream}
+            )
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        receiver = next((r for r in self.pc.getReceivers() if r.track is track), None)
+        self._spawn(self.ingest.read_track(track, receiver), f"read-{track.kind}")
+
+    def _on_state(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected" and not self._connected.is_set():
+            self._connected.set()
+            self.state = "live"
+            self.ingest.last_media = time.monotonic()
+            self._status.stream_status(self.stream, "online", "connected")
+            logger.info("stream online", extra={"stream": self.stream, "session": self.id})
+        elif state in ("failed", "closed"):
+            self.close_soon(f"ice {state}")
+
+    async def _supervise(self) -> None:
+        """Setup timeout, then the media watchdog."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), self._config.setup_timeout_s)
+        except TimeoutError:
+            self.close_soon("setup timeout")
+            return
+        timeout = self._config.media_timeout_s
+        while True:
+            await asyncio.sleep(min(1.0, timeout / 4))
+            if time.monotonic() - self.ingest.last_media > timeout:
+                self.close_soon("no media")
+                return
+
+    def close_soon(self, reason: str) -> None:
+        """Close from a callback or from one of the session's own tasks (not awaited here)."""
+        if self._close_task is None and self.close_reason is None:
+            self._close_task = asyncio.create_task(
+                self.close(reason), name=f"session:{self.stream}:close"
+            )
+
+    async def close(self, reason: str) -> None:
+        """End the session: cancel its tasks, close the connection, free the stream. Idempotent."""
+        if self.close_reason is not None:
+            await self.closed.wait()
+            return
+        self.close_reason = reason
+        self.state = "closing"
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=CANCEL_TIMEOUT_S)
+        with contextlib.suppress(Exception):  # a half-negotiated connection may fail to close
+            await asyncio.wait_for(self.pc.close(), CANCEL_TIMEOUT_S)
+        self.ingest.close()
+        self.state = "closed"
+        self._status.stream_status(self.stream, "offline", reason)
+        logger.info("stream offline", extra={"stream": self.stream, "reason": reason})
+        self._on_closed(self)
+        self.closed.set()
+
+    async def wait_closed(self) -> None:
+        """Wait for a close started by `close_soon` (tests, shutdown)."""
+        await self.closed.wait()
+        if self._close_task is not None:
+            await self._close_task
+
+
+@dataclass
+class SessionFactory:
+    """Opens the session of a newly admitted stream: its `StreamIngest` (rings and window
+    cutters for every engine that has something to analyse in it) and its peer connection.
+
+    The composition root builds one; the WHIP endpoint calls it for each accepted offer.
+    """
+
+    specs: Mapping[str, WindowSpec]
+    window_sink: WindowSink
+    status: StatusSink
+    metrics: Metrics
+    ingest: IngestConfig
+    session: SessionConfig
+    executor: Executor | None = None  # resizes of frames above 1080p; None resizes on the loop
+
+    def __call__(
+        self,
+        stream: str,
+        has_video: bool,
+        has_audio: bool,
+        on_closed: Callable[[IngestSession], None],
+    ) -> IngestSession:
+        ingest = StreamIngest(
+            stream, self.specs, self.window_sink, self.metrics, self.ingest,
+            has_video=has_video, has_audio=has_audio, executor=self.executor,
+        )  # fmt: skip
+        missing = frozenset(k for k, has in (("video", has_video), ("audio", has_audio)) if not has)
+
+        def closed(session: IngestSession) -> None:
+            on_closed(session)
+            self.window_sink.stream_ended(stream)  # the scheduler ends the stream's events
+
+        return IngestSession(stream, ingest, self.session, self.status, closed, missing=missing)
