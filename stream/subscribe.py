@@ -8,7 +8,10 @@ are superseded by the next anyway). Lifecycle events are read from each stream's
 (`{prefix}:{stream}:log`, `XREAD BLOCK` from the last id seen), not from pub/sub, so after a
 dropped connection or a Redis restart the subscriber resumes exactly where it was and misses no
 event that reached the log. With `streams=None`, new streams' logs are discovered by `SCAN`
-about once a second and read from their first entry.
+about once a second and read from their first entry. The publisher writes the log at least once
+(a batch whose reply was lost to a dropped connection is sent again), so an entry that repeats
+one of the last `REPEAT_MEMORY` entries of its log byte for byte is dropped (and counted in
+`repeats`): every genuine event message differs at least in `published_at`.
 
 Every message is parsed and validated against the shipped JSON Schema; invalid ones are logged
 and skipped. Use `Subscription` as an async context manager when you need to know the
@@ -27,6 +30,7 @@ import contextlib
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import AsyncGenerator, Iterable
 from types import TracebackType
 from typing import Any, Literal
@@ -38,7 +42,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from stream.messages import InvalidMessage, Message, decode
+from stream.publish.messages import InvalidMessage, Message, decode
 from stream.scaleout import sharded
 from stream.scaleout.redis_client import (
     REDIS_ERRORS,
@@ -52,6 +56,7 @@ logger = logging.getLogger(__name__)
 
 KINDS = ("scene", "events", "status")
 DEFAULT_KINDS = ("events", "status")
+REPEAT_MEMORY = 64  # log entries per stream remembered to drop repeated writes
 _DONE = object()
 
 
@@ -107,6 +112,8 @@ class Subscription:
         self.reconnects = 0
         self.invalid = 0
         self.cursors: dict[str, str] = {}  # log key -> last id read
+        self.repeats = 0  # log entries dropped as repeats of a recent one (at-least-once writes)
+        self._recent: dict[str, deque[bytes]] = {}  # log key -> last entries' payloads
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue(maxsize=queue_max)
         self._client: AnyRedis | None = None
         self._scene_streams: set[str] = set()  # cluster, streams=None: discovered so far
@@ -271,9 +278,15 @@ class Subscription:
                 raise asyncio.CancelledError
             for key, entries in replies:
                 name = key.decode()
+                recent = self._recent.setdefault(name, deque(maxlen=REPEAT_MEMORY))
                 for entry_id, fields in entries:
                     self.cursors[name] = entry_id.decode()
-                    await self._emit(fields.get(b"data", b""))
+                    data = fields.get(b"data", b"")
+                    if data in recent:
+                        self.repeats += 1
+                        continue
+                    recent.append(data)
+                    await self._emit(data)
 
     async def _resync_cursors(self) -> None:
         """After a reconnect: a log whose newest id is below our cursor (or that is gone) is
