@@ -14,13 +14,14 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from stream import messages as m
+from stream.commands.events import format_line
 from stream.embedded_redis import EmbeddedRedis, free_port
-from stream.events_cli import format_line
 from stream.metrics import Metrics
+from stream.publish import messages as m
 from stream.publish.redis_publisher import RedisPublisher
 from stream.subscribe import Subscription, subscribe
-from tests.integration.message_support import event
+from tests.support.message_support import event
+from tests.support.whip_support import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -96,8 +97,8 @@ async def test_resume_after_dropped_connection_misses_no_event(
         ) as sub:
             reader = asyncio.create_task(collect(sub, got, 150))
             producer = asyncio.create_task(produce(pub, 150, 0.01))
-            for _ in range(3):  # drop the subscriber's connections three times mid-stream
-                await asyncio.sleep(0.3)
+            for seen in (30, 70, 110):  # drop the subscriber's connections three times mid-stream
+                await wait_for(lambda seen=seen: len(got) >= seen, 10, f"{seen} events read")
                 await admin.client_kill_filter(_type="normal", skipme=True)
             await producer
             async with asyncio.timeout(10):
@@ -120,7 +121,7 @@ async def test_resume_after_redis_restart_gets_every_outage_event(
         ) as sub:
             reader = asyncio.create_task(collect(sub, got, 90))
             await produce(pub, 20, 0.01)
-            await asyncio.sleep(0.3)  # the subscriber has read them
+            await wait_for(lambda: len(got) >= 20, 5, "the subscriber to read them")
             before = len(got)
             redis_server.kill()
             await produce(pub, 50, 0.02, start=20)  # published while Redis is down
@@ -146,7 +147,7 @@ async def test_log_recreated_with_lower_ids_after_restart_is_read_from_its_start
     ) as sub:
         reader = asyncio.create_task(collect(sub, got, 5))
         await produce(pub, 2, 0.01)
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: len(got) >= 2, 5, "the subscriber to read them")
         redis_server.kill()
         await asyncio.sleep(0.3)
         redis_server.start()

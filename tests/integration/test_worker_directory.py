@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 import pytest
@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from stream.embedded_redis import EmbeddedRedis
 from stream.scaleout.advert import Keys
 from stream.scaleout.directory import WorkerDirectory
-from tests.integration.whip_support import wait_for
+from tests.support.whip_support import wait_for, wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,12 @@ async def test_advert_carries_load_and_is_withdrawn_on_close(redis_server: Embed
     client = aioredis.Redis.from_url(redis_server.url)
     async with directory(redis_server.url, "wa", 4) as a:
         assert await a.claim("cam1")
-        await asyncio.sleep(0.3)
+
+        async def advert_counts_it() -> bool:
+            raw = await client.get(KEYS.advert("wa"))
+            return raw is not None and json.loads(raw)["streams"] == 1
+
+        await wait_for_async(advert_counts_it, 3, "the advert to count the stream")
         raw = await client.get(KEYS.advert("wa"))
         assert raw is not None
         advert = json.loads(raw)
@@ -74,7 +79,11 @@ async def test_claim_is_unique_across_workers_and_freed_on_release(
         assert await a.claim("cam1")
         assert not await b.claim("cam1")
         a.release_soon("cam1")
-        await asyncio.sleep(0.2)
+
+        async def released() -> bool:
+            return await b.client.get(KEYS.claim("cam1")) is None
+
+        await wait_for_async(released, 3, "the claim to be released")
         assert await b.claim("cam1")
         assert not await a.claim("cam1")
 
@@ -89,7 +98,7 @@ async def test_stream_restarted_before_its_release_ran_keeps_its_claim(
         assert await a.claim("cam1")
         a.release_soon("cam1")  # the old session ended...
         assert await a.claim("cam1")  # ...and the sender is back before the release ran
-        await asyncio.sleep(0.3)
+        await wait_for(lambda: not a._pending, 3, "the pending release to run")
         assert not await b.claim("cam1")
         assert await a.client.smembers(KEYS.streams("wa")) == {b"cam1"}
 
@@ -112,20 +121,24 @@ async def test_peer_with_room_is_the_emptiest_other_worker(redis_server: Embedde
     ):
         assert await a.claim("s1")
         assert await c.claim("s2")
-        await asyncio.sleep(0.3)
+
+        def chosen(worker: str | None) -> Callable[[], Awaitable[bool]]:
+            async def check() -> bool:
+                peer = await a.peer_with_room()
+                return (peer.worker_id if peer is not None else None) == worker
+
+            return check
+
+        await wait_for_async(chosen("wb"), 3, "wb as the emptiest peer")
         peer = await a.peer_with_room()
         assert peer is not None
         assert (peer.worker_id, peer.url, peer.room) == ("wb", "http://wb.example:8080", 2)
         assert await b.claim("s3")
         assert await b.claim("s4")
-        await asyncio.sleep(0.3)
-        peer = await a.peer_with_room()
-        assert peer is not None
-        assert peer.worker_id == "wc"  # wb is full now
+        await wait_for_async(chosen("wc"), 3, "wc once wb is full")
         assert await c.claim("s5")
         assert await c.claim("s6")
-        await asyncio.sleep(0.3)
-        assert await a.peer_with_room() is None  # everyone full: the endpoint answers 503
+        await wait_for_async(chosen(None), 3, "no peer once all are full")  # the endpoint: 503
 
 
 async def test_streams_of_a_vanished_worker_are_reported_lost_once(
@@ -145,7 +158,12 @@ async def test_streams_of_a_vanished_worker_are_reported_lost_once(
         assert await a.claim("cam1")
         assert await a.claim("cam2")
         assert await a.claim("moved")
-        await asyncio.sleep(0.3)
+
+        async def advertised() -> bool:
+            raw = await b.client.get(KEYS.advert("wa"))
+            return raw is not None and json.loads(raw)["streams"] == 3
+
+        await wait_for_async(advertised, 3, "wa's advert with its three streams")
         # "wa" dies without a word: its task stops, nothing is withdrawn.
         assert a._task is not None
         a._task.cancel()
