@@ -78,11 +78,20 @@ class IngestConfig(_Section):
         0.25, ge=0, description="how long a window waits for a late modality before it is cut"
     )
     audio_jitter_frames: int = Field(
-        1,
-        ge=1,
+        2,
+        ge=0,
         le=16,
-        description="20 ms audio frames aiortc's jitter buffer holds before decoding (its own "
-        "default is 4, i.e. 80 ms added to every window); more tolerates reordering",
+        description="how far (in 20 ms audio frames) audio may run past a missing packet before "
+        "the packet is given up and its 20 ms become a zero-filled gap; in-order audio is never "
+        "held (more tolerates deeper reordering, at that much delay after each loss)",
+    )
+    video_loss_wait_s: float = Field(
+        0.1,
+        ge=0,
+        le=2.0,
+        description="how far (RTP media time) video may run past a missing packet, time for a "
+        "NACK retransmission, before the frames up to the next keyframe are given up and a "
+        "keyframe is requested (PLI)",
     )
 
 

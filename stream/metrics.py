@@ -78,6 +78,23 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.rtp_packets_lost = Counter(
+            "scenestream_rtp_packets_lost_total",
+            "RTP packets given up as lost after the bounded wait (audio: a zero-filled gap)",
+            ["kind"],
+            registry=r,
+        )
+        self.rtp_packets_late = Counter(
+            "scenestream_rtp_packets_late_total",
+            "RTP packets discarded for arriving after they were given up as lost",
+            ["kind"],
+            registry=r,
+        )
+        self.keyframe_requests = Counter(
+            "scenestream_keyframe_requests_total",
+            "Keyframe requests (RTCP PLI) sent after a video loss",
+            registry=r,
+        )
         self.windows = Counter(
             "scenestream_windows_total",
             "Windows by outcome per engine",

@@ -37,10 +37,12 @@ from stream.ingest.rings import AudioRing, VideoRing
 from stream.ingest.tracks import TrackTiming
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.webrtc.rtcp import RtcpHookError, set_jitter_prefetch, throttle_remb
+from stream.webrtc.jitter import install_audio_guard, install_video_buffer
+from stream.webrtc.rtcp import RtcpHookError, throttle_remb
 
 logger = logging.getLogger(__name__)
 
+AUDIO_FRAME_S = 0.02  # one WebRTC (Opus) audio frame
 INGEST_ENGINE_LABEL = "all"  # stage="ingest" is shared by every engine
 _DECODED = (av.VideoFrame, av.AudioFrame)
 _AREA = Interpolation.AREA  # area averaging: the clean downscale
@@ -97,7 +99,8 @@ class StreamIngest:
         self.last_media = time.monotonic()
         self._sink, self._metrics, self._wall = sink, metrics, wall_clock
         self._executor = executor  # frame resizing; None resizes on the loop (tests, tools)
-        self._audio_jitter_frames = config.audio_jitter_frames
+        self._audio_hold_s = config.audio_jitter_frames * AUDIO_FRAME_S
+        self._video_hold_s = config.video_loss_wait_s
         specs = {
             name: spec
             for name, spec in specs.items()
@@ -147,16 +150,8 @@ class StreamIngest:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
         timing = TrackTiming(track.kind, receiver)
         self._tracks.append(timing)
-        if track.kind == "audio" and timing.timeline is not None:
-            try:
-                set_jitter_prefetch(receiver, self._audio_jitter_frames)
-            except RtcpHookError as exc:  # aiortc's default (80 ms) then stays
-                logger.warning("audio jitter buffer not adjustable: %s", exc)
-        if track.kind == "video" and timing.timeline is not None:
-            try:
-                throttle_remb(receiver)
-            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
-                logger.warning("REMB feedback not throttled: %s", exc)
+        if timing.timeline is not None:
+            self._adapt_receiver(track.kind, receiver)
         try:
             while True:
                 try:
@@ -175,6 +170,33 @@ class StreamIngest:
                     self._drop(track.kind, "error")
         finally:
             timing.close()
+
+    def _adapt_receiver(self, kind: str, receiver: Any) -> None:
+        """Bounded loss waits in aiortc's receive buffers (`stream.webrtc.jitter`), REMB cadence."""
+        try:
+            if kind == "audio":
+                install_audio_guard(receiver, self._audio_hold_s, self._on_loss)
+            else:
+                install_video_buffer(receiver, self._video_hold_s, self._on_loss)
+        except RtcpHookError as exc:  # aiortc's own buffers (stall on loss) then stay
+            logger.warning("receive buffer not adapted for loss: %s", exc)
+        if kind == "video":
+            try:
+                throttle_remb(receiver)
+            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
+                logger.warning("REMB feedback not throttled: %s", exc)
+
+    def _on_loss(self, kind: str, event: str, count: int) -> None:
+        """Count what the receive buffers gave up (see `stream.webrtc.jitter.LossEvent`)."""
+        if event == "lost":
+            self._metrics.rtp_packets_lost.labels(kind=kind).inc(count)
+        elif event == "late":
+            self._metrics.rtp_packets_late.labels(kind=kind).inc(count)
+        elif event == "keyframe_request":
+            self._metrics.keyframe_requests.inc(count)
+        else:  # frames the decoder could not use (the reference was lost): never decoded
+            for _ in range(count):
+                self._drop(kind, event)
 
     async def on_video_frame(self, frame: av.VideoFrame, timing: TrackTiming) -> None:
         """Sample, resize once per engine size (large frames in the executor), push, cut windows."""
