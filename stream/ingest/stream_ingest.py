@@ -151,7 +151,7 @@ class StreamIngest:
         timing = TrackTiming(track.kind, receiver)
         self._tracks.append(timing)
         if timing.timeline is not None:
-            self._adapt_receiver(track.kind, receiver)
+            self._adapt_receiver(track.kind, receiver, timing)
         try:
             while True:
                 try:
@@ -171,13 +171,17 @@ class StreamIngest:
         finally:
             timing.close()
 
-    def _adapt_receiver(self, kind: str, receiver: Any) -> None:
+    def _adapt_receiver(self, kind: str, receiver: Any, timing: TrackTiming) -> None:
         """Bounded loss waits in aiortc's receive buffers (`stream.webrtc.jitter`), REMB cadence."""
+
+        def on_loss(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+            self._on_loss(timing, kind, event, count, rtp_timestamp)
+
         try:
             if kind == "audio":
-                install_audio_guard(receiver, self._audio_hold_s, self._on_loss)
+                install_audio_guard(receiver, self._audio_hold_s, on_loss)
             else:
-                install_video_buffer(receiver, self._video_hold_s, self._on_loss)
+                install_video_buffer(receiver, self._video_hold_s, on_loss)
         except RtcpHookError as exc:  # aiortc's own buffers (stall on loss) then stay
             logger.warning("receive buffer not adapted for loss: %s", exc)
         if kind == "video":
@@ -186,7 +190,9 @@ class StreamIngest:
             except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
                 logger.warning("REMB feedback not throttled: %s", exc)
 
-    def _on_loss(self, kind: str, event: str, count: int) -> None:
+    def _on_loss(
+        self, timing: TrackTiming, kind: str, event: str, count: int, rtp_timestamp: int | None
+    ) -> None:
         """Count what the receive buffers gave up (see `stream.webrtc.jitter.LossEvent`)."""
         if event == "lost":
             self._metrics.rtp_packets_lost.labels(kind=kind).inc(count)
@@ -197,6 +203,15 @@ class StreamIngest:
         else:  # frames the decoder could not use (the reference was lost): never decoded
             for _ in range(count):
                 self._drop(kind, event)
+            t = (
+                None
+                if rtp_timestamp is None
+                else timing.capture_time_rtp(rtp_timestamp, self._wall())
+            )
+            if t is not None:  # the video reached `t` all the same: windows need not wait for it
+                for ring in self.video_rings.values():
+                    ring.mark_seen(t)
+                self._cut(t)
 
     async def on_video_frame(self, frame: av.VideoFrame, timing: TrackTiming) -> None:
         """Sample, resize once per engine size (large frames in the executor), push, cut windows."""

@@ -58,6 +58,12 @@ class TrackTiming:
             self.clock = CaptureClock(rate)
         return float(self.clock.capture_time(rtp, arrival))
 
+    def capture_time_rtp(self, rtp_timestamp: int, arrival: float) -> float | None:
+        """Capture time of media with a wire RTP timestamp (None before the first frame)."""
+        if self.clock is None or self.timeline is None:
+            return None
+        return float(self.clock.capture_time(rtp_timestamp, arrival))
+
     def frame_interval(self, t: float) -> float:
         """Expected time to the next frame (an EMA of the source's intervals; 1/30 s at first)."""
         if self._last_t is not None and 0 < t - self._last_t < 1.0:

@@ -38,8 +38,10 @@ VIDEO_CLOCK_RATE = 90_000
 OPUS_CLOCK_RATE = 48_000
 VIDEO_CAPACITY = 512  # aiortc's own video buffer size (packets)
 
-LossEvent = Callable[[str, str, int], None]
-"""`(kind, event, count)`: event is `lost`, `late`, `undecodable` or `keyframe_request`."""
+LossEvent = Callable[[str, str, int, int | None], None]
+"""`(kind, event, count, rtp_timestamp)`: event is `lost`, `late`, `keyframe_request`, or
+`undecodable` (a video frame dropped before decoding; with its wire RTP timestamp, so that ingest
+knows the video has reached that time even though no frame will show it)."""
 
 
 def _check(receiver: RTCRtpReceiver) -> JitterBuffer:
@@ -89,10 +91,10 @@ class AudioLossGuard:
     def _report(self) -> None:
         counts = self.reorder.counts
         if counts.lost > self._lost:
-            self._on_event("audio", "lost", counts.lost - self._lost)
+            self._on_event("audio", "lost", counts.lost - self._lost, None)
             self._lost = counts.lost
         if counts.late > self._late:
-            self._on_event("audio", "late", counts.late - self._late)
+            self._on_event("audio", "late", counts.late - self._late, None)
             self._late = counts.late
 
 
@@ -136,7 +138,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
             frame = self._remove_frame(seq)
         if self._request:
             pli, self._request = True, False
-            self._on_event("video", "keyframe_request", 1)
+            self._on_event("video", "keyframe_request", 1, None)
         return pli, frame
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
@@ -149,7 +151,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         passed, request = self.gate.admit(starts, key)
         self._request = self._request or request
         if not passed:
-            self._on_event("video", "undecodable", 1)
+            self._on_event("video", "undecodable", 1, frame.timestamp)
             return None
         return frame
 
@@ -191,7 +193,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
             self._packets[pos] = None
             self._origin = uint16_add(self._origin, 1)
         if missing:
-            self._on_event("video", "lost", missing)
+            self._on_event("video", "lost", missing, None)
 
 
 def install_audio_guard(

@@ -60,7 +60,12 @@ class Events:
     def __init__(self) -> None:
         self.seen: dict[str, int] = {}
 
-    def __call__(self, kind: str, event: str, count: int) -> None:
+        self.undecodable_at: list[int] = []
+
+    def __call__(self, kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+        if event == "undecodable":
+            assert rtp_timestamp is not None
+            self.undecodable_at.append(rtp_timestamp)
         key = f"{kind}:{event}"
         self.seen[key] = self.seen.get(key, 0) + count
 
@@ -137,6 +142,7 @@ async def test_video_buffer_gives_a_lost_packet_up_and_waits_for_a_keyframe() ->
     assert any(pli for pli, _ in results), "no keyframe request after the loss"
     assert events.seen["video:lost"] == 1
     assert events.seen["video:undecodable"] >= 5
+    assert [round((t - first_ts) / 3000) for t in events.undecodable_at] == [3, 4, 5, 6, 7, 8]
     assert events.seen["video:keyframe_request"] >= 1
     decoder = get_decoder(codec)
     for frame in released:
