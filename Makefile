@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr nft:nftables ip:iproute2 curl:curl
+SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr nft:nftables ip:iproute2 curl:curl ethtool:ethtool
 
 .PHONY: demo test lint fmt system venv model bench gpu-check clean
 

@@ -6,15 +6,19 @@ Works around aiortc's `JitterBuffer` (`aiortc/jitterbuffer.py`) as `RTCRtpReceiv
   video: seconds), and afterwards the buffer releases one frame per arriving packet, so the
   stall is never caught up (every later frame arrives that much later);
 - after a video loss it hands inter frames that reference the lost picture to the decoder and
-  asks for a keyframe only once it overflows.
+  asks for a keyframe only once it overflows;
+- a video packet 100 or more behind its origin is taken for a restarted stream: everything held
+  is thrown away and the buffer restarts at that old packet. After a blackout the receiver's
+  NACKs bring back a run of such packets (retransmissions), and each one restarted the buffer.
 
 Audio: the receiver's `_handle_rtp_packet` is wrapped (an instance attribute; the original still
 does the rest) so that packets pass a `PacketReorder` first, and the audio `JitterBuffer` is
 replaced by a pass-through (one Opus packet is one frame): in-order audio is decoded at once, a
 loss becomes a jump in RTP time, i.e. a gap at the right capture time that the rings zero-fill.
 Video: the `JitterBuffer` is replaced by a subclass that gives a missing packet up after a bounded
-wait in RTP time, drops frames until a keyframe (`KeyframeGate`) and returns aiortc's PLI flag
-to ask the sender for one. `tests/unit/test_jitter_hook.py` fails when aiortc changes these.
+wait in RTP time, drops frames until a keyframe (`KeyframeGate`), returns aiortc's PLI flag to
+ask the sender for one, and discards packets of media already released or given up.
+`tests/unit/test_jitter_hook.py` fails when aiortc changes these.
 """
 
 from __future__ import annotations
@@ -127,6 +131,9 @@ class BoundedVideoJitterBuffer(JitterBuffer):
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq, ts = packet.sequence_number, packet.timestamp
+        if self._late(seq, ts):
+            self._on_event("video", "late", 1, None)
+            return False, None
         if self._newest_seq is None or uint16_add(seq, -self._newest_seq) < 0x8000:
             self._newest_seq = seq
         if self._newest_ts is None or rtp_delta(ts, self._newest_ts) > 0:
@@ -140,6 +147,16 @@ class BoundedVideoJitterBuffer(JitterBuffer):
             pli, self._request = True, False
             self._on_event("video", "keyframe_request", 1, None)
         return pli, frame
+
+    def _late(self, seq: int, ts: int) -> bool:
+        """A packet behind the origin (released or given up already) carrying media no newer
+        than the newest seen: typically a NACK retransmission that came after the wait. aiortc
+        would take one 100 or more packets behind for a restarted stream and throw away
+        everything it holds; a real restart carries newer media and still restarts."""
+        if self._origin is None or self._newest_ts is None:
+            return False
+        behind = uint16_add(self._origin, -seq)
+        return 0 < behind < 0x8000 and rtp_delta(ts, self._newest_ts) <= 0
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         first = self._packets[self._origin % self._capacity] if self._origin is not None else None

@@ -9,7 +9,6 @@ after the blackout windows must resume within one hop of the media returning.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,13 +35,27 @@ def _why_not() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def trial() -> Iterator[TrialResult]:
+def _around(trial: TrialResult, t0: float) -> str:
+    """The windows near `t0`, for assertion messages."""
+    rows = []
+    for m in sorted(trial.scenes, key=lambda m: m["window"]["end"]):
+        if abs(m["window"]["end"] - t0) < 3.0:
+            rows.append(
+                f"  end {m['window']['end'] - t0:+.2f} s, capture-to-publish "
+                f"{m['latency_ms']['capture_to_publish']:.0f} ms, missing {m.get('missing', [])}"
+            )
+    return "\n".join(rows)
+
+
+# Real-time bounds on a shared 2-core machine: one stall elsewhere can miss them; a rerun
+# must pass the same bounds (every failed attempt is still reported).
+@pytest.mark.flaky(reruns=1, reruns_delay=1)
+def test_loss_and_blackout_on_a_real_udp_path() -> None:
     if reason := _why_not():
         pytest.skip(reason)
     link = LossyLink().create()
     try:
-        yield run_trial(
+        trial = run_trial(
             link,
             [
                 Phase(0.0, name="clean"),
@@ -55,8 +68,7 @@ def trial() -> Iterator[TrialResult]:
     finally:
         link.close()
 
-
-def test_five_percent_loss_on_audio_and_video_keeps_windows_on_time(trial: TrialResult) -> None:
+    # 5 % of audio and video RTP lost: windows still cut on time, the gaps carried in them
     loss = trial.summary(1)
     print(f"5 % loss on both: {loss}")
     assert trial.counter("scenestream_rtp_packets_lost_total", kind="audio") > 0, trial.log
@@ -65,14 +77,12 @@ def test_five_percent_loss_on_audio_and_video_keeps_windows_on_time(trial: Trial
     assert loss["p95_ms"] <= trial.budget_ms, loss
     assert loss["with_gaps"] > 0, "lost audio should show as gaps in the windows"
 
-
-def test_windows_resume_within_one_hop_after_a_blackout(trial: TrialResult) -> None:
+    # a 2 s blackout of all UDP: the first grid end after the media returns is at most one hop
+    # away, and its window is published (50 ms for the rule change to take effect)
     _, media_back = trial.span(2)
     ends = sorted(m["window"]["end"] for m in trial.scenes if m["window"]["end"] > media_back)
     assert ends, f"no window after the blackout:\n{trial.log}"
     print(f"first window after the blackout ends {ends[0] - media_back:.2f} s after media returned")
-    # the first grid end after the media returned is at most one hop away; 50 ms for the rule
-    # change to take effect
-    assert ends[0] <= media_back + trial.hop_s + 0.05, (ends[0] - media_back, trial.hop_s)
+    assert ends[0] <= media_back + trial.hop_s + 0.05, _around(trial, media_back)
     after = trial.summary(3)
     assert after["published_pct"] >= 90.0, after

@@ -36,6 +36,7 @@ class Phase:
     loss_pct: float = 0.0
     media: Media = "both"
     blackout: bool = False
+    jitter_ms: float = 0.0  # delay variation (needs a bridged `LossyLink`)
     name: str = ""
 
 
@@ -45,6 +46,7 @@ class TrialResult:
 
     scenes: list[dict[str, Any]]
     phase_starts: list[tuple[Phase, float]]  # each phase with the wall time it began
+    phase_metrics: list[str]  # a /metrics scrape at the start of each phase
     ended_at: float  # wall time the last phase ended
     metrics: str
     hop_s: float = 0.5
@@ -96,13 +98,25 @@ class TrialResult:
 
     def counter(self, name: str, **labels: str) -> float:
         """Sum of a Prometheus counter's samples matching `labels` in the final scrape."""
-        total = 0.0
-        for line in self.metrics.splitlines():
-            if not line.startswith(name + "{") and not line.startswith(name + " "):
-                continue
-            if all(f'{k}="{v}"' in line for k, v in labels.items()):
-                total += float(line.rsplit(" ", 1)[1])
-        return total
+        return counter(self.metrics, name, **labels)
+
+    def phase_counter(self, index: int, name: str, **labels: str) -> float:
+        """How much a counter grew during phase `index` (scrapes at the phase boundaries)."""
+        ends = [*self.phase_metrics[1:], self.metrics]
+        return counter(ends[index], name, **labels) - counter(
+            self.phase_metrics[index], name, **labels
+        )
+
+
+def counter(metrics: str, name: str, **labels: str) -> float:
+    """Sum of a Prometheus counter's samples matching `labels` in a scrape."""
+    total = 0.0
+    for line in metrics.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -159,11 +173,14 @@ def run_trial(
     engines: Sequence[str] = ("avfusion",),
     scenario: str = "emergency",
     startup_timeout_s: float = 120.0,
+    root: Path = ROOT,
 ) -> TrialResult:
     """Play `scenario` through `link` while `phases` run (see `Phase`); the last phase's
-    `at_s` is when the trial ends. Every process it starts is stopped before it returns."""
+    `at_s` is when the trial ends. `root` is the source tree the service and sender run from
+    (another checkout gives a baseline). Every process it starts is stopped before it returns."""
     total_s = phases[-1].at_s
-    env = dict(os.environ, SCENESTREAM_ENGINES__ENABLED=json.dumps(list(engines)))
+    env = dict(os.environ, SCENESTREAM_ENGINES__ENABLED=json.dumps(list(engines)),
+               PYTHONPATH=str(root))  # fmt: skip
     redis_url = f"redis://127.0.0.1:{REDIS_PORT}"
     with tempfile.TemporaryDirectory(prefix="scenestream-loss-") as tmp, _processes() as procs:
         scenes_path, log_path = Path(tmp) / "scenes.jsonl", Path(tmp) / "serve.log"
@@ -176,30 +193,34 @@ def run_trial(
         procs.append(subprocess.Popen(
             _python(link, link.server, "serve", "--host", link.server_ip, "--port", str(PORT),
                     "--redis", redis_url),
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
         ))  # fmt: skip
         _wait(lambda: _curl(link, "/readyz") is not None, startup_timeout_s, "service ready", procs)
         with scenes_path.open("w") as scenes_out:
             procs.append(subprocess.Popen(
                 _python(link, link.server, "events", "--redis", redis_url, "--stream", "cam",
                         "--kind", "scene", "--json"),
-                cwd=ROOT, env=env, stdout=scenes_out, stderr=log,
+                cwd=root, env=env, stdout=scenes_out, stderr=log,
             ))  # fmt: skip
             time.sleep(1.0)  # the subscriber's imports; the first window is seconds away anyway
             procs.append(subprocess.Popen(
                 _python(link, link.sender, "send", f"http://{link.server_ip}:{PORT}/whip/cam",
                         "--scenario", scenario, "--loop", "--seconds", str(total_s + 20)),
-                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT,
             ))  # fmt: skip
             _wait(lambda: scenes_path.stat().st_size > 0, 60, "first scene message", procs)
             began = time.time()
             starts: list[tuple[Phase, float]] = []
+            scrapes: list[str] = []
             for phase in phases[:-1]:
                 delay = began + phase.at_s - time.time()
                 if delay > 0:
                     time.sleep(delay)
                 link.impair(phase.loss_pct, phase.media, blackout=phase.blackout)
+                if link.bridged:
+                    link.jitter(phase.jitter_ms)
                 starts.append((phase, time.time()))
+                scrapes.append(_curl(link, "/metrics") or "")
             time.sleep(max(0.0, began + total_s - time.time()))
             ended = time.time()
             link.impair()
@@ -210,7 +231,8 @@ def run_trial(
         return TrialResult(
             scenes=[m for m in scenes if m.get("type") == "scene"],
             phase_starts=starts,
+            phase_metrics=scrapes,
             ended_at=ended,
             metrics=metrics,
-            log=log_path.read_text()[-4000:],
+            log=log_path.read_text()[-40000:],
         )

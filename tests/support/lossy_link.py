@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
+import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 Media = Literal["audio", "video", "both"]
 OPUS_PT = 96  # aiortc's Opus payload type
 VIDEO_PTS = "97-127"  # aiortc's dynamic video payload types (VP8, H.264, RTX)
 TABLE = "inet scenestream_loss"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def unavailable() -> str | None:
@@ -49,6 +54,9 @@ class LossyLink:
     tag: str = field(default_factory=lambda: str(os.getpid() % 100_000))
     server_ip: str = "10.231.7.1"
     sender_ip: str = "10.231.7.2"
+    _bridged: bool = field(default=False, init=False, repr=False)
+    _bridge: subprocess.Popen[bytes] | None = field(default=None, init=False, repr=False)
+    _control: Path | None = field(default=None, init=False, repr=False)
 
     @property
     def server(self) -> str:
@@ -62,14 +70,34 @@ class LossyLink:
         """Command prefix that runs a program inside namespace `ns`."""
         return ["ip", "netns", "exec", ns]
 
-    def create(self) -> LossyLink:
-        """Make both namespaces, the veth pair, addresses and the (empty) rule table."""
+    @property
+    def middle(self) -> str:
+        return f"ss-loss-mid-{self.tag}"
+
+    def create(self, *, bridged: bool = False) -> LossyLink:
+        """Make the namespaces, the veth pair(s), addresses and the (empty) rule table.
+
+        `bridged` puts a third namespace between the two, joined by two veth pairs, where
+        `start_jitter` runs the userspace delay bridge (`tests.support.jitter_bridge`).
+        """
         self.close()  # leftovers of a killed earlier run with the same pid
+        self._bridged = bridged
         veth_srv, veth_snd = f"vls{self.tag}", f"vlc{self.tag}"
-        steps = [
-            ["ip", "netns", "add", self.server],
-            ["ip", "netns", "add", self.sender],
-            ["ip", "link", "add", veth_srv, "type", "veth", "peer", "name", veth_snd],
+        steps = [["ip", "netns", "add", self.server], ["ip", "netns", "add", self.sender]]
+        if bridged:
+            mid_a, mid_b = f"vma{self.tag}", f"vmb{self.tag}"
+            steps += [
+                ["ip", "netns", "add", self.middle],
+                ["ip", "link", "add", veth_snd, "type", "veth", "peer", "name", mid_a],
+                ["ip", "link", "add", veth_srv, "type", "veth", "peer", "name", mid_b],
+                ["ip", "link", "set", mid_a, "netns", self.middle],
+                ["ip", "link", "set", mid_b, "netns", self.middle],
+                [*self.netns(self.middle), "ip", "link", "set", mid_a, "up"],
+                [*self.netns(self.middle), "ip", "link", "set", mid_b, "up"],
+            ]
+        else:
+            steps.append(["ip", "link", "add", veth_srv, "type", "veth", "peer", "name", veth_snd])
+        steps += [
             ["ip", "link", "set", veth_srv, "netns", self.server],
             ["ip", "link", "set", veth_snd, "netns", self.sender],
         ]
@@ -81,6 +109,8 @@ class LossyLink:
                 [*self.netns(ns), "ip", "link", "set", "lo", "up"],
                 [*self.netns(ns), "ip", "link", "set", veth, "up"],
             ]
+            if bridged:  # frames copied by a userspace bridge need their checksums filled in
+                steps.append([*self.netns(ns), "ethtool", "-K", veth, "tx", "off"])
         try:
             for step in steps:
                 _run(step)
@@ -121,7 +151,38 @@ class LossyLink:
             if "packets" in line
         )
 
+    @property
+    def bridged(self) -> bool:
+        """Whether the link runs through the delay bridge's namespace."""
+        return self._bridged
+
+    def start_bridge(self) -> None:
+        """Start the delay bridge in the middle namespace (needs `create(bridged=True)`)."""
+        if not self._bridged:
+            raise RuntimeError("start_bridge needs a link created with bridged=True")
+        self._control = Path(tempfile.mkstemp(prefix="scenestream-bridge-")[1])
+        self._control.write_text("0 0\n")
+        self._bridge = subprocess.Popen(
+            [*self.netns(self.middle), sys.executable, "-m", "tests.support.jitter_bridge",
+             f"vma{self.tag}", f"vmb{self.tag}", "--control", str(self._control)],
+            cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )  # fmt: skip
+
+    def jitter(self, jitter_ms: float, delay_ms: float = 0.0) -> None:
+        """Delay the sender's UDP by `delay_ms + U(0, jitter_ms)` from now on (0, 0: none)."""
+        bridge = self._bridge
+        if bridge is None or bridge.poll() is not None or self._control is None:
+            raise RuntimeError("the delay bridge is not running")
+        self._control.write_text(f"{delay_ms} {jitter_ms}\n")
+        bridge.send_signal(signal.SIGUSR1)
+
     def close(self) -> None:
-        """Delete both namespaces (the veth pair and the rules go with them)."""
-        for ns in (self.server, self.sender):
+        """Stop the bridge and delete the namespaces (veth pairs and rules go with them)."""
+        bridge = self._bridge
+        if bridge is not None and bridge.poll() is None:
+            bridge.terminate()
+            bridge.wait(10)
+        if self._control is not None:
+            self._control.unlink(missing_ok=True)
+        for ns in (self.server, self.sender, self.middle):
             _run(["ip", "netns", "del", ns], check=False)

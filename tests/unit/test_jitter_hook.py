@@ -168,3 +168,24 @@ def test_install_refuses_what_it_was_not_written_against() -> None:
         install_audio_guard(object(), 0.04, Events())  # type: ignore[arg-type]
     with pytest.raises(RtcpHookError):
         install_video_buffer(object(), 0.1, Events())  # type: ignore[arg-type]
+
+
+async def test_late_retransmissions_after_a_give_up_do_not_restart_the_buffer() -> None:
+    rx, _ = receiver("video")
+    events = Events()
+    install_video_buffer(rx, 0.1, events)
+    results = spy(rx)
+    frames = _vp8_packets(keyframes={0, 9}, count=70)
+    lost = frames[2][1]
+    for packets in frames[:-2]:
+        for packet in packets:
+            if packet is not lost:
+                await rx._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert frames[-3][0].sequence_number - lost.sequence_number >= 100  # aiortc's restart distance
+    released = len([f for _, f in results if f is not None])
+    await rx._handle_rtp_packet(lost, arrival_time_ms=0)  # a NACK retransmission, far too late
+    assert events.seen["video:late"] == 1
+    for packets in frames[-2:]:
+        for packet in packets:
+            await rx._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert len([f for _, f in results if f is not None]) == released + 2  # nothing thrown away
