@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -25,10 +26,22 @@ from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
+from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
 logger = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 2.0
+
+
+@functools.cache
+def _dtls_interop() -> bool:
+    """Widen aiortc's DTLS suites once per process; False (logged once) if aiortc changed."""
+    try:
+        widen_client_suites()
+    except DtlsAdapterError as exc:
+        logger.warning("DTLS interop adapters unavailable (RSA publishers may fail): %s", exc)
+        return False
+    return True
 
 
 class IngestSession:
@@ -65,6 +78,8 @@ class IngestSession:
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
+            answer_passive(self.pc, offer_sdp)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._supervise(), "supervise")
         return str(self.pc.localDescription.sdp)
