@@ -78,7 +78,9 @@ def _bundle_only_mids(text: str, description: aiortc_sdp.SessionDescription) -> 
     every section but the first like this.
     """
     bundled = {mid for g in description.group if g.semantic == "BUNDLE" for mid in g.items}
-    found, mid, flagged = set(), None, False
+    found: set[str] = set()
+    mid: str | None = None
+    flagged = False
     for line in [*text.splitlines(), "m="]:
         line = line.strip()
         if line.startswith("m="):
