@@ -84,6 +84,14 @@ class IngestConfig(_Section):
         description="20 ms audio frames aiortc's jitter buffer holds before decoding (its own "
         "default is 4, i.e. 80 ms added to every window); more tolerates reordering",
     )
+    sender_clock_max_offset_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="a publisher's RTCP Sender Report clock is taken as wall-clock only while its"
+        " least delay to our arrival time is within this bound (and it is not ahead of ours);"
+        " otherwise it only aligns audio with video, anchored on arrival",
+    )
 
 
 class RedisConfig(_Section):

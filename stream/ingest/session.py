@@ -26,6 +26,7 @@ from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
+from stream.webrtc.close_reasons import connection_failure, stall_reason
 from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,26 @@ class IngestSession:
             self._status.stream_status(self.stream, "online", "connected")
             logger.info("stream online", extra={"stream": self.stream, "session": self.id})
         elif state in ("failed", "closed"):
-            self.close_soon(f"ice {state}")
+            self.close_soon(connection_failure(self._transport_states()))
+
+    def _transport_states(self) -> list[tuple[str, str]]:
+        """(ICE state, DTLS state) of each transport in use (bundled media share one)."""
+        transports = {
+            id(t.receiver.transport): t.receiver.transport for t in self.pc.getTransceivers()
+        }
+        return [(str(d.transport.state), str(d.state)) for d in transports.values()]
+
+    async def _packets_received(self) -> int | None:
+        """RTP packets received over all tracks so far (aiortc's public stats), None if unknown."""
+        total = 0
+        try:
+            for receiver in self.pc.getReceivers():
+                report = await receiver.getStats()
+                total += sum(int(getattr(s, "packetsReceived", 0) or 0) for s in report.values()
+                             if getattr(s, "type", None) == "inbound-rtp")  # fmt: skip
+        except Exception:  # stats are a diagnosis aid: never let them end the watchdog
+            return None
+        return total
 
     async def _supervise(self) -> None:
         """Setup timeout, then the media watchdog."""
@@ -119,10 +139,14 @@ class IngestSession:
             self.close_soon("setup timeout")
             return
         timeout = self._config.media_timeout_s
+        seen_media, packets_at_media = self.ingest.last_media, await self._packets_received()
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
+            packets = await self._packets_received()
+            if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
+                seen_media, packets_at_media = self.ingest.last_media, packets
             if time.monotonic() - self.ingest.last_media > timeout:
-                self.close_soon("no media")
+                self.close_soon(stall_reason(packets_at_media, packets))
                 return
 
     def close_soon(self, reason: str) -> None:
