@@ -3,8 +3,10 @@
 Each track's RTP timestamps run on their own clock (48 kHz audio, 90 kHz video) from a random
 origin. RTCP Sender Reports pair an RTP timestamp with the sender's NTP clock, which puts both
 tracks on one timeline. That clock is used as wall-clock (Unix seconds at the camera) only while
-it agrees with arrival times; some senders' is not (GStreamer's pipeline clock ran up to 0.8 s
-ahead of ours), and then it serves only to align the tracks, anchored on arrival. Until a track's
+it agrees with arrival times; some senders' does not (the RTP
+timestamps in GStreamer 1.22 webrtcbin's reports ran ahead of its media's at about twice real
+time: 1 s ahead after 1 s, 8.4 s after 8 s, differently per track), and then it only relates a
+track's media to its own arrival (and to the other track's, while they agree). Until a track's
 first report arrives, its media is mapped by arrival time: network jitter only ever delays a
 packet, so the least-delayed recent packet gives the best offset. Capture times are never later
 than arrival, so capture-to-publish latency is never negative.
@@ -79,19 +81,31 @@ CLOCK_KINDS: tuple[ClockKind, ...] = ("sender", "relative", "arrival")
 SENDER_AHEAD_TOLERANCE_S = 0.05
 
 
-class ClockAnchor:
-    """The least `arrival - sender time` seen recently over all tracks of one stream.
+TRACKS_AGREE_S = 0.1
 
-    A sender clock that is not wall-clock still orders audio and video on one timeline; anchoring
-    that timeline by the least-delayed packet of any track keeps the tracks aligned with each
-    other and places them as late as the earliest arrival allows (jitter only delays).
+
+class ClockAnchor:
+    """Anchors a stream's relative sender clocks on arrival, together while they agree.
+
+    Each track reports the least recent `arrival - sender time` of its own packets. While the
+    tracks' values lie within `agree_s` of each other, all tracks use the smallest: one sender
+    timeline keeps audio and video aligned, placed as late as the earliest arrival allows (jitter
+    only delays). When they disagree (GStreamer 1.22's audio and video Sender Reports drifted
+    apart by 0.4 to 4 s), each track is anchored on its own arrival instead.
     """
 
-    def __init__(self, window: int = 256) -> None:
-        self._min = SlidingMin(window)
+    def __init__(self, agree_s: float = TRACKS_AGREE_S) -> None:
+        self.agree_s = agree_s
+        self._mins: dict[int, float] = {}
 
-    def push(self, arrival_minus_sender: float) -> float:
-        return self._min.push(arrival_minus_sender)
+    def anchor(self, track: int, own_min: float) -> float:
+        """The anchor for `track`, given its own least `arrival - sender time`."""
+        self._mins[track] = own_min
+        low, high = min(self._mins.values()), max(self._mins.values())
+        return low if high - low <= self.agree_s else own_min
+
+    def forget(self, track: int) -> None:
+        self._mins.pop(track, None)
 
 
 class CaptureClock:
@@ -136,6 +150,8 @@ class CaptureClock:
         self.last_report_arrival: float | None = None
         self.sender_delay: float | None = None  # arrival minus sender clock at the last judgement
         self._anchor = anchor if anchor is not None else ClockAnchor()
+        self._sender_lags = SlidingMin(smoothing_window)  # arrival - sender time, minus _lag_bias
+        self._lag_bias = 0.0  # moves the stored lags when a report moves the sender offset
         self._sender_offset: float | None = None  # sender time = media + this
         self._judge_pending = False
         self._unwrapper = RtpUnwrapper()
@@ -153,7 +169,9 @@ class CaptureClock:
         arrival_offset = self._arrival_offsets.push(arrival - media)
         target: float | None = arrival_offset
         if self._sender_offset is not None:
-            anchored = self._anchor.push(arrival - media - self._sender_offset)
+            lag = arrival - media - self._sender_offset
+            own = self._sender_lags.push(lag - self._lag_bias) + self._lag_bias
+            anchored = self._anchor.anchor(id(self), own)
             if self._judge_pending:
                 self._judge(arrival_offset)
             target = self._sender_offset + anchored if self.kind == "relative" else None
@@ -175,7 +193,10 @@ class CaptureClock:
         if not abs(ntp_unix - arrival) <= self.max_sender_offset_s:
             self.ignored_reports += 1
             return
-        self._sender_offset = ntp_unix - self._media(rtp_timestamp)
+        offset = ntp_unix - self._media(rtp_timestamp)
+        if self._sender_offset is not None:
+            self._lag_bias += self._sender_offset - offset
+        self._sender_offset = offset
         self.synced = True
         self.sender_reports += 1
         self.last_report_arrival = arrival

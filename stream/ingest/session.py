@@ -25,7 +25,7 @@ from stream.config import IngestConfig, SessionConfig
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.publish.status import StatusSink
+from stream.publish.status import StatusSink, StreamState
 from stream.webrtc.close_reasons import connection_failure, stall_reason
 from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
@@ -66,6 +66,7 @@ class IngestSession:
         self.created = time.time()
         self.state = "new"
         self.close_reason: str | None = None
+        self.status: tuple[str, str] = ("starting", "negotiating")  # last status published
         self._config, self._status, self._on_closed = config, status, on_closed
         servers = [RTCIceServer(urls=url) for url in config.ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -107,7 +108,7 @@ class IngestSession:
             self._connected.set()
             self.state = "live"
             self.ingest.last_media = time.monotonic()
-            self._status.stream_status(self.stream, "online", "connected")
+            self._publish_status("online", "connected")
             logger.info("stream online", extra={"stream": self.stream, "session": self.id})
         elif state in ("failed", "closed"):
             self.close_soon(connection_failure(self._transport_states()))
@@ -130,6 +131,10 @@ class IngestSession:
         except Exception:  # stats are a diagnosis aid: never let them end the watchdog
             return None
         return total
+
+    def _publish_status(self, state: StreamState, reason: str) -> None:
+        self.status = (state, reason)
+        self._status.stream_status(self.stream, state, reason)
 
     async def _supervise(self) -> None:
         """Setup timeout, then the media watchdog."""
@@ -173,7 +178,7 @@ class IngestSession:
             await asyncio.wait_for(self.pc.close(), CANCEL_TIMEOUT_S)
         self.ingest.close()
         self.state = "closed"
-        self._status.stream_status(self.stream, "offline", reason)
+        self._publish_status("offline", reason)
         logger.info("stream offline", extra={"stream": self.stream, "reason": reason})
         self._on_closed(self)
         self.closed.set()

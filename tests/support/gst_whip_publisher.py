@@ -51,7 +51,7 @@ def say(event: str, **fields: object) -> None:
 
 class Publisher:
     def __init__(self, url: str, codec: str, seconds: float, bundle_policy: str | None,
-                 token: str | None) -> None:  # fmt: skip
+                 token: str | None, size: tuple[int, int] = (WIDTH, HEIGHT)) -> None:  # fmt: skip
         self.url, self.seconds, self.token = url, seconds, token
         self.location: str | None = None
         self.failed: str | None = None
@@ -60,7 +60,7 @@ class Publisher:
         self.pipeline = Gst.parse_launch(
             f"webrtcbin name=pc "
             f"videotestsrc is-live=true pattern=solid-color foreground-color={BLACK} name=vsrc "
-            f"! video/x-raw,width={WIDTH},height={HEIGHT},framerate={FPS}/1 ! videoconvert "
+            f"! video/x-raw,width={size[0]},height={size[1]},framerate={FPS}/1 ! videoconvert "
             f"! queue ! {VIDEO[codec]} ! queue ! pc. "
             "audiotestsrc is-live=true wave=ticks tick-interval=1000000000 volume=0.8 "
             "! audio/x-raw,rate=48000,channels=2 ! audioconvert ! audioresample "
@@ -207,11 +207,14 @@ def main() -> int:
         choices=["none", "balanced", "max-compat", "max-bundle"],
         help="webrtcbin's bundle policy (default: webrtcbin's own default)",
     )
+    parser.add_argument("--size", default=f"{WIDTH}x{HEIGHT}", help="video WIDTHxHEIGHT")
     parser.add_argument("--token", help="bearer token")
     parser.add_argument("--setup-timeout", type=float, default=15.0)
     args = parser.parse_args()
     Gst.init(None)
-    publisher = Publisher(args.url, args.codec, args.seconds, args.bundle_policy, args.token)
+    width, height = (int(x) for x in args.size.split("x"))
+    publisher = Publisher(args.url, args.codec, args.seconds, args.bundle_policy, args.token,
+                          (width, height))  # fmt: skip
     return publisher.run(args.setup_timeout)
 
 

@@ -192,6 +192,26 @@ def test_relative_clock_keeps_tracks_aligned(sender_offset: float) -> None:
     assert stream_clock(audio, video) == "relative"
 
 
+def test_relative_tracks_that_disagree_are_each_anchored_on_their_own_arrival() -> None:
+    """GStreamer-like: the video report's clock is 4 s off the audio report's. Aligning on it
+    would put video 4 s before its arrival (every window missing video); instead each track
+    stays on its own arrival."""
+    anchor = ClockAnchor()
+    audio = CaptureClock(48_000, trust_offset_s=1.0, anchor=anchor)
+    video = CaptureClock(90_000, trust_offset_s=1.0, anchor=anchor)
+    for i in range(200):
+        t = T0 + i * 0.02
+        if i == 5:
+            audio.on_sender_report(t - 2.0, rtp(48_000, 7, t), t + 0.02)
+            video.on_sender_report(t - 6.0, rtp(90_000, 11, t), t + 0.06)
+        a = audio.capture_time(rtp(48_000, 7, t), t + 0.02)
+        v = video.capture_time(rtp(90_000, 11, t), t + 0.06)
+        if i > 150:
+            assert a == pytest.approx(t + 0.02, abs=1e-6)
+            assert v == pytest.approx(t + 0.06, abs=1e-6)
+    assert audio.kind == video.kind == "relative"
+
+
 def test_sender_clock_within_the_bound_is_wall_clock() -> None:
     clock = CaptureClock(90_000, trust_offset_s=0.5)
     for i in range(30):
