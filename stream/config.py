@@ -93,6 +93,14 @@ class IngestConfig(_Section):
         "NACK retransmission, before the frames up to the next keyframe are given up and a "
         "keyframe is requested (PLI)",
     )
+    sender_clock_max_offset_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="a publisher's RTCP Sender Report clock is taken as wall-clock only while its"
+        " least delay to our arrival time is within this bound (and it is not ahead of ours);"
+        " otherwise it only aligns audio with video, anchored on arrival",
+    )
 
 
 class RedisConfig(_Section):

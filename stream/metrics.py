@@ -24,7 +24,7 @@ LATENCY_BUCKETS_S = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
     0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )  # fmt: skip
-SKEW_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+SKEW_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 STAGES = ("ingest", "window", "queue", "infer", "interpret", "publish")
@@ -62,8 +62,16 @@ class Metrics:
         )
         self.av_skew_seconds = Histogram(
             "scenestream_av_skew_seconds",
-            "Absolute difference between audio and video capture clocks at window cut",
+            "Absolute difference between the newest audio and video content times (capture"
+            " clock) at each window cut of a stream with both",
             buckets=SKEW_BUCKETS_S,
+            registry=r,
+        )
+        self.stream_clocks = Gauge(
+            "scenestream_stream_clocks",
+            "Live streams by the clock their capture times are on: sender (RTCP Sender Reports"
+            " agree with arrival), relative (sender clock anchored on arrival), arrival (no SR)",
+            ["clock"],
             registry=r,
         )
         self.frames_received = Counter(

@@ -4,10 +4,13 @@ per-stream figures for `/api/streams`."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from stream.ingest.session import IngestSession
 from stream.metrics import Metrics
+
+CLOSED_KEPT = 32  # recently closed sessions listed by `/api/streams` (with their reason)
 
 
 class StreamLive(Exception):
@@ -26,6 +29,7 @@ class StreamAdmission:
         self._metrics = metrics
         self._reserved: set[str] = set()
         self._sessions: dict[str, IngestSession] = {}
+        self._closed: deque[dict[str, Any]] = deque(maxlen=CLOSED_KEPT)
 
     def __len__(self) -> int:
         return len(self._reserved)
@@ -48,9 +52,18 @@ class StreamAdmission:
         current = self._sessions.get(stream)
         if session is not None and current is not None and current is not session:
             return
-        self._sessions.pop(stream, None)
+        gone = self._sessions.pop(stream, None)
+        if gone is not None and gone.close_reason is not None:
+            self._closed.append(
+                {"stream": stream, "session": gone.id, "reason": gone.close_reason,
+                 "closed_at": round(time.time(), 3)}
+            )  # fmt: skip
         self._reserved.discard(stream)
         self._metrics.active_streams.set(len(self._reserved))
+
+    def recently_closed(self) -> list[dict[str, Any]]:
+        """The last sessions that ended on this worker, newest first, with why they ended."""
+        return list(reversed(self._closed))
 
     def get(self, stream: str, session_id: str) -> IngestSession | None:
         """The live session `session_id` of `stream`, if any."""
@@ -81,6 +94,9 @@ class StreamAdmission:
                     "last_window_latency_ms": None if latency is None else round(latency * 1e3, 1),
                     "resolution": list(stats.resolution) if stats.resolution else None,
                     "missing": sorted(session.missing),
+                    "status": session.status[0],
+                    "reason": session.status[1],
+                    "clock": session.ingest.clock,
                 }
             )
         return rows

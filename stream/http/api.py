@@ -58,7 +58,8 @@ def streams(admission: StreamAdmission, figures: StreamFigures | None) -> Handle
 
     async def handler(_: web.Request) -> web.Response:
         downstream = figures() if figures is not None else None
-        return web.json_response({"streams": stream_rows(admission.snapshot(), downstream)})
+        rows = stream_rows(admission.snapshot(), downstream)
+        return web.json_response({"streams": rows, "closed": admission.recently_closed()})
 
     return handler
 

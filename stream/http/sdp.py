@@ -54,7 +54,7 @@ def validate_offer(body: bytes, max_bytes: int) -> tuple[str, OfferSummary]:
         description = aiortc_sdp.SessionDescription.parse(text)
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         raise OfferError(400, f"malformed SDP: {exc}") from exc
-    return text, _summarise(description)
+    return text, _summarise(description, _bundle_only_mids(text, description))
 
 
 def _check_structure(text: str) -> None:
@@ -70,10 +70,37 @@ def _check_structure(text: str) -> None:
         raise OfferError(400, "malformed SDP: no o= line")
 
 
-def _summarise(description: aiortc_sdp.SessionDescription) -> OfferSummary:
+def _bundle_only_mids(text: str, description: aiortc_sdp.SessionDescription) -> set[str]:
+    """Mids of `a=bundle-only` sections inside a BUNDLE group (RFC 9143 §6): port 0, yet media.
+
+    aiortc's parser drops `a=bundle-only`, so it is read from the text. webrtcbin's default
+    (max-bundle in whipsink/whipclientsink) and Chrome with `bundlePolicy: "max-bundle"` send
+    every section but the first like this.
+    """
+    bundled = {mid for g in description.group if g.semantic == "BUNDLE" for mid in g.items}
+    found: set[str] = set()
+    mid: str | None = None
+    flagged = False
+    for line in [*text.splitlines(), "m="]:
+        line = line.strip()
+        if line.startswith("m="):
+            if flagged and mid in bundled:
+                found.add(mid)
+            mid, flagged = None, False
+        elif line.startswith("a=mid:"):
+            mid = line[len("a=mid:") :]
+        elif line == "a=bundle-only":
+            flagged = True
+    return found
+
+
+def _summarise(
+    description: aiortc_sdp.SessionDescription, bundle_only: set[str] | frozenset[str] = frozenset()
+) -> OfferSummary:
     found: dict[str, tuple[str, ...]] = {}
     for media in description.media:
-        if media.kind not in MEDIA_KINDS or media.port == 0:
+        rejected = media.port == 0 and media.rtp.muxId not in bundle_only
+        if media.kind not in MEDIA_KINDS or rejected:
             continue  # data channels and rejected sections are not ours to judge
         if media.kind in found:
             raise OfferError(422, f"more than one {media.kind} track; publish one of each kind")

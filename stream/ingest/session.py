@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
@@ -24,11 +25,24 @@ from stream.config import IngestConfig, SessionConfig
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.publish.status import StatusSink
+from stream.publish.status import StatusSink, StreamState
+from stream.webrtc.close_reasons import connection_failure, stall_reason
+from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
 logger = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 2.0
+
+
+@functools.cache
+def _dtls_interop() -> bool:
+    """Widen aiortc's DTLS suites once per process; False (logged once) if aiortc changed."""
+    try:
+        widen_client_suites()
+    except DtlsAdapterError as exc:
+        logger.warning("DTLS interop adapters unavailable (RSA publishers may fail): %s", exc)
+        return False
+    return True
 
 
 class IngestSession:
@@ -52,6 +66,7 @@ class IngestSession:
         self.created = time.time()
         self.state = "new"
         self.close_reason: str | None = None
+        self.status: tuple[str, str] = ("starting", "negotiating")  # last status published
         self._config, self._status, self._on_closed = config, status, on_closed
         servers = [RTCIceServer(urls=url) for url in config.ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -65,6 +80,8 @@ class IngestSession:
     async def answer(self, offer_sdp: str) -> str:
         """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+        if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
+            answer_passive(self.pc, offer_sdp)
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._supervise(), "supervise")
         return str(self.pc.localDescription.sdp)
@@ -91,10 +108,33 @@ class IngestSession:
             self._connected.set()
             self.state = "live"
             self.ingest.last_media = time.monotonic()
-            self._status.stream_status(self.stream, "online", "connected")
+            self._publish_status("online", "connected")
             logger.info("stream online", extra={"stream": self.stream, "session": self.id})
         elif state in ("failed", "closed"):
-            self.close_soon(f"ice {state}")
+            self.close_soon(connection_failure(self._transport_states()))
+
+    def _transport_states(self) -> list[tuple[str, str]]:
+        """(ICE state, DTLS state) of each transport in use (bundled media share one)."""
+        transports = {
+            id(t.receiver.transport): t.receiver.transport for t in self.pc.getTransceivers()
+        }
+        return [(str(d.transport.state), str(d.state)) for d in transports.values()]
+
+    async def _packets_received(self) -> int | None:
+        """RTP packets received over all tracks so far (aiortc's public stats), None if unknown."""
+        total = 0
+        try:
+            for receiver in self.pc.getReceivers():
+                report = await receiver.getStats()
+                total += sum(int(getattr(s, "packetsReceived", 0) or 0) for s in report.values()
+                             if getattr(s, "type", None) == "inbound-rtp")  # fmt: skip
+        except Exception:  # stats are a diagnosis aid: never let them end the watchdog
+            return None
+        return total
+
+    def _publish_status(self, state: StreamState, reason: str) -> None:
+        self.status = (state, reason)
+        self._status.stream_status(self.stream, state, reason)
 
     async def _supervise(self) -> None:
         """Setup timeout, then the media watchdog."""
@@ -104,10 +144,14 @@ class IngestSession:
             self.close_soon("setup timeout")
             return
         timeout = self._config.media_timeout_s
+        seen_media, packets_at_media = self.ingest.last_media, await self._packets_received()
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
+            packets = await self._packets_received()
+            if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
+                seen_media, packets_at_media = self.ingest.last_media, packets
             if time.monotonic() - self.ingest.last_media > timeout:
-                self.close_soon("no media")
+                self.close_soon(stall_reason(packets_at_media, packets))
                 return
 
     def close_soon(self, reason: str) -> None:
@@ -134,7 +178,7 @@ class IngestSession:
             await asyncio.wait_for(self.pc.close(), CANCEL_TIMEOUT_S)
         self.ingest.close()
         self.state = "closed"
-        self._status.stream_status(self.stream, "offline", reason)
+        self._publish_status("offline", reason)
         logger.info("stream offline", extra={"stream": self.stream, "reason": reason})
         self._on_closed(self)
         self.closed.set()

@@ -31,7 +31,7 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from engines.window import Window, WindowSpec
 from stream.config import IngestConfig
 from stream.ingest.audio_batch import AudioBatcher
-from stream.ingest.clock import stream_now
+from stream.ingest.clock import ClockAnchor, ClockKind, stream_clock, stream_now
 from stream.ingest.cutter import WindowCutter
 from stream.ingest.rings import AudioRing, VideoRing
 from stream.ingest.tracks import TrackTiming
@@ -101,6 +101,11 @@ class StreamIngest:
         self._executor = executor  # frame resizing; None resizes on the loop (tests, tools)
         self._audio_hold_s = config.audio_jitter_frames * AUDIO_FRAME_S
         self._video_hold_s = config.video_loss_wait_s
+        self._trust_offset_s = config.sender_clock_max_offset_s
+        self._anchor = ClockAnchor()  # one sender timeline for the stream's tracks
+        self.clock: ClockKind = "arrival"
+        self._clock_gauge: Any = metrics.stream_clocks  # None once closed
+        self._clock_gauge.labels(clock=self.clock).inc()
         specs = {
             name: spec
             for name, spec in specs.items()
@@ -148,7 +153,9 @@ class StreamIngest:
 
     async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
-        timing = TrackTiming(track.kind, receiver)
+        timing = TrackTiming(
+            track.kind, receiver, anchor=self._anchor, trust_offset_s=self._trust_offset_s
+        )
         self._tracks.append(timing)
         if timing.timeline is not None:
             self._adapt_receiver(track.kind, receiver, timing)
@@ -329,6 +336,7 @@ class StreamIngest:
         if self._batchers:
             self._flush_audio()  # the cutters read the rings: bring them up to date first
         clocks = [timing.clock for timing in self._tracks if timing.clock is not None]
+        self._set_clock(stream_clock(*clocks))
         now_capture = stream_now(self._wall(), *clocks)
         for name, cutter in self._cutters.items():
             spec = self._specs[name]
@@ -349,10 +357,19 @@ class StreamIngest:
             -math.inf if None in ends else min((e for e in ends if e is not None), default=math.inf)
         )
 
+    def _set_clock(self, kind: ClockKind) -> None:
+        """Which clock the stream's capture times are on (`/api/streams`, a gauge per kind)."""
+        if kind != self.clock and self._clock_gauge is not None:
+            self._clock_gauge.labels(clock=self.clock).dec()
+            self._clock_gauge.labels(clock=kind).inc()
+            self.clock = kind
+
     def _submit(self, window: Window) -> None:
         self.stats.windows += 1
         self.stats.last_window_latency_s = self._wall() - window.end
-        if not window.missing:
+        if self.video_rings and self.audio_rings:
+            # Every window of an A/V stream, missing modality or not: content 4 s apart is a
+            # 4 s skew (and windows that wait for the late modality), not a gap in the histogram.
             self._metrics.av_skew_seconds.observe(window.av_skew_s)
         self._sink.submit(window)
 
@@ -366,6 +383,9 @@ class StreamIngest:
 
     def close(self) -> None:
         """Release rings and audio batchers; the session cancels the readers."""
+        if self._clock_gauge is not None:
+            self._clock_gauge.labels(clock=self.clock).dec()
+            self._clock_gauge = None
         for timing in self._tracks:
             timing.close()
         self._tracks.clear()
