@@ -7,9 +7,11 @@ real limit the event loop falls behind, every window reaches its engine late, an
 suffers at once. So a newcomer is refused while any of these, measured over the last few
 seconds, is past its threshold:
 
-- `loop_busy`: the event-loop thread's CPU time over wall time (`time.thread_time`), projected
-  to one more stream (busy per carried stream times one more). The loop is where aiortc
-  receives every packet; near 1.0 it cannot keep up.
+- `loop_busy`: the event-loop thread's CPU time over wall time (`time.thread_time`) over the
+  last second, projected: plus the cost of one stream for the newcomer and for each stream
+  still settling. A stream's cost is the busy fraction per stream, and at least what it was
+  last seen to be while no stream was settling (a burst of newcomers must not dilute it). The
+  loop is where aiortc receives every packet; near 1.0 it cannot keep up.
 - `loop_lag`: p90 of how late the loop wakes a timer. Catches a loop starved of CPU by other
   threads or processes, which `loop_busy` does not see.
 - `window_lateness`: p90 of a window's age (capture clock) when its engine takes it or sheds it.
@@ -17,8 +19,9 @@ seconds, is past its threshold:
 
 A worker that carries no stream always admits (there is nothing to protect, and an idle worker's
 signals are noise: engine warm-up, garbage collection). Streams admitted in the last `settle_s`
-have not shown their cost yet; they are counted as coming, so that a burst of offers cannot all
-pass on the strength of the same quiet sample.
+have not shown their full cost yet; they are counted again as coming, so that a burst of offers
+cannot all pass on the strength of the same quiet sample (conservative during a burst: it can
+stop short of what the worker would hold, never past it).
 """
 
 from __future__ import annotations
@@ -88,10 +91,18 @@ class Thresholds:
 class HeadroomPolicy:
     """Decides whether a newcomer may be admitted (see the module docstring). Pure."""
 
-    def __init__(self, thresholds: Thresholds, *, settle_s: float = 3.0) -> None:
+    def __init__(self, thresholds: Thresholds, *, settle_s: float = 1.5) -> None:
         self.thresholds = thresholds
         self.settle_s = settle_s
         self._admitted: deque[float] = deque(maxlen=1024)
+        self.stream_cost = 0.0  # busy per stream, learnt while no stream settles
+
+    def observe(self, signals: Signals, streams: int, now: float) -> None:
+        """Learn a stream's cost from a steady moment (streams carried, none settling)."""
+        if signals.loop_busy is None or streams <= 0 or self.settling(now):
+            return
+        cost = signals.loop_busy / streams
+        self.stream_cost = cost if not self.stream_cost else 0.8 * self.stream_cost + 0.2 * cost
 
     def refusal(self, signals: Signals, streams: int, now: float) -> Refusal | None:
         """Why a newcomer must be refused now, or None to admit it. `streams` is how many the
@@ -100,10 +111,10 @@ class HeadroomPolicy:
             return None
         t = self.thresholds
         settling = self.settling(now)
-        if signals.loop_busy is not None:
-            settled = max(1, streams - settling)
-            projected = signals.loop_busy * (streams + 1) / settled
-            if projected > t.loop_busy:
+        busy = signals.loop_busy
+        if busy is not None:
+            cost = max(busy / streams, self.stream_cost)
+            if busy + cost * (settling + 1) > t.loop_busy:
                 return "loop_busy"
         if signals.loop_lag_s is not None and signals.loop_lag_s > t.loop_lag_s:
             return "loop_lag"
@@ -125,7 +136,8 @@ class HeadroomPolicy:
 
 class LoadMonitor:
     """Samples the event loop every `tick_s` and keeps the window-lateness reports; `signals()`
-    summarises the last `horizon_s`. Its task is started and stopped by the composition root.
+    summarises the last `horizon_s` (the busy fraction: the last `busy_horizon_s`, which must
+    follow a ramp of new streams closely). Its task is started and stopped by the composition root.
 
     `on_change(has_room)` is called (on the loop) when the answer for a newcomer flips, so that
     the scale-out advert stops (or resumes) sending peers' streams here.
@@ -138,13 +150,14 @@ class LoadMonitor:
         *,
         tick_s: float = 0.1,
         horizon_s: float = 5.0,
+        busy_horizon_s: float = 1.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.policy = policy
         self.streams = streams
         self.tick_s = tick_s
         self.on_change = on_change
-        self.busy = Recent(size=int(horizon_s / tick_s) + 1, horizon_s=horizon_s)
+        self.busy = Recent(size=int(busy_horizon_s / tick_s) + 1, horizon_s=busy_horizon_s)
         self.lag = Recent(size=int(horizon_s / tick_s) + 1, horizon_s=horizon_s)
         self.lateness = Recent(size=4096, horizon_s=horizon_s)
         self.has_room = True
@@ -198,7 +211,10 @@ class LoadMonitor:
             self._report_room()
 
     def _report_room(self) -> None:
-        has_room = self.refusal() is None
+        now, streams = time.monotonic(), self.streams()
+        signals = self.signals(now)
+        self.policy.observe(signals, streams, now)
+        has_room = self.policy.refusal(signals, streams, now) is None
         if has_room != self.has_room:
             self.has_room = has_room
             logger.info("admission headroom changed", extra={"has_room": has_room})
