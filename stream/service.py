@@ -110,8 +110,6 @@ class Service:
             use_loopback_candidates()
         for reason in REFUSAL_REASONS:
             self.metrics.streams_refused.labels(reason=reason)
-        if self.load is not None:
-            self.load.start()
         if self.ingest_only:
             self.app = self._ingest_only_app()
         else:
@@ -124,6 +122,8 @@ class Service:
         self.port = int(self._runner.addresses[0][1])
         if self._directory is not None:
             await self._directory.start(s.server.public_url or self.url)
+        if self.load is not None:
+            self.load.start()  # now: the stalls of loading engines are no load to judge by
         logger.info("scenestream listening on %s", self.url)
         return self
 

@@ -109,6 +109,7 @@ class TrialResult:
     windows_per_s: float
     expected_per_s: float
     outcomes: dict[str, float] = field(default_factory=dict)
+    shed: dict[str, float] = field(default_factory=dict)  # windows shed before compute, by reason
     frames_dropped: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)  # mean per service stage
     cpu_cores: float = 0.0
@@ -159,6 +160,7 @@ class TrialResult:
             "windows_per_s": round(self.windows_per_s, 2),
             "expected_per_s": round(self.expected_per_s, 2),
             "outcomes": {k: int(v) for k, v in self.outcomes.items()},
+            "shed": {k: int(v) for k, v in self.shed.items() if v},
             "frames_dropped": {k: int(v) for k, v in self.frames_dropped.items()},
             "stages_ms": {k: round(v, 2) for k, v in self.stages_ms.items()},
             "cpu_cores": round(self.cpu_cores, 3),

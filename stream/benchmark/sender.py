@@ -5,7 +5,8 @@
 Runs apart from the server under test so that its CPU is not counted as the server's. Prints
 `published N` once every stream is up (or exits 3 with the server's refusal). With
 `--tolerate-refusals` (the overload trial) a refused stream (`503`; a `307` is followed) is
-counted and the others go on: it prints `published A refused R` once every offer is answered.
+offered again after the server's `Retry-After`, as a WHIP client would, until `RAMP_S` have
+passed; the others go on. It then prints `published A refused R` (R: still refused).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pathlib import Path
 
 STREAM_PREFIX = "bench"
 STAGGER_S = 0.05  # between publishes: a burst of N offers at once is not what we measure
+RAMP_S = 30.0  # --tolerate-refusals: how long refused streams are offered again
 
 
 async def relay(
@@ -31,22 +33,33 @@ async def relay(
     use_loopback_candidates(only=True)
     clips = load_clip(clip)
     publishers: list[WhipPublisher] = []
-    refused = 0
+    ramp_end = time.monotonic() + RAMP_S
+    due = [(0.0, i) for i in range(streams)]  # (not before, stream index)
+    refused: set[int] = set()
     try:
-        for i in range(streams):
+        while due:
+            not_before, i = due.pop(0)
+            await asyncio.sleep(max(0.0, not_before - time.monotonic()))
             publisher = WhipPublisher(f"{url}/whip/{STREAM_PREFIX}{i}")
             publishers.append(publisher)
             start = time.time() + 0.2
             tracks = [LoopingPacketTrack(c, start=start) for c in clips.values()]
             try:
                 await publisher.publish(tracks, codec="vp8")
+                refused.discard(i)
             except WhipRefused as exc:
                 if not tolerate_refusals or exc.status != 503:
                     raise
-                refused += 1
+                refused.add(i)
+                publishers.remove(publisher)
+                await publisher.close()
+                retry = time.monotonic() + (exc.retry_after_s or 1.0)
+                if retry < ramp_end:
+                    due.append((retry, i))
+                    due.sort()
             await asyncio.sleep(STAGGER_S)
         if tolerate_refusals:
-            print(f"published {streams - refused} refused {refused}", flush=True)
+            print(f"published {streams - len(refused)} refused {len(refused)}", flush=True)
         else:
             print(f"published {streams}", flush=True)
         await asyncio.sleep(seconds)

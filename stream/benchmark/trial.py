@@ -306,6 +306,9 @@ async def _measure(
         outcomes=counter_delta(
             before, after, "scenestream_windows_total", "outcome", engine=engine
         ),
+        shed=counter_delta(
+            before, after, "scenestream_windows_shed_total", "reason", engine=engine
+        ),
         frames_dropped=_drops(before, after),
         stages_ms=_stages(before, after, engine),
         cpu_cores=(cpu1 - cpu0) / wall,

@@ -9,19 +9,29 @@ seconds, is past its threshold:
 
 - `loop_busy`: the event-loop thread's CPU time over wall time (`time.thread_time`) over the
   last second, projected: plus the cost of one stream for the newcomer and for each stream
-  still settling. A stream's cost is the busy fraction per stream, and at least what it was
-  last seen to be while no stream was settling (a burst of newcomers must not dilute it). The
-  loop is where aiortc receives every packet; near 1.0 it cannot keep up.
+  still settling. A stream's cost is the busy fraction per *settled* stream (the settling ones
+  add to the busy fraction only partly yet: this overestimates, the safe side), and at least
+  what it was last seen to be while no stream was settling. The loop is where aiortc receives
+  every packet; near 1.0 it cannot keep up.
 - `loop_lag`: p90 of how late the loop wakes a timer. Catches a loop starved of CPU by other
   threads or processes, which `loop_busy` does not see.
 - `window_lateness`: p90 of a window's age (capture clock) when its engine takes it or sheds it.
   Catches a backlog anywhere before the engine.
 
 A worker that carries no stream always admits (there is nothing to protect, and an idle worker's
-signals are noise: engine warm-up, garbage collection). Streams admitted in the last `settle_s`
-have not shown their full cost yet; they are counted again as coming, so that a burst of offers
-cannot all pass on the strength of the same quiet sample (conservative during a burst: it can
-stop short of what the worker would hold, never past it).
+signals are noise: engine warm-up, garbage collection).
+
+Streams admitted in the last `settle_s` have not shown their cost yet (their windows start to
+flow a second or more after the offer, and part of their cost is not on the loop at all: decoding
+threads, the engines). So a burst of offers cannot pass on the strength of one quiet sample:
+
+- the settling streams are counted again, at a settled stream's cost, in the busy projection;
+- at most half as many streams as are settled may settle at once (one while any signal is past
+  three quarters of its threshold): the worker grows by waves, each judged by the signals of the
+  last, like a slow start. A refusal for this reason is `settling`.
+
+Refusals for want of headroom carry a short `Retry-After` (`RETRY_AFTER_S`): room may open as
+soon as the newcomers settle.
 """
 
 from __future__ import annotations
@@ -40,7 +50,9 @@ from stream.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-Refusal = Literal["capacity", "loop_busy", "loop_lag", "window_lateness"]
+Refusal = Literal["capacity", "loop_busy", "loop_lag", "window_lateness", "settling"]
+CAUTION = 0.75  # past this share of any threshold, one newcomer settles at a time
+RETRY_AFTER_S = 2  # a refusal for want of headroom: the signals move within seconds
 
 
 class Recent:
@@ -91,7 +103,7 @@ class Thresholds:
 class HeadroomPolicy:
     """Decides whether a newcomer may be admitted (see the module docstring). Pure."""
 
-    def __init__(self, thresholds: Thresholds, *, settle_s: float = 1.5) -> None:
+    def __init__(self, thresholds: Thresholds, *, settle_s: float = 2.0) -> None:
         self.thresholds = thresholds
         self.settle_s = settle_s
         self._admitted: deque[float] = deque(maxlen=1024)
@@ -113,7 +125,7 @@ class HeadroomPolicy:
         settling = self.settling(now)
         busy = signals.loop_busy
         if busy is not None:
-            cost = max(busy / streams, self.stream_cost)
+            cost = max(busy / max(1, streams - settling), self.stream_cost)
             if busy + cost * (settling + 1) > t.loop_busy:
                 return "loop_busy"
         if signals.loop_lag_s is not None and signals.loop_lag_s > t.loop_lag_s:
@@ -121,7 +133,19 @@ class HeadroomPolicy:
         lateness = signals.window_lateness_s
         if lateness is not None and lateness > t.window_lateness_s:
             return "window_lateness"
+        if settling >= self._wave(signals, streams - settling):
+            return "settling"
         return None
+
+    def _wave(self, signals: Signals, settled: int) -> int:
+        """How many streams may settle at once (see the module docstring)."""
+        t = self.thresholds
+        near = (
+            (signals.loop_busy or 0.0) > CAUTION * t.loop_busy
+            or (signals.loop_lag_s or 0.0) > CAUTION * t.loop_lag_s
+            or (signals.window_lateness_s or 0.0) > CAUTION * t.window_lateness_s
+        )
+        return 1 if near else max(1, settled // 2)
 
     def admitted(self, now: float) -> None:
         """A stream was admitted at monotonic time `now`."""
@@ -136,8 +160,8 @@ class HeadroomPolicy:
 
 class LoadMonitor:
     """Samples the event loop every `tick_s` and keeps the window-lateness reports; `signals()`
-    summarises the last `horizon_s` (the busy fraction: the last `busy_horizon_s`, which must
-    follow a ramp of new streams closely). Its task is started and stopped by the composition root.
+    summarises the last `horizon_s` (the busy fraction and the lateness over shorter spans, so
+    that they judge the last wave of newcomers). The composition root starts and stops it.
 
     `on_change(has_room)` is called (on the loop) when the answer for a newcomer flips, so that
     the scale-out advert stops (or resumes) sending peers' streams here.
@@ -151,6 +175,7 @@ class LoadMonitor:
         tick_s: float = 0.1,
         horizon_s: float = 5.0,
         busy_horizon_s: float = 1.0,
+        lateness_horizon_s: float = 2.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.policy = policy
@@ -159,7 +184,7 @@ class LoadMonitor:
         self.on_change = on_change
         self.busy = Recent(size=int(busy_horizon_s / tick_s) + 1, horizon_s=busy_horizon_s)
         self.lag = Recent(size=int(horizon_s / tick_s) + 1, horizon_s=horizon_s)
-        self.lateness = Recent(size=4096, horizon_s=horizon_s)
+        self.lateness = Recent(size=4096, horizon_s=lateness_horizon_s)
         self.has_room = True
         self._task: asyncio.Task[None] | None = None
 

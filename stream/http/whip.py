@@ -18,7 +18,7 @@ from aiohttp import web
 from stream.config import STREAM_ID_PATTERN, Settings
 from stream.http.admission import AtCapacity, StreamAdmission, StreamLive
 from stream.http.auth import token_allowed
-from stream.http.headroom import AdmissionGate, Refusal
+from stream.http.headroom import RETRY_AFTER_S, AdmissionGate, Refusal
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
 from stream.http.sdp import OfferError, validate_offer
@@ -123,8 +123,9 @@ class WhipEndpoint:
         peer = None if self.scaleout is None else await self.scaleout.peer_with_room()
         if peer is None:
             why = "at capacity" if reason == "capacity" else f"overloaded ({reason})"
+            wait = RETRY_AFTER_FULL_S if reason == "capacity" else RETRY_AFTER_S
             raise Problem(503, f"this worker is {why}; retry later",
-                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})  # fmt: skip
+                          headers={"Retry-After": str(wait)})  # fmt: skip
         location = redirect_location(peer.url, stream)
         logger.info("at capacity: redirected", extra={"stream": stream, "to": peer.url})
         return web.Response(status=307, text=f"redirected to {location}\n",

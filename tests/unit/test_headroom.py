@@ -60,23 +60,40 @@ def test_busy_is_projected_to_one_more_stream() -> None:
     assert p.refusal(Signals(loop_busy=0.8), streams=20, now=100.0) is None
 
 
-def test_a_burst_of_newcomers_is_counted_before_its_cost_shows() -> None:
-    p = policy(settle_s=1.5)
-    signals = Signals(loop_busy=0.3)
-    p.observe(signals, streams=4, now=99.0)  # steady: 0.075 per stream
-    admitted = 4
-    now = 100.0
-    while p.refusal(signals, streams=admitted, now=now) is None:  # the burst's cost not shown
-        p.admitted(now)
-        p.observe(signals, streams=admitted + 1, now=now)  # settling: nothing learnt
-        admitted += 1
-        now += 0.05
-        assert admitted < 40
-    # 0.3 + 0.075 per newcomer stays within 0.85 for 7 of them.
-    assert admitted == 11
-    # Once they settle, the measured busy (here still 0.3 for 11 streams) rules again.
-    assert p.settling(now + 1.6) == 0
-    assert p.refusal(signals, streams=admitted, now=now + 1.6) is None
+def test_a_burst_of_newcomers_is_admitted_in_waves() -> None:
+    p = policy(settle_s=2.0)
+    signals = Signals(loop_busy=0.3, window_lateness_s=0.08)  # the burst's cost not shown yet
+    carried, now = 4, 100.0
+    waves: list[int] = []
+    for _ in range(4):
+        wave = 0
+        while (why := p.refusal(signals, streams=carried, now=now)) is None:
+            p.admitted(now)
+            carried, wave = carried + 1, wave + 1
+            now += 0.05
+        assert why == "settling"
+        waves.append(wave)
+        now += 2.1  # the wave settles
+    # Half as many as are settled may settle at once: 4 -> 6 -> 9 -> 13 -> 19.
+    assert waves == [2, 3, 4, 6]
+
+
+def test_one_newcomer_at_a_time_near_a_threshold() -> None:
+    p = policy(settle_s=2.0)
+    near = Signals(loop_busy=0.3, window_lateness_s=0.12)  # past 3/4 of 150 ms
+    assert p.refusal(near, streams=10, now=100.0) is None
+    p.admitted(100.0)
+    assert p.refusal(near, streams=11, now=100.1) == "settling"
+    assert p.refusal(near, streams=11, now=102.2) is None
+
+
+def test_settling_streams_count_at_a_settled_streams_cost() -> None:
+    p = policy(settle_s=2.0)
+    p.observe(Signals(loop_busy=0.5), streams=10, now=99.0)  # 0.05 per stream
+    for i in range(4):
+        p.admitted(100.0 + i * 0.01)
+    # 0.6 with 4 of 14 settling: 0.06 per settled stream, 5 more of them -> 0.9 > 0.85.
+    assert p.refusal(Signals(loop_busy=0.6), streams=14, now=100.1) == "loop_busy"
 
 
 def test_recent_ring_is_bounded_and_reads_only_its_horizon() -> None:
