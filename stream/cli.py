@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the naive per-frame baseline")  # fmt: skip
     p.add_argument("--no-engine", action="store_true", help="ingest and windows only")
+    p.add_argument("--overload", action="store_true",
+                   help="then offer 1.5x the capacity (found, or --streams) with admission by"
+                        " count and by headroom; refused streams are counted")  # fmt: skip
     p.add_argument("--workers", type=int, default=1,
                    help="run the service as this many worker processes on one Redis")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")

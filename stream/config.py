@@ -40,6 +40,28 @@ class ServerConfig(_Section):
     )
     max_body_bytes: int = Field(128_000, gt=0, description="largest accepted SDP offer")
     max_streams: int = Field(16, gt=0, description="live streams before POST answers 503")
+    admission: Literal["headroom", "count"] = Field(
+        "headroom",
+        description="'headroom': also refuse a newcomer (503, or 307 to a peer with room) while"
+        " the measured load says it would hurt the streams already carried; 'count': only"
+        " max_streams limits admission",
+    )
+    headroom_loop_busy: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="headroom: event-loop busy fraction (CPU/wall of the loop thread, projected to"
+        " one more stream) beyond which newcomers are refused",
+    )
+    headroom_loop_lag_ms: float = Field(
+        100.0, gt=0, description="headroom: p90 event-loop lag beyond which newcomers are refused"
+    )
+    headroom_window_lateness_ms: float = Field(
+        150.0,
+        gt=0,
+        description="headroom: p90 age of a window when its engine takes it (after its end on the"
+        " capture clock) beyond which newcomers are refused",
+    )
     post_rate_per_minute: int = Field(
         60, gt=0, description="WHIP POST/PATCH/DELETE per client address per minute"
     )

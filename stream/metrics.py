@@ -29,6 +29,8 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 STAGES = ("ingest", "window", "queue", "infer", "interpret", "publish")
 OUTCOMES = ("published", "late", "stale", "superseded", "error")
+SHED_REASONS = ("stale", "expired", "evicted", "superseded", "ended")
+REFUSAL_REASONS = ("capacity", "loop_busy", "loop_lag", "window_lateness", "settling")
 
 
 class Metrics:
@@ -107,6 +109,18 @@ class Metrics:
             "scenestream_windows_total",
             "Windows by outcome per engine",
             ["engine", "outcome"],
+            registry=r,
+        )
+        self.windows_shed = Counter(
+            "scenestream_windows_shed_total",
+            "Windows dropped before compute, per engine, by reason",
+            ["engine", "reason"],
+            registry=r,
+        )
+        self.streams_refused = Counter(
+            "scenestream_streams_refused_total",
+            "WHIP offers refused (503, or 307 to a peer) for want of room, by reason",
+            ["reason"],
             registry=r,
         )
         self.active_streams = Gauge(

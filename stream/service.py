@@ -30,12 +30,13 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.headroom import AdmissionGate, HeadroomPolicy, LoadMonitor, Thresholds
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
 from stream.ingest.window_sink import INGEST_ONLY_SPECS, WindowSink
 from stream.interpret import Interpreter
 from stream.live.page import LiveBridge
-from stream.metrics import OUTCOMES, Metrics
+from stream.metrics import OUTCOMES, REFUSAL_REASONS, SHED_REASONS, Metrics
 from stream.publish.redis_publisher import RedisPublisher
 from stream.publish.status import LogStatusSink, StatusSink
 from stream.routes import build_app
@@ -77,6 +78,7 @@ class Service:
         self.port = 0
         self.started_at = time.time()
         self.admission = StreamAdmission(settings.server.max_streams, self.metrics)
+        self.load = _load_monitor(settings, self.admission, self._room_changed)
         self.app: web.Application | None = None
         self._window_sink = window_sink
         self._specs = specs
@@ -106,6 +108,8 @@ class Service:
             logger.warning("no bearer tokens configured: the WHIP endpoint is open to anyone")
         if s.session.include_loopback:
             use_loopback_candidates()
+        for reason in REFUSAL_REASONS:
+            self.metrics.streams_refused.labels(reason=reason)
         if self.ingest_only:
             self.app = self._ingest_only_app()
         else:
@@ -118,6 +122,8 @@ class Service:
         self.port = int(self._runner.addresses[0][1])
         if self._directory is not None:
             await self._directory.start(s.server.public_url or self.url)
+        if self.load is not None:
+            self.load.start()  # now: the stalls of loading engines are no load to judge by
         logger.info("scenestream listening on %s", self.url)
         return self
 
@@ -140,7 +146,10 @@ class Service:
         await self._start_gpu_monitor()
         self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._interpreter.message_sent
-        self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, self._publisher)
+        self._scheduler = Scheduler(
+            self.engines, self.metrics, self._interpreter, self._publisher,
+            observe_lateness=None if self.load is None else self.load.window_lateness,
+        )  # fmt: skip
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
         self._directory = self._new_directory(cluster)
@@ -171,7 +180,8 @@ class Service:
         sessions = SessionFactory(
             specs, sink, status, self.metrics, s.ingest, s.session, executor=self._resize_pool
         )
-        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory)
+        gate = AdmissionGate(self.metrics, self.load)
+        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory, gate=gate)
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
@@ -192,6 +202,8 @@ class Service:
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None
+        if self.load is not None:
+            await self.load.close()
         for engine in self.engines:
             with contextlib.suppress(Exception):
                 engine.close()
@@ -209,6 +221,11 @@ class Service:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.close)
             self._redis = None
+
+    def _room_changed(self, has_room: bool) -> None:
+        """Admission by headroom flipped: tell the scale-out peers (no room while refusing)."""
+        if self._directory is not None:
+            self._directory.set_room(has_room)
 
     def _watch_decode_errors(self) -> None:
         """aiortc's decode failures counted as `frames_dropped{reason="decode_error"}`."""
@@ -258,6 +275,8 @@ class Service:
         for engine in self.engines:
             for outcome in OUTCOMES:
                 self.metrics.windows.labels(engine=engine.name, outcome=outcome)
+            for reason in SHED_REASONS:
+                self.metrics.windows_shed.labels(engine=engine.name, reason=reason)
         for kind in ("scene", "event", "status"):
             self.metrics.outbox_dropped.labels(type=kind)
 
@@ -272,6 +291,21 @@ class Service:
 
     def _engine_reports(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.reports]
+
+
+def _load_monitor(
+    settings: Settings, admission: StreamAdmission, on_change: Callable[[bool], None]
+) -> LoadMonitor | None:
+    """The sampler behind admission by headroom (None with `server.admission = "count"`)."""
+    s = settings.server
+    if s.admission != "headroom":
+        return None
+    thresholds = Thresholds(
+        loop_busy=s.headroom_loop_busy,
+        loop_lag_s=s.headroom_loop_lag_ms / 1e3,
+        window_lateness_s=s.headroom_window_lateness_ms / 1e3,
+    )
+    return LoadMonitor(HeadroomPolicy(thresholds), lambda: len(admission), on_change=on_change)
 
 
 async def _always_ready() -> bool:

@@ -18,6 +18,7 @@ from aiohttp import web
 from stream.config import STREAM_ID_PATTERN, Settings
 from stream.http.admission import AtCapacity, StreamAdmission, StreamLive
 from stream.http.auth import token_allowed
+from stream.http.headroom import RETRY_AFTER_S, AdmissionGate, Refusal
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
 from stream.http.sdp import OfferError, validate_offer
@@ -44,8 +45,10 @@ class WhipEndpoint:
         admission: StreamAdmission,
         open_session: OpenSession,
         scaleout: WorkerDirectory | None = None,
+        gate: AdmissionGate | None = None,
     ) -> None:
         self.settings, self.admission, self.scaleout = settings, admission, scaleout
+        self.gate = gate
         self._open_session = open_session
         self.tokens = [t.get_secret_value() for t in settings.server.tokens]
         self.limiter = RateLimiter(settings.server.post_rate_per_minute)
@@ -73,13 +76,15 @@ class WhipEndpoint:
         self._check(request, stream)
         if request.content_type != "application/sdp":
             raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
+        if self.gate is not None and (refusal := self.gate.refusal()) is not None:
+            return await self._full(stream, refusal)  # before admitted streams suffer
         body = await _read_limited(request, self.settings.server.max_body_bytes)
         try:
             self.admission.reserve(stream)
         except StreamLive:
             raise Problem(409, f"stream {stream!r} is already live") from None
         except AtCapacity:
-            return await self._full(stream)
+            return await self._full(stream, "capacity")
         if self.scaleout is not None and not await self.scaleout.claim(stream):
             self.admission.release(stream)
             raise Problem(409, f"stream {stream!r} is already live on another worker")
@@ -92,6 +97,8 @@ class WhipEndpoint:
                 self.scaleout.release_soon(stream)
             raise Problem(exc.status, exc.detail) from None
         self.admission.add(session)
+        if self.gate is not None:
+            self.gate.admitted()
         try:
             answer = await session.answer(offer)
         except asyncio.CancelledError:
@@ -108,12 +115,17 @@ class WhipEndpoint:
             headers={"Location": location, "ETag": session.etag},
         )  # fmt: skip
 
-    async def _full(self, stream: str) -> web.Response:
-        """At capacity: `307` to the peer with the most room, else `503` + `Retry-After`."""
+    async def _full(self, stream: str, reason: Refusal) -> web.Response:
+        """At capacity or out of headroom: `307` to the peer with the most room, else `503` +
+        `Retry-After`."""
+        if self.gate is not None:
+            self.gate.refused(reason)
         peer = None if self.scaleout is None else await self.scaleout.peer_with_room()
         if peer is None:
-            raise Problem(503, "this worker is at capacity; retry later",
-                          headers={"Retry-After": str(RETRY_AFTER_FULL_S)})  # fmt: skip
+            why = "at capacity" if reason == "capacity" else f"overloaded ({reason})"
+            wait = RETRY_AFTER_FULL_S if reason == "capacity" else RETRY_AFTER_S
+            raise Problem(503, f"this worker is {why}; retry later",
+                          headers={"Retry-After": str(wait)})  # fmt: skip
         location = redirect_location(peer.url, stream)
         logger.info("at capacity: redirected", extra={"stream": stream, "to": peer.url})
         return web.Response(status=307, text=f"redirected to {location}\n",
