@@ -11,7 +11,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
+from stream.webrtc.codecs import receive_preferences
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,17 @@ class IngestSession:
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
+    async def answer(self, offer_sdp: str, kinds: Sequence[str] = ()) -> str:
+        """Apply the offer and return the SDP answer (all candidates included; no trickle).
+
+        `kinds` are the offer's audio/video sections in m-line order: their receiving
+        transceivers are made first, limited to the codecs the pipeline decodes.
+        """
+        for kind in kinds:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            preferences = receive_preferences(kind)
+            if preferences:
+                transceiver.setCodecPreferences(preferences)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         self._spawn(self._supervise(), "supervise")
