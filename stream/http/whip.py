@@ -21,6 +21,7 @@ from stream.http.auth import token_allowed
 from stream.http.headroom import RETRY_AFTER_S, AdmissionGate, Refusal
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
+from stream.http.reservation import ClaimedElsewhere, StreamReservation
 from stream.http.sdp import OfferError, validate_offer
 from stream.ingest.session import IngestSession
 from stream.scaleout.advert import redirect_location
@@ -79,35 +80,29 @@ class WhipEndpoint:
         if self.gate is not None and (refusal := self.gate.refusal()) is not None:
             return await self._full(stream, refusal)  # before admitted streams suffer
         body = await _read_limited(request, self.settings.server.max_body_bytes)
+        try:  # the whole offer is checked before anything is reserved
+            offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
+        except OfferError as exc:
+            raise Problem(exc.status, exc.detail) from None
         try:
-            self.admission.reserve(stream)
+            async with StreamReservation(stream, self.admission, self.scaleout) as reservation:
+                session = self._open_session(
+                    stream, summary.has_video, summary.has_audio, self._closed
+                )
+                reservation.attach(session)
+                answer = await session.answer(offer, summary.kinds)
+                reservation.commit()
+            if self.gate is not None:
+                self.gate.admitted()
         except StreamLive:
             raise Problem(409, f"stream {stream!r} is already live") from None
+        except ClaimedElsewhere:
+            raise Problem(409, f"stream {stream!r} is already live on another worker") from None
         except AtCapacity:
             return await self._full(stream, "capacity")
-        if self.scaleout is not None and not await self.scaleout.claim(stream):
-            self.admission.release(stream)
-            raise Problem(409, f"stream {stream!r} is already live on another worker")
-        try:
-            offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
-            session = self._open_session(stream, summary.has_video, summary.has_audio, self._closed)
-        except OfferError as exc:
-            self.admission.release(stream)
-            if self.scaleout is not None:
-                self.scaleout.release_soon(stream)
-            raise Problem(exc.status, exc.detail) from None
-        self.admission.add(session)
-        if self.gate is not None:
-            self.gate.admitted()
-        try:
-            answer = await session.answer(offer)
-        except asyncio.CancelledError:
-            session.close_soon("client gone")  # the client hung up mid-negotiation
-            raise
-        except Exception as exc:
-            await session.close("offer rejected")
-            logger.info("offer could not be applied", extra={"stream": stream})
-            raise Problem(400, f"the offer could not be applied: {exc}") from None
+        except Exception:  # our fault, not the client's: said once, nothing kept
+            logger.exception("offer could not be answered", extra={"stream": stream})
+            raise Problem(500, "the offer could not be answered; nothing was kept") from None
         location = f"/whip/{stream}/{session.id}"
         logger.info("session created", extra={"stream": stream, "session": session.id})
         return web.Response(

@@ -12,7 +12,7 @@ import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +27,7 @@ from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink, StreamState
 from stream.webrtc.close_reasons import connection_failure, stall_reason
+from stream.webrtc.codecs import receive_preferences
 from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,17 @@ class IngestSession:
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
+    async def answer(self, offer_sdp: str, kinds: Sequence[str] = ()) -> str:
+        """Apply the offer and return the SDP answer (all candidates included; no trickle).
+
+        `kinds` are the offer's audio/video sections in m-line order: their receiving
+        transceivers are made first, limited to the codecs the pipeline decodes.
+        """
+        for kind in kinds:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            preferences = receive_preferences(kind)
+            if preferences:
+                transceiver.setCodecPreferences(preferences)
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
         if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
             answer_passive(self.pc, offer_sdp)
