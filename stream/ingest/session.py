@@ -29,6 +29,9 @@ from stream.publish.status import StatusSink
 logger = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 2.0
+# Windows are cut as frames arrive; when media stops (the end of a file, a stall) this tick cuts
+# the ones that were only waiting out `ingest.max_wait_s` for a late modality.
+WINDOW_TICK_S = 0.25
 
 
 class IngestSession:
@@ -105,7 +108,8 @@ class IngestSession:
             return
         timeout = self._config.media_timeout_s
         while True:
-            await asyncio.sleep(min(1.0, timeout / 4))
+            await asyncio.sleep(min(WINDOW_TICK_S, timeout / 4))
+            self.ingest.tick()
             if time.monotonic() - self.ingest.last_media > timeout:
                 self.close_soon("no media")
                 return

@@ -312,6 +312,11 @@ class StreamIngest:
             -math.inf if None in ends else min((e for e in ends if e is not None), default=math.inf)
         )
 
+    def tick(self) -> None:
+        """Cut windows that fell due without a new frame (a modality waited out, media stopped)."""
+        if self._tracks:
+            self._cut(-math.inf)
+
     def _submit(self, window: Window) -> None:
         self.stats.windows += 1
         self.stats.last_window_latency_s = self._wall() - window.end
