@@ -147,7 +147,9 @@ class StreamReader:
             BitStreamFilterContext("h264_mp4toannexb", self._source) if stream.annexb else None
         )
         self._resampler = (
-            av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+            # In aiortc's own 20 ms frames: its encoder then sends each frame as it gets it
+            # rather than holding samples for the next one (which would send them late).
+            av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE, frame_size=960)
             if stream.kind == "audio" and not stream.relay
             else None
         )
