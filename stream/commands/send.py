@@ -87,8 +87,12 @@ async def _send(args: argparse.Namespace) -> int:
         ended.set()
         loop.remove_signal_handler(signal.SIGINT)
 
+    def _terminate() -> None:
+        terminated.set()
+        ended.set()
+
     with contextlib.suppress(NotImplementedError):  # SIGTERM (a supervisor): stop and DELETE
-        loop.add_signal_handler(signal.SIGTERM, lambda: (terminated.set(), ended.set()))
+        loop.add_signal_handler(signal.SIGTERM, _terminate)
         loop.add_signal_handler(signal.SIGINT, _interrupt)
     try:
         await publisher.publish(tracks, codec=codec)

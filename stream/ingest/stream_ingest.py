@@ -143,6 +143,10 @@ class StreamIngest:
 
     # -- readers -----------------------------------------------------------------------------
 
+    def attach_timing(self, timing: TrackTiming) -> None:
+        """Register a track's timing fed by another reader (a pulled camera's)."""
+        self._tracks.append(timing)
+
     async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
         timing = TrackTiming(track.kind, receiver)
