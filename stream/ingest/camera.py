@@ -155,9 +155,12 @@ class CameraSource:
                 container = await asyncio.to_thread(self._open)
             except Exception as exc:  # PyAV raises many kinds (refused, 404, timeout, bad URL)
                 reason = f"cannot connect: {_short(exc)}"
+                self._metrics.camera_connects.labels("failed").inc()
             else:
                 self.connects += 1
+                self._metrics.camera_connects.labels("connected").inc()
                 reason = await self._pump(container)
+                self._metrics.camera_connects.labels("lost").inc()
             self._set_state("offline", reason)
             delay = self._backoff.next_delay()
             logger.info("camera offline; reconnecting", extra={"stream": self.stream,
