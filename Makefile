@@ -6,6 +6,9 @@ BIN   := $(VENV)/bin
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr nft:nftables ip:iproute2 curl:curl ethtool:ethtool
+# Packages with no binary to look for, checked with dpkg: the RTSP camera the tests pull from
+# (gst-rtsp-server through Debian's GObject bindings, run by the system python3).
+DEBPKGS := gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
 
 .PHONY: demo test lint fmt system venv model bench gpu-check clean
 
@@ -13,6 +16,8 @@ SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:s
 system:
 	@missing=""; for pair in $(SYSPKGS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for pkg in $(DEBPKGS); do \
+	  dpkg-query -W -f='$${Status}' $$pkg 2>/dev/null | grep -q "ok installed" || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from engines.config import EnginesConfig
@@ -125,6 +125,37 @@ class IngestConfig(_Section):
     )
 
 
+PULL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https")
+
+
+class CameraConfig(_Section):
+    """A camera the service pulls from (RTSP, or any live URL PyAV opens), by its stream id."""
+
+    id: str = Field(pattern=STREAM_ID_PATTERN, description="stream id its windows and events carry")
+    url: str = Field(
+        pattern=r"^(rtsps?|rtmps?|srt|https?)://\S+$",
+        description="rtsp://, rtsps://, rtmp://, rtmps://, srt:// or http(s):// (HLS) URL",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description='FFmpeg input options, e.g. {rtsp_transport = "udp"} (default tcp for RTSP)',
+    )
+
+
+class PullConfig(_Section):
+    """Pulled cameras: connection and reconnection."""
+
+    open_timeout_s: float = Field(10.0, gt=0, description="to connect and read the stream's header")
+    read_timeout_s: float = Field(
+        5.0, gt=0, description="no data for this long drops the connection"
+    )
+    reconnect_initial_s: float = Field(0.5, gt=0, description="first wait before reconnecting")
+    reconnect_max_s: float = Field(30.0, gt=0, description="longest wait between reconnects")
+    queue_frames: int = Field(
+        64, ge=2, description="decoded frames held between a camera's reader thread and ingest"
+    )
+
+
 class RedisConfig(_Section):
     """Publishing to Redis."""
 
@@ -152,7 +183,20 @@ class Settings(BaseSettings):
     ingest: IngestConfig = Field(default_factory=IngestConfig)  # type: ignore[arg-type]
     redis: RedisConfig = Field(default_factory=RedisConfig)  # type: ignore[arg-type]
     engines: EnginesConfig = Field(default_factory=EnginesConfig)  # type: ignore[arg-type]
+    pull: PullConfig = Field(default_factory=PullConfig)  # type: ignore[arg-type]
+    cameras: list[CameraConfig] = Field(
+        default_factory=list, description="cameras pulled from start ([[cameras]] in TOML)"
+    )
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_camera_ids(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        ids = [camera.id for camera in cameras]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"camera ids must be unique; repeated: {', '.join(twice)}")
+        return cameras
 
     @classmethod
     def settings_customise_sources(

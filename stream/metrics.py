@@ -143,6 +143,12 @@ class Metrics:
             ["type"],
             registry=r,
         )
+        self.camera_connects = Counter(
+            "scenestream_camera_connects_total",
+            "Pulled cameras' connection attempts, by result (connected, failed, lost)",
+            ["result"],
+            registry=r,
+        )
         self.gpu_utilization = Gauge(
             "scenestream_gpu_utilization_ratio", "GPU utilisation (0-1) when a GPU is used",
             ["gpu"], registry=r,

@@ -4,6 +4,7 @@
 | --- | --- |
 | `POST /whip/{stream}`, `DELETE`/`PATCH /whip/{stream}/{session}` | `whip.WhipEndpoint` |
 | `GET /healthz`, `/readyz`, `/metrics`, `/api/streams`, `/api/engines` | `api` |
+| `GET`/`POST /api/cameras`, `DELETE /api/cameras/{id}` | `cameras.Cameras` |
 | `GET /`, `/static/...`, `/api/live` | `stream.live.page.LiveBridge` (when Redis is there) |
 
 The composition root (`stream.service`) builds the parts and calls `build_app`.
@@ -18,6 +19,7 @@ from aiohttp import web
 
 from stream.config import Settings
 from stream.http import api
+from stream.http.cameras import Cameras
 from stream.http.cors import cors_middleware
 from stream.http.problems import problem_middleware
 from stream.http.whip import WhipEndpoint
@@ -34,6 +36,7 @@ def build_app(
     stream_figures: api.StreamFigures | None = None,
     engine_reports: Callable[[], Sequence[Mapping[str, Any]]] = tuple,
     live: LiveBridge | None = None,
+    cameras: Cameras | None = None,
 ) -> web.Application:
     """The worker's aiohttp application (see the module docstring for its routes).
 
@@ -54,6 +57,11 @@ def build_app(
     app.router.add_get("/metrics", api.metrics_text(metrics))
     app.router.add_get("/api/streams", api.streams(whip.admission, stream_figures))
     app.router.add_get("/api/engines", api.engines(engine_reports))
+    if cameras is not None:
+        app.router.add_get("/api/cameras", cameras.list)
+        app.router.add_post("/api/cameras", cameras.post)
+        app.router.add_delete("/api/cameras/{id}", cameras.delete)
+        app.on_shutdown.append(cameras.close_all)
     if live is not None:
         add_live_routes(app, live)
     return app

@@ -30,9 +30,11 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.cameras import Cameras
 from stream.http.headroom import AdmissionGate, HeadroomPolicy, LoadMonitor, Thresholds
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
+from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import INGEST_ONLY_SPECS, WindowSink
 from stream.interpret import Interpreter
 from stream.live.page import LiveBridge
@@ -93,6 +95,7 @@ class Service:
         self._gpu: GpuMonitor | None = None
         self._resize_pool: ThreadPoolExecutor | None = None
         self._unwatch_decode: Callable[[], None] | None = None
+        self.cameras: Cameras | None = None
 
     @property
     def url(self) -> str:
@@ -115,6 +118,8 @@ class Service:
         else:
             self.app = await self._full_app()
         self._watch_decode_errors()
+        if self.cameras is not None:
+            self.cameras.start()  # connect in the background; `/api/cameras` shows how it goes
         self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
@@ -160,7 +165,7 @@ class Service:
         )  # fmt: skip
         return build_app(
             s, self.metrics, whip, ready=self._ready, stream_figures=self._interpreter.streams,
-            engine_reports=self._engine_reports, live=live,
+            engine_reports=self._engine_reports, live=live, cameras=self.cameras,
         )  # fmt: skip
 
     def _ingest_only_app(self) -> web.Application:
@@ -169,7 +174,9 @@ class Service:
         specs = self._specs if self._specs is not None else INGEST_ONLY_SPECS
         status = self._status if self._status is not None else LogStatusSink()
         whip = self._whip(specs, self._window_sink, status)
-        return build_app(self.settings, self.metrics, whip, ready=_always_ready)
+        return build_app(
+            self.settings, self.metrics, whip, ready=_always_ready, cameras=self.cameras
+        )
 
     def _whip(
         self, specs: Mapping[str, WindowSpec], sink: WindowSink, status: StatusSink
@@ -180,6 +187,17 @@ class Service:
         sessions = SessionFactory(
             specs, sink, status, self.metrics, s.ingest, s.session, executor=self._resize_pool
         )
+        pool = self._resize_pool
+
+        def open_ingest(stream: str, has_video: bool, has_audio: bool) -> StreamIngest:
+            return StreamIngest(
+                stream, specs, sink, self.metrics, s.ingest,
+                has_video=has_video, has_audio=has_audio, executor=pool,
+            )  # fmt: skip
+
+        # Pulled cameras: the same ingest and sink as WHIP streams, admitted alike.
+        self.cameras = Cameras(s, self.admission, open_ingest, status, self.metrics,
+                               on_disconnected=sink.stream_ended)  # fmt: skip
         gate = AdmissionGate(self.metrics, self.load)
         return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory, gate=gate)
 

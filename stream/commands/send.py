@@ -20,12 +20,18 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from engines.errors import UserError
 from engines.lab.scenes.base import SceneRenderer
-from stream.sender.relay import RELAYABLE_AUDIO, RELAYABLE_VIDEO, LoopingPacketTrack, load_clip
+from stream.sender.health import StreamFailed, check_stream
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher, WhipRefused
 from stream.webrtc.loopback import use_loopback_candidates
 
 logger = logging.getLogger(__name__)
+
+# After the last frame of a file: the service's jitter buffers, its window cutter (which may wait
+# `ingest.max_wait_s` for a modality) and its watchdog tick get this long before the DELETE, so
+# that the window ending at the file's last instant is cut too.
+END_OF_FILE_TAIL_S = 1.5
+HEALTH_CHECK_AFTER_S = 4.0  # connected this long, the service must have frames of every kind
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(_send(args))
     except WhipRefused as exc:
         raise UserError(f"offer refused: {exc}") from None
+    except StreamFailed as exc:
+        print(f"scenestream send: the service reports the stream failed: {exc}",
+              file=sys.stderr, flush=True)  # fmt: skip
+        return 1
 
 
 async def _send(args: argparse.Namespace) -> int:
@@ -45,19 +55,29 @@ async def _send(args: argparse.Namespace) -> int:
         logging.getLogger("aioice").setLevel(logging.WARNING)  # per-candidate lines are noise
     if _is_loopback(args.url):
         use_loopback_candidates()  # same-host server: 127.0.0.1 must be a candidate
-    tracks, codec, scene_clock = _open_source(args)
+    tracks, codec, scene_clock = await _open_source(args)
     publisher = WhipPublisher(args.url, token=args.token)
-    ended = asyncio.Event()
+    ended, source_done, lost = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    terminated = asyncio.Event()
 
     @publisher.pc.on("connectionstatechange")
     def _state() -> None:
         state = publisher.pc.connectionState
         print(f"connection {state}", file=sys.stderr, flush=True)
         if state in ("failed", "closed"):
+            lost.set()
             ended.set()
 
+    live = list(tracks)
+
+    def _track_ended(track: MediaStreamTrack) -> None:
+        if track in live:
+            live.remove(track)
+        if not live:  # every track has sent its last frame
+            source_done.set()
+
     for track in tracks:
-        track.on("ended", ended.set)
+        track.on("ended", lambda t=track: _track_ended(t))
     loop, interrupted = asyncio.get_running_loop(), asyncio.Event()
 
     def _interrupt() -> None:
@@ -67,16 +87,44 @@ async def _send(args: argparse.Namespace) -> int:
         ended.set()
         loop.remove_signal_handler(signal.SIGINT)
 
+    def _terminate() -> None:
+        terminated.set()
+        ended.set()
+
     with contextlib.suppress(NotImplementedError):  # SIGTERM (a supervisor): stop and DELETE
-        loop.add_signal_handler(signal.SIGTERM, ended.set)
+        loop.add_signal_handler(signal.SIGTERM, _terminate)
         loop.add_signal_handler(signal.SIGINT, _interrupt)
     try:
         await publisher.publish(tracks, codec=codec)
         print(f"publishing to {publisher.location}", file=sys.stderr, flush=True)
         seconds = args.seconds if args.seconds is not None else math.inf
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(ended.wait(), None if math.isinf(seconds) else seconds)
-        return 130 if interrupted.is_set() else 0
+        kinds, published = {t.kind for t in tracks}, time.monotonic()
+        waiter = asyncio.create_task(_until_done(ended, source_done), name="send:until-done")
+        checker = asyncio.create_task(
+            _check_after(publisher, kinds, HEALTH_CHECK_AFTER_S), name="send:health"
+        )
+        try:
+            done, _ = await asyncio.wait(
+                {waiter, checker}, timeout=None if math.isinf(seconds) else seconds,
+                return_when=asyncio.FIRST_COMPLETED,
+            )  # fmt: skip
+            if checker in done:
+                checker.result()  # raises StreamFailed
+                await asyncio.wait({waiter}, timeout=None if math.isinf(seconds) else seconds)
+        finally:
+            checker_ran = checker.done() or time.monotonic() - published >= HEALTH_CHECK_AFTER_S
+            for task in (waiter, checker):
+                task.cancel()
+            await asyncio.gather(waiter, checker, return_exceptions=True)
+        if interrupted.is_set():
+            return 130
+        if lost.is_set():
+            raise StreamFailed("the connection was closed by the service or the network")
+        # Stopped by a supervisor, or by `--seconds` before the service could see anything:
+        # nothing to judge. Otherwise the service must have decoded every kind that was sent.
+        if not terminated.is_set() and (source_done.is_set() or checker_ran):
+            await check_stream(publisher.url, publisher.token, kinds)
+        return 0
     finally:
         published = publisher.location is not None
         publisher.pc.remove_all_listeners("connectionstatechange")  # quiet teardown
@@ -89,10 +137,31 @@ async def _send(args: argparse.Namespace) -> int:
             _write_truth(args.truth, *scene_clock)
 
 
+async def _until_done(ended: asyncio.Event, source_done: asyncio.Event) -> None:
+    """Until a stop (signal, lost connection), or the source's end plus the end-of-file tail."""
+    stop = asyncio.create_task(ended.wait())
+    done = asyncio.create_task(source_done.wait())
+    try:
+        await asyncio.wait({stop, done}, return_when=asyncio.FIRST_COMPLETED)
+        if done.done() and not stop.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ended.wait(), END_OF_FILE_TAIL_S)
+    finally:
+        stop.cancel()
+        done.cancel()
+
+
+async def _check_after(publisher: WhipPublisher, kinds: set[str], delay_s: float) -> None:
+    """Once, `delay_s` after publishing: fail early when the service sees none of some kind."""
+    await asyncio.sleep(delay_s)
+    await check_stream(publisher.url, publisher.token, kinds)
+    await asyncio.Event().wait()  # passed: leave the outcome to the other task
+
+
 Source = tuple[Sequence[MediaStreamTrack], str | None, tuple[SceneRenderer, SceneClock] | None]
 
 
-def _open_source(args: argparse.Namespace) -> Source:
+async def _open_source(args: argparse.Namespace) -> Source:
     """(tracks, forced video codec or None, the scene and its clock for a scenario).
 
     Stopping the tracks releases the source.
@@ -105,7 +174,7 @@ def _open_source(args: argparse.Namespace) -> Source:
         tracks = [SceneVideoTrack(scene, clock), SceneAudioTrack(scene, clock)]
         return tracks, args.codec, (scene, clock)
     if args.file:
-        return (*_open_file(args.file, loop=args.loop, codec=args.codec), None)
+        return (*await _open_file(args.file, loop=args.loop, codec=args.codec), None)
     return (*_open_device(args.device), None)
 
 
@@ -144,36 +213,24 @@ def load_scene(name: str, seed: int = 0) -> SceneRenderer:
         raise UserError(f"unknown scenario {name!r}: {exc}") from None
 
 
-def _open_file(path: Path, *, loop: bool, codec: str) -> tuple[list[MediaStreamTrack], str | None]:
-    from aiortc.contrib.media import MediaPlayer
+async def _open_file(
+    path: Path, *, loop: bool, codec: str
+) -> tuple[list[MediaStreamTrack], str | None]:
+    """Tracks of a file paced from one clock: relayed where WebRTC carries the codec, decoded
+    (and encoded by aiortc in `codec`) where not (`stream.sender.file_source`)."""
+    from stream.sender.file_source import open_file_tracks, plan_file
 
-    from stream.sender.relay import relay_codecs
-
-    if not path.is_file():
-        raise UserError(f"no such file: {path}")
     try:
-        video, audio = relay_codecs(path)
+        plan = await asyncio.to_thread(plan_file, path, loop=loop)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     except Exception as exc:  # PyAV raises many kinds for an unreadable file
         raise UserError(f"cannot open {path}: {exc}") from None
-    relayable = (video is None or video in RELAYABLE_VIDEO) and (
-        audio is None or audio in RELAYABLE_AUDIO
-    )
-    if loop:
-        if not relayable:
-            raise UserError(f"--loop relays VP8/H.264 + Opus only; {path} has {video}/{audio}")
-        try:
-            clips = load_clip(path)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        start = time.time() + 0.1
-        tracks: list[MediaStreamTrack] = [
-            LoopingPacketTrack(c, start=start) for c in clips.values()
-        ]
-        return tracks, RELAYABLE_VIDEO.get(video or "", codec)
-    player = MediaPlayer(str(path), decode=not relayable)
-    tracks = [t for t in (player.video, player.audio) if t is not None]
-    forced = RELAYABLE_VIDEO.get(video or "") if relayable else codec
-    return tracks, forced
+    for stream in plan.streams:
+        how = "relayed" if stream.relay else "decoded and re-encoded"
+        print(f"{stream.kind}: {stream.codec}, {how}", file=sys.stderr, flush=True)
+    tracks, _ = open_file_tracks(plan, loop=loop)
+    return tracks, plan.video_codec or codec
 
 
 def device_input(device: str) -> tuple[str, str, dict[str, str]]:

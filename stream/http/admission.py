@@ -5,12 +5,30 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 
-from stream.ingest.session import IngestSession
+from stream.ingest.stream_ingest import StreamIngest
 from stream.metrics import Metrics
 
 CLOSED_KEPT = 32  # recently closed sessions listed by `/api/streams` (with their reason)
+
+
+class LiveStream(Protocol):
+    """What admission holds per stream: a WHIP `IngestSession` or a pulled `CameraSource`."""
+
+    stream: str
+    id: str
+    state: str
+    created: float
+    missing: frozenset[str]
+    close_reason: str | None
+
+    @property
+    def status(self) -> tuple[str, str]: ...
+
+    ingest: StreamIngest
+
+    async def close(self, reason: str) -> None: ...
 
 
 class StreamLive(Exception):
@@ -28,7 +46,7 @@ class StreamAdmission:
         self.max_streams = max_streams
         self._metrics = metrics
         self._reserved: set[str] = set()
-        self._sessions: dict[str, IngestSession] = {}
+        self._sessions: dict[str, LiveStream] = {}
         self._closed: deque[dict[str, Any]] = deque(maxlen=CLOSED_KEPT)
 
     def __len__(self) -> int:
@@ -43,11 +61,11 @@ class StreamAdmission:
         self._reserved.add(stream)
         self._metrics.active_streams.set(len(self._reserved))
 
-    def add(self, session: IngestSession) -> None:
+    def add(self, session: LiveStream) -> None:
         """Attach the session of a reserved stream."""
         self._sessions[session.stream] = session
 
-    def release(self, stream: str, session: IngestSession | None = None) -> None:
+    def release(self, stream: str, session: LiveStream | None = None) -> None:
         """Free `stream` (only if `session`, when given, is still the one registered)."""
         current = self._sessions.get(stream)
         if session is not None and current is not None and current is not session:
@@ -65,12 +83,12 @@ class StreamAdmission:
         """The last sessions that ended on this worker, newest first, with why they ended."""
         return list(reversed(self._closed))
 
-    def get(self, stream: str, session_id: str) -> IngestSession | None:
+    def get(self, stream: str, session_id: str) -> LiveStream | None:
         """The live session `session_id` of `stream`, if any."""
         session = self._sessions.get(stream)
         return session if session is not None and session.id == session_id else None
 
-    def sessions(self) -> list[IngestSession]:
+    def sessions(self) -> list[LiveStream]:
         """All live sessions."""
         return list(self._sessions.values())
 

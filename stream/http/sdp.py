@@ -27,7 +27,7 @@ from stream.http.offer_check import (
     parse_offer,
 )
 
-__all__ = ["OfferError", "OfferSummary", "validate_offer", "decodable_codecs"]
+__all__ = ["OfferError", "OfferSummary", "decodable_codecs", "validate_offer"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +116,12 @@ def _codecs(media: MediaSection) -> list[RTCRtpCodecParameters]:
             parameters[key] = int(value) if key in FMTP_INT_PARAMETERS and value else value
         codecs.append(
             RTCRtpCodecParameters(
-                mimeType=f"{media.kind}/{rtpmap.name}", clockRate=rtpmap.clock_rate,
-                channels=rtpmap.channels, payloadType=pt, parameters=parameters,
-            )  # fmt: skip
+                mimeType=f"{media.kind}/{rtpmap.name}",
+                clockRate=rtpmap.clock_rate,
+                channels=rtpmap.channels,
+                payloadType=pt,
+                parameters=parameters,
+            )
         )
     return codecs
 

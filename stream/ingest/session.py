@@ -33,6 +33,10 @@ from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_su
 logger = logging.getLogger(__name__)
 
 CANCEL_TIMEOUT_S = 2.0
+# Windows are cut as frames arrive; when media stops (the end of a file, a stall) this tick cuts
+# the ones that were only waiting out `ingest.max_wait_s` for a late modality.
+WINDOW_TICK_S = 0.25
+STATS_EVERY_TICKS = 4  # the watchdog reads RTP counts about once a second
 
 
 @functools.cache
@@ -155,11 +159,15 @@ class IngestSession:
             return
         timeout = self._config.media_timeout_s
         seen_media, packets_at_media = self.ingest.last_media, await self._packets_received()
+        packets, ticks = packets_at_media, 0
         while True:
-            await asyncio.sleep(min(1.0, timeout / 4))
-            packets = await self._packets_received()
-            if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
-                seen_media, packets_at_media = self.ingest.last_media, packets
+            await asyncio.sleep(min(WINDOW_TICK_S, timeout / 4))
+            self.ingest.tick()
+            ticks += 1
+            if ticks % STATS_EVERY_TICKS == 0:  # RTP counts tell `decode errors` from `no media`
+                packets = await self._packets_received()
+                if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
+                    seen_media, packets_at_media = self.ingest.last_media, packets
             if time.monotonic() - self.ingest.last_media > timeout:
                 self.close_soon(stall_reason(packets_at_media, packets))
                 return

@@ -151,6 +151,10 @@ class StreamIngest:
 
     # -- readers -----------------------------------------------------------------------------
 
+    def attach_timing(self, timing: TrackTiming) -> None:
+        """Register a track's timing fed by another reader (a pulled camera's)."""
+        self._tracks.append(timing)
+
     async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
         timing = TrackTiming(
@@ -363,6 +367,11 @@ class StreamIngest:
             self._clock_gauge.labels(clock=self.clock).dec()
             self._clock_gauge.labels(clock=kind).inc()
             self.clock = kind
+
+    def tick(self) -> None:
+        """Cut windows that fell due without a new frame (a modality waited out, media stopped)."""
+        if self._tracks:
+            self._cut(-math.inf)
 
     def _submit(self, window: Window) -> None:
         self.stats.windows += 1

@@ -44,6 +44,11 @@ class WhipPublisher:
         servers = [RTCIceServer(urls=u) for u in ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
 
+    @property
+    def token(self) -> str | None:
+        """The bearer token this publisher sends (for the service's other routes)."""
+        return self._token
+
     def _headers(self, content_type: str | None = None) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self._token}"} if self._token else {}
         if content_type:

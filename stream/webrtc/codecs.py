@@ -18,5 +18,7 @@ def receive_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     """Codec preferences for a receiving transceiver of `kind` (empty: aiortc's defaults)."""
     if kind != "audio":
         return []
-    codecs = RTCRtpReceiver.getCapabilities(kind).codecs
-    return [c for c in codecs if c.name.lower() in AUDIO_CODECS]
+    capabilities = RTCRtpReceiver.getCapabilities(kind)
+    if capabilities is None:
+        return []
+    return [c for c in capabilities.codecs if c.name.lower() in AUDIO_CODECS]

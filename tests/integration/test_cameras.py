@@ -1,0 +1,158 @@
+"""Pulled cameras against a real RTSP server (GStreamer's gst-rtsp-server, started here).
+
+The camera is configured, pulled, analysed (windows with both modalities), loses its server
+(`offline` with a reason), and comes back by itself when the server does. The HTTP routes are
+checked for auth, validation and capacity against the same live service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from stream.config import CameraConfig
+from stream.embedded_redis import free_port
+from tests.support.whip_support import Service, running_service, settings, wait_for
+
+pytestmark = [pytest.mark.integration]
+
+SERVER = Path(__file__).parents[1] / "support" / "rtsp_server.py"
+SYSTEM_PYTHON = "/usr/bin/python3"
+PULL = {"open_timeout_s": 10.0, "read_timeout_s": 3.0, "reconnect_initial_s": 0.2,
+        "reconnect_max_s": 1.0}  # fmt: skip
+
+
+def _rtsp_server_available() -> bool:
+    probe = (
+        "import gi; gi.require_version('GstRtspServer', '1.0'); "
+        "from gi.repository import GstRtspServer"
+    )
+    try:
+        return (
+            subprocess.run([SYSTEM_PYTHON, "-c", probe], capture_output=True, timeout=20).returncode
+            == 0
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+needs_rtsp = pytest.mark.skipif(
+    not _rtsp_server_available(),
+    reason="gst-rtsp-server bindings missing (make system installs gir1.2-gst-rtsp-server-1.0)",
+)
+
+
+@contextlib.asynccontextmanager
+async def rtsp_server(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The test camera on 127.0.0.1:`port`, killed on exit."""
+    proc = await asyncio.create_subprocess_exec(
+        SYSTEM_PYTHON, str(SERVER), str(port),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = await asyncio.wait_for(proc.stdout.readline(), 20)
+        assert line.strip() == b"ready", line
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def complete_windows(service: Service, stream: str) -> int:
+    return sum(1 for w in service.sink.windows if w.stream == stream and not w.missing)
+
+
+def states(service: Service, stream: str) -> list[tuple[str, str]]:
+    return service.states(stream)
+
+
+@needs_rtsp
+@pytest.mark.flaky(reruns=1, reruns_delay=1)
+async def test_rtsp_camera_is_analysed_goes_offline_and_reconnects() -> None:
+    port = free_port()
+    camera = {"id": "door", "url": f"rtsp://127.0.0.1:{port}/cam"}
+    # A configured camera ([[cameras]] in TOML), started with the service.
+    config = settings(pull=PULL).model_copy(update={"cameras": [CameraConfig(**camera)]})
+    async with rtsp_server(port) as server, running_service(config) as service:
+        await wait_for(lambda: complete_windows(service, "door") >= 3, 30, "windows of the camera")
+        assert ("online", "connected") in states(service, "door")
+        window = next(w for w in service.sink.windows if w.stream == "door" and not w.missing)
+        assert window.video is not None
+        assert window.video.std() > 0  # the moving ball
+        assert window.audio is not None
+        assert abs(window.audio).max() > 0.01  # the tone
+        cams = service.worker.cameras
+        assert cams is not None
+        assert cams.cameras["door"].row()["capture_clock"] == "rtcp"  # Sender Reports used
+        # Capture times sit on the camera's wall clock (same host): close to now.
+        assert abs(window.end - time.time()) < 5
+
+        server.kill()
+        await server.wait()
+        await wait_for(lambda: states(service, "door")[-1][0] == "offline", 15, "offline")
+        reason = states(service, "door")[-1][1]
+        assert reason, "offline without a reason"
+        before = complete_windows(service, "door")
+        async with rtsp_server(port):
+            restarted = time.monotonic()
+            await wait_for(lambda: states(service, "door")[-1] == ("online", "connected"), 30,
+                           "the camera to reconnect")  # fmt: skip
+            online_s = time.monotonic() - restarted
+            await wait_for(lambda: complete_windows(service, "door") >= before + 2, 20,
+                           "windows after the reconnect")  # fmt: skip
+            windows_s = time.monotonic() - restarted
+        print(f"offline reason: {reason!r}; back online {online_s:.1f} s after the server "
+              f"restarted, windows again after {windows_s:.1f} s")  # fmt: skip
+
+
+async def test_camera_routes_auth_validation_and_capacity() -> None:
+    token = {"Authorization": "Bearer s3cret"}
+    unreachable = f"rtsp://127.0.0.1:{free_port()}/cam"
+    config = settings(server={"tokens": ["s3cret"], "max_streams": 1}, pull=PULL)
+    async with running_service(config) as service, aiohttp.ClientSession() as http:
+        url = f"{service.url}/api/cameras"
+        async with http.post(url, json={"id": "gate", "url": unreachable}) as resp:
+            assert resp.status == 401
+        async with http.post(url, json={"id": "gate", "url": "file:///etc/passwd"},
+                             headers=token) as resp:  # fmt: skip
+            assert resp.status == 400
+            assert "url" in (await resp.json())["detail"]
+        async with http.post(url, json={"id": "gate", "url": unreachable,
+                                        "options": {"protocol_whitelist": "file"}},
+                             headers=token) as resp:  # fmt: skip
+            assert resp.status == 400
+            assert "protocol_whitelist" in (await resp.json())["detail"]
+        async with http.post(url, json={"id": "gate", "url": unreachable}, headers=token) as resp:
+            assert resp.status == 201, await resp.text()
+            assert resp.headers["Location"] == "/api/cameras/gate"
+        async with http.post(url, json={"id": "gate", "url": unreachable}, headers=token) as resp:
+            assert resp.status == 409
+        async with http.post(url, json={"id": "yard", "url": unreachable}, headers=token) as resp:
+            assert resp.status == 503  # the camera holds the only slot, online or not
+
+        async def offline() -> bool:
+            async with http.get(url, headers=token) as resp:
+                rows = (await resp.json())["cameras"]
+            return rows[0]["state"] == "offline" and rows[0]["reason"].startswith("cannot connect")
+
+        deadline = time.monotonic() + 20
+        while not await offline():
+            assert time.monotonic() < deadline, "the unreachable camera never went offline"
+            await asyncio.sleep(0.1)
+        async with http.get(f"{service.url}/api/streams") as resp:
+            assert [r["stream"] for r in (await resp.json())["streams"]] == ["gate"]
+        async with http.delete(f"{url}/gate", headers=token) as resp:
+            assert resp.status == 200
+        async with http.delete(f"{url}/gate", headers=token) as resp:
+            assert resp.status == 404
+        assert len(service.registry) == 0
+        assert service.states("gate")[-1] == ("offline", "deleted")

@@ -1,0 +1,46 @@
+"""A real RTSP camera for the tests: GStreamer's gst-rtsp-server with live test sources.
+
+Run with Debian's system Python (the GObject bindings live there, not in the project's venv):
+`/usr/bin/python3 tests/support/rtsp_server.py PORT` serves `rtsp://127.0.0.1:PORT/cam`: H.264
+video (a moving ball, 320x240 at 15 fps) and Opus audio (a tone), both live, with RTCP Sender
+Reports as any camera sends. Prints `ready` once it listens; runs until killed.
+"""
+
+import sys
+
+import gi
+
+gi.require_version("Gst", "1.0")
+gi.require_version("GstRtspServer", "1.0")
+from gi.repository import GLib, Gst, GstRtspServer  # noqa: E402
+
+PIPELINE = (
+    "( videotestsrc is-live=true pattern=ball "
+    "! video/x-raw,width=320,height=240,framerate=15/1 "
+    "! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 bitrate=300 "
+    "! rtph264pay name=pay0 pt=96 config-interval=1 "
+    "audiotestsrc is-live=true wave=sine freq=440 "
+    "! audio/x-raw,rate=48000,channels=1 ! audioconvert ! opusenc "
+    "! rtpopuspay name=pay1 pt=97 )"
+)
+
+
+def main() -> None:
+    Gst.init(None)
+    port = sys.argv[1] if len(sys.argv) > 1 else "8554"
+    server = GstRtspServer.RTSPServer()
+    server.set_address("127.0.0.1")
+    server.set_service(port)
+    factory = GstRtspServer.RTSPMediaFactory()
+    factory.set_launch(PIPELINE)
+    factory.set_shared(True)
+    server.get_mount_points().add_factory("/cam", factory)
+    if server.attach(None) == 0:
+        print(f"cannot listen on port {port}", flush=True)
+        sys.exit(1)
+    print("ready", flush=True)
+    GLib.MainLoop().run()
+
+
+if __name__ == "__main__":
+    main()
