@@ -13,7 +13,8 @@ carries a track through a partial occlusion where the detector's confidence dips
 5. a confirmed track unmatched for longer than `max_age_s` ends (`ended`); until then it is
    `lost` and can be picked up again with the same id.
 
-Track ids count from 1 per tracker and never repeat. Times are capture-clock seconds. Pure
+Track ids count from 1 and never repeat; trackers given the same `counters` (a stream's, kept
+across its reconnections) share the count. Times are capture-clock seconds. Pure
 logic: no I/O; one tracker per stream and engine, fed in capture order.
 """
 
@@ -94,10 +95,12 @@ class TrackerStep:
 class Tracker:
     """ByteTrack-style tracker for one stream's detections (see the module docstring)."""
 
-    def __init__(self, params: TrackerParams | None = None) -> None:
+    def __init__(
+        self, params: TrackerParams | None = None, counters: dict[str, int] | None = None
+    ) -> None:
         self.params = params or TrackerParams()
         self._tracks: list[Track] = []
-        self._next_id = 1
+        self._counters = counters if counters is not None else {}
         self.last_time: float | None = None
 
     @property
@@ -158,8 +161,9 @@ class Tracker:
         return [t for t in self._tracks if t.state != "tentative"]
 
     def _new(self, det: Detection, time: float) -> Track:
+        self._counters["track"] = track_id = self._counters.get("track", 0) + 1
         track = Track(
-            id=self._next_id,
+            id=track_id,
             class_id=det.class_id,
             class_name=det.class_name,
             label=det.label,
@@ -170,7 +174,6 @@ class Tracker:
             peak_score=det.score,
         )
         track.history.append((time, _scale(det.box)))
-        self._next_id += 1
         return track
 
     def _observe(self, track: Track, det: Detection, time: float) -> None:
