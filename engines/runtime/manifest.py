@@ -394,9 +394,9 @@ def _check_consistency(m: Manifest) -> None:
             raise _fail(p, "inputs", f"at most one input with role {role}")
     for name, spec in doc.inputs.items():
         _check_input(p, f"inputs.{name}", spec, doc)
+    _check_detections(m)
     if not m.labels:
         raise _fail(p, "outputs", "at least one output needs labels (or [outputs.detections])")
-    _check_detections(m)
     if len(set(m.labels)) != len(m.labels):
         raise _fail(p, "outputs", "labels must be unique across outputs")
     states = set(m.inputs_with_role("state"))
@@ -519,13 +519,7 @@ def _check_against_onnx(m: Manifest, model_path: Path) -> None:
             raise _fail(p, f"inputs.{name}.dtype", f"{spec.dtype} but the graph has {dtype}")
         _check_dims(p, f"inputs.{name}.shape", spec.shape, dims, m.batch_sizes)
     if m.doc.detections is not None:
-        for name in m.doc.detections.graph_outputs():
-            if name not in graph_out:
-                raise _fail(
-                    p,
-                    f"outputs.{DETECTIONS}",
-                    f"no graph output {name!r} (has {sorted(graph_out)})",
-                )
+        _check_detection_graph(m, graph_out)
     for name, out in m.doc.outputs.items():
         if name not in graph_out:
             raise _fail(p, f"outputs.{name}", f"no such graph output (has {sorted(graph_out)})")
@@ -533,6 +527,25 @@ def _check_against_onnx(m: Manifest, model_path: Path) -> None:
         if out.labels and dims and isinstance(dims[-1], int) and dims[-1] != len(out.labels):
             raise _fail(
                 p, f"outputs.{name}.labels", f"{len(out.labels)} labels but dim is {dims[-1]}"
+            )
+
+
+def _check_detection_graph(m: Manifest, graph_out: dict[str, Any]) -> None:
+    det, p = m.doc.detections, m.path
+    assert det is not None
+    for name in det.graph_outputs():
+        if name not in graph_out:
+            have = sorted(graph_out)
+            raise _fail(p, f"outputs.{DETECTIONS}", f"no graph output {name!r} (has {have})")
+    if det.layout == "yolo" and det.output is not None:
+        dims = graph_out[det.output][1]
+        width = 4 + len(det.class_names)
+        known = [d for d in dims[1:] if isinstance(d, int)]
+        if len(dims) == 3 and len(known) == 2 and width not in known:
+            raise _fail(
+                p,
+                f"outputs.{DETECTIONS}.class_names",
+                f"{len(det.class_names)} classes but the head {det.output} is {tuple(known)}",
             )
 
 

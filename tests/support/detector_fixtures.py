@@ -105,6 +105,17 @@ def export_detector(cfg: DetectorConfig, path: Path) -> None:
             opset_version=18,
             verbose=False,
         )
+    single_file(path)
+
+
+def single_file(path: Path) -> None:
+    """Fold the exporter's external weights file (`model.onnx.data`) into the model itself."""
+    import onnx
+
+    model = onnx.load(str(path))
+    data = path.with_name(path.name + ".data")
+    onnx.save(model, str(path))
+    data.unlink(missing_ok=True)
 
 
 def detector_manifest(cfg: DetectorConfig, name: str = "tiny-yolo") -> dict[str, Any]:
