@@ -74,7 +74,10 @@ def build_detector(cfg: DetectorConfig) -> Any:
             self.stride = float(stride)
 
         def forward(self, video: torch.Tensor) -> torch.Tensor:
-            x = video[:, -1].permute(0, 3, 1, 2).float().div(255.0)
+            return self.head(video[:, -1].permute(0, 3, 1, 2).float().div(255.0))
+
+        def head(self, x: torch.Tensor) -> torch.Tensor:
+            """Float RGB `[B, 3, H, W]` in 0..1 → the raw head `[B, 4 + C, N]`."""
             f = self.backbone(x)
             ltrb = nn.functional.softplus(self.box(f)).flatten(2) * self.stride  # [B, 4, N]
             x1y1 = self.centres - ltrb[:, :2]
@@ -162,3 +165,43 @@ def build_detector_engine(root: Path, cfg: DetectorConfig | None = None) -> Path
     export_detector(cfg, engine_dir / "model.onnx")
     (engine_dir / "engine.toml").write_text(to_toml(detector_manifest(cfg)))
     return engine_dir
+
+
+def export_standard_detector(cfg: DetectorConfig, path: Path, *, end2end: bool = False) -> None:
+    """The detector as standard exporters write it: float input `images` `[B, 3, H, W]`, output
+    `output0` (the raw head, or `[B, K, 6]` end-to-end rows: the K best anchors as corner box,
+    score, class), class names in the file's `names` metadata (as Ultralytics writes them)."""
+    import onnx
+    import torch
+    from torch import nn
+
+    core = build_detector(cfg)
+
+    class Standard(nn.Module):
+        def forward(self, images: torch.Tensor) -> torch.Tensor:
+            head = core.head(images)
+            if not end2end:
+                return head
+            rows = head.transpose(1, 2)  # [B, N, 4 + C]
+            score, cls = rows[..., 4:].max(dim=-1)
+            top = score.topk(10, dim=1).indices  # [B, K]
+            pick = rows.gather(1, top[..., None].expand(-1, -1, rows.shape[-1]))
+            cxcy, wh = pick[..., :2], pick[..., 2:4]
+            boxes = torch.cat([cxcy - wh / 2, cxcy + wh / 2], dim=-1)
+            best = score.gather(1, top)[..., None]
+            label = cls.gather(1, top)[..., None].float()
+            return torch.cat([boxes, best, label], dim=-1)
+
+    example = (torch.zeros(1, 3, cfg.size, cfg.size),)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        torch.onnx.export(
+            Standard().eval(), example, str(path), input_names=["images"],
+            output_names=["output0"], opset_version=18, verbose=False,
+        )  # fmt: skip
+    single_file(path)
+    model = onnx.load(str(path))
+    names = {i: n for i, n in enumerate(cfg.classes)}
+    model.metadata_props.add(key="names", value=repr(names))
+    onnx.save(model, str(path))
