@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bench":
             ep.add_argument("--batch", type=int, action="append", help="batch sizes")
             ep.add_argument("--iterations", type=int, default=50, help="timed calls per size")
+    ep = esub.add_parser("import", help="turn a pretrained model into an engine directory")
+    ep.add_argument(
+        "source",
+        help="a detector's ONNX file, or a transformers audio classifier (a local checkpoint "
+        "directory, or a hub id when online)",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="engine directory to write")
+    ep.add_argument("--name", help="engine name (default: from the source)")
+    ep.add_argument("--names", type=Path, help="detector class names: one a line, or JSON")
+    ep.add_argument("--fps", type=float, default=5.0, help="detector: frames per second")
+    ep.add_argument("--window-s", type=float, default=1.0, help="audio: window length, s")
+    ep.add_argument("--json", type=Path, help="also write the import report as JSON here")
 
     p = sub.add_parser("train", help="train the avfusion reference model on generated scenes")
     p.add_argument("--out", type=Path, default=Path("engines/bundled/avfusion"))

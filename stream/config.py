@@ -11,10 +11,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from engines.config import EnginesConfig
+from engines.detect.tracker import TrackerParams
+from engines.rules import RulesConfig
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -171,6 +181,38 @@ class RedisConfig(_Section):
     )
 
 
+class TrackingConfig(_Section):
+    """Object tracks of detector engines (one tracker per stream and detector)."""
+
+    high_score: float = Field(0.5, gt=0, le=1, description="detection score that can start a track")
+    low_score: float = Field(
+        0.1, ge=0, le=1, description="least score that can keep a track alive (occlusion)"
+    )
+    match_iou: float = Field(0.3, gt=0, le=1, description="least IoU of a detection with a track")
+    min_hits: int = Field(2, ge=1, le=100, description="frames seen before a track is announced")
+    max_age_s: float = Field(1.0, gt=0, description="a track unseen for longer ends")
+    ttc_window_s: float = Field(
+        1.0, gt=0, description="box history the time-to-contact estimate fits over"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrackingConfig:
+        if self.low_score > self.high_score:
+            raise ValueError("low_score must not exceed high_score")
+        return self
+
+    def params(self) -> TrackerParams:
+        """The tracker's parameters."""
+        return TrackerParams(
+            high_score=self.high_score,
+            low_score=self.low_score,
+            match_iou=self.match_iou,
+            min_hits=self.min_hits,
+            max_age_s=self.max_age_s,
+            ttc_window_s=self.ttc_window_s,
+        )
+
+
 class Settings(BaseSettings):
     """The whole service configuration."""
 
@@ -187,6 +229,8 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(
         default_factory=list, description="cameras pulled from start ([[cameras]] in TOML)"
     )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
+    rules: RulesConfig = Field(default_factory=RulesConfig)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("cameras")

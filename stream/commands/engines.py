@@ -5,6 +5,7 @@
 - `build`: load (TensorRT: build and cache) and warm every selected backend of every engine.
 - `verify`: backend parity on random and realistic inputs; non-zero exit on any mismatch.
 - `bench`: p50/p99 latency and windows/s per backend per batch size, through the engine runtime.
+- `import`: a pretrained model → an engine directory (`stream/commands/engines_import.py`).
 
 `--json PATH` also writes the results as JSON. Progress goes to stdout as it happens.
 """
@@ -31,6 +32,10 @@ from stream.config import ConfigError, load_settings
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `scenestream engines ...`."""
+    if args.engines_command == "import":
+        from stream.commands import engines_import
+
+        return engines_import.run(args)
     try:
         config = load_settings(args.config).engines
         found = discover(config.user_dir)

@@ -23,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from engines.runtime.interface import EngineError, EngineRuntime
+from engines.detect.decode import Detection
+from engines.runtime.interface import EngineError, EngineRuntime, detections_of
 from engines.window import Window
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
@@ -42,7 +43,8 @@ _OUTCOME: dict[Shed, Literal["stale", "superseded"]] = {
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """One window's scores from its engine, with the time it queued and the batch's compute."""
+    """One window's scores from its engine, with the time it queued and the batch's compute;
+    a detector's result also holds the detections of the window's last frame."""
 
     window: Window
     engine: str
@@ -50,6 +52,7 @@ class WindowResult:
     queue_s: float
     infer_s: float
     batch_size: int
+    detections: tuple[Detection, ...] | None = None
 
 
 class ResultSink(Protocol):
@@ -245,7 +248,10 @@ class Scheduler:
         for window, s, q in zip(batch, scores, queue_s, strict=True):
             self._record_health(window.stream, shed=False)
             try:
-                self.sink.window_result(WindowResult(window, name, s, q, infer_s, len(batch)))
+                result = WindowResult(
+                    window, name, dict(s), q, infer_s, len(batch), detections_of(s)
+                )
+                self.sink.window_result(result)
             except Exception:
                 logger.exception("result sink failed", extra={"engine": name})
 
