@@ -17,7 +17,7 @@ from .ambience import noise_bed
 from .codec import CODECS, roundtrip
 from .dsp import F64, db, reverb, rms
 from .sounds import NOISE_BEDS, Source
-from .truth import Span, spans_where
+from .truth import Span, intersect, spans_where
 from .visuals import Beacon, Stage, background, camera, render
 
 RENDER_SCALE = 2  # frames are drawn at twice the engine's size, then area-averaged
@@ -52,10 +52,21 @@ class SceneDraft:
 
     def sound(self, src: Source, label: str | None, snr: tuple[float, float] = (0.0, 20.0)) -> None:
         """Add a source at a random SNR over the bed; its spans turn `label` on."""
-        self.sources.append((src.signal, float(self.rng.uniform(*snr))))
-        if label is not None:
-            self.on.setdefault(label, []).extend(src.spans)
+        level = float(self.rng.uniform(*snr))
+        self.sources.append((src.signal, level))
         self.params.setdefault("sources", []).append(src.params)
+        if label is None:
+            return
+        if src.gain is None:
+            self.on.setdefault(label, []).extend(src.spans)
+        else:  # a distant source under the bed is not called: on only where audible
+            times = np.arange(0.0, self.duration, 0.02)
+            g = src.gain[np.minimum((times * self.sr).astype(int), self.n - 1)]
+            audible = level + 20 * np.log10(np.maximum(g, 1e-6)) >= 0.0
+            self.on.setdefault(label, []).extend(intersect(src.spans, spans_where(times, audible)))
+            self.dont_care.setdefault(label, []).extend(
+                intersect(src.spans, spans_where(times, ~audible))
+            )
 
     def light(self, beacon: Beacon, label: str | None) -> None:
         """Add flashing lamps; `label` is on while they flash inside the picture."""

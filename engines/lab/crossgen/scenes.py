@@ -53,7 +53,7 @@ def _vehicle(d: SceneDraft, motion: str, t0: float = 0.0, t_stop: float | None =
     """A vehicle that is parked, passes, recedes or approaches."""
     s, r = d.stage.size, d.rng
     stop = d.duration if t_stop is None else t_stop
-    y0 = r.uniform(0.7, 0.95) * s
+    y0 = r.uniform(0.6, 0.8) * s
     if motion == "approach":
         rate = r.uniform(0.3, 0.75)
         stop = min(stop, t0 + 0.8 / rate)  # stop before it fills the picture
@@ -82,8 +82,11 @@ def _approach_truth(d: SceneDraft, track: Track) -> None:
 def siren_only(d: SceneDraft) -> None:
     """A siren with no emergency lights in view (a radio, a vehicle out of sight)."""
     span = _span(d, 2.0, 6.0)
-    motion = Motion(d.rng.uniform(5, 40), d.rng.uniform(8, 25), d.rng.uniform(0, d.duration))
-    d.sound(siren(d.n, d.sr, span, d.rng, motion if d.rng.uniform() < 0.5 else None), "siren")
+    moving = d.rng.uniform() < 0.5
+    motion = Motion(d.rng.uniform(10, 40), d.rng.uniform(5, 15), d.rng.uniform(*span))
+    # a passing siren is loud when close (the SNR is at its closest point) and fades with distance
+    snr = (8.0, 25.0) if moving else (0.0, 20.0)
+    d.sound(siren(d.n, d.sr, span, d.rng, motion if moving else None), "siren", snr=snr)
     if d.rng.uniform() < 0.5:
         d.stage.track = _vehicle(d, str(d.rng.choice(["park", "pass"])))
 
@@ -130,9 +133,14 @@ def emergency_scene(d: SceneDraft) -> None:
     span = _span(d, 3.0, 6.0)
     light_span = (max(0.0, span[0] + d.rng.uniform(-0.8, 0.3)), span[1])
     d.light(_beacon(d, _emergency_colours(d), light_span, True), "flashing_lights")
-    doppler = Motion(d.rng.uniform(4, 20), d.rng.uniform(5, 20), d.rng.uniform(2, d.duration))
-    d.sound(siren(d.n, d.sr, span, d.rng, doppler if motion != "park" else None), "siren")
-    d.on["emergency_vehicle"] = intersect(d.on["siren"], d.on["flashing_lights"])
+    doppler = Motion(d.rng.uniform(8, 30), d.rng.uniform(5, 15), d.rng.uniform(*span))
+    moving = motion != "park"
+    snr = (8.0, 25.0) if moving else (0.0, 20.0)
+    d.sound(siren(d.n, d.sr, span, d.rng, doppler if moving else None), "siren", snr=snr)
+    d.on["emergency_vehicle"] = intersect(d.on["siren"], d.on.get("flashing_lights", []))
+    d.dont_care["emergency_vehicle"] = intersect(
+        d.dont_care.get("siren", []), d.on.get("flashing_lights", [])
+    )
     if motion == "approach":
         _approach_truth(d, track)
 
@@ -174,7 +182,7 @@ def collision_scene(d: SceneDraft) -> None:
     rate = r.uniform(0.35, 0.7)
     t0 = max(0.0, t_hit - min(0.8 / rate, r.uniform(1.2, 2.5)))
     s = d.stage.size
-    track = Track(r.uniform(0.35, 0.65) * s, r.uniform(0.75, 0.9) * s, r.uniform(0.1, 0.2) * s,
+    track = Track(r.uniform(0.35, 0.65) * s, r.uniform(0.6, 0.8) * s, r.uniform(0.1, 0.2) * s,
                   rate, t0, t_hit, r.uniform(-4, 4) * s / 128)  # fmt: skip
     d.stage.track = track
     d.stage.shape = str(r.choice(["car", "box"]))

@@ -28,6 +28,7 @@ class Source:
     signal: F64
     spans: list[tuple[float, float]]
     params: dict[str, object] = field(default_factory=dict)
+    gain: F64 | None = None  # level relative to the SNR point (distance), per sample
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,7 @@ def siren(n: int, sr: int, span: tuple[float, float], rng: np.random.Generator,
     gate = envelope(n, sr, [span], ramp_s=0.03)
     x = _unit(x * gate, gate) * gain
     params = {"pattern": pattern, "timbre": timbre, "doppler": motion is not None}
-    return Source(x, [span], params)
+    return Source(x, [span], params, gain if motion is not None else None)
 
 
 def horn(n: int, sr: int, start: float, rng: np.random.Generator) -> Source:

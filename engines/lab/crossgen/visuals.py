@@ -48,8 +48,9 @@ class Track:
         """(centre x, bottom y, width) at `t`."""
         z = self.depth(t)
         tt = min(max(t, self.t0), self.t_stop) - self.t0
-        horizon = self.y0 * 0.55
-        y = horizon + (self.y0 - horizon) / z
+        # A camera tilted down at the street: the object's foot moves down as it nears, gently
+        # enough that its top half stays in view.
+        y = min(self.y0 + 0.35 * self.width0 * (1 / z - 1), self.y0 * 1.25)
         return self.x0 + self.vx * tt / z, y, self.width0 / z
 
     def looming(self, t: float) -> float:
