@@ -1,31 +1,54 @@
 """`scenestream evaluate --engine NAME [--set NAME|DIR]`: window- and event-level metrics.
 
-`--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`) or a
-directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`). The engine
-runs through the service's runtime path on the chosen (or best available) backend. Prints the
-markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`.
+`--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`), a
+directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), or one of
+`in` (the held-out split, summarised for comparison), `cross` (the independent generator
+`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side). The engine runs
+through the service's runtime path on the chosen (or best available) backend. Prints the
+markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`
+and `engines.lab.evaluation.cross`.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 
 from engines.errors import UserError
+from engines.lab.evaluation import cross
 from engines.lab.evaluation.scoring import load_scorer
-from engines.lab.evaluation.suite import evaluate, render, write
+from engines.lab.evaluation.suite import _finite, evaluate, render, write
 from engines.runtime.interface import EngineError, ManifestError
+
+CROSS_SETS = ("in", "cross", "all")
 
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `scenestream evaluate`."""
+    scenes = getattr(args, "scenes", None) or cross.CROSS_SCENES
+    if scenes < 1:
+        raise UserError(f"--scenes {scenes}: needs at least one scene")
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
     try:
-        result = evaluate(scorer, args.set_name, args.windows)
+        if args.set_name in CROSS_SETS:
+            result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes)
+        else:
+            result = evaluate(scorer, args.set_name, args.windows)
     finally:
         scorer.close()
+    if args.set_name in CROSS_SETS:
+        text = cross.markdown(result)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(_finite(result), indent=2) + "\n")
+        if args.markdown:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
+            args.markdown.write_text(text)
+        print(text)
+        return 0
     write(result, args.json, args.markdown)
     print(render(result))
     return 0
