@@ -147,8 +147,8 @@ async def test_frames_up_to_1080p_resize_on_the_loop_larger_in_the_executor() ->
 
         ingest._convert = spy  # type: ignore[method-assign,assignment]
         track = TrackTiming("video", None)
-        ingest._wall = lambda: 1_000.0
         for n, size in enumerate([(1920, 1080), (3840, 2160)]):
+            ingest._wall = lambda n=n: 1_000.0 + n * 4  # arrival keeps pace with the frames
             await ingest.on_video_frame(video_frame(n * 4, *size), track)
         ingest.close()
     assert len(threads) == 2
