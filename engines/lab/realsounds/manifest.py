@@ -103,15 +103,26 @@ def load_manifest(path: Path = MANIFEST) -> list[Entry]:
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != MANIFEST_COLUMNS:
             raise ValueError(f"{path}: header must be {','.join(MANIFEST_COLUMNS)}")
-        return [
-            Entry(
-                **{
-                    k: (_split_list(v) if k in ("labels", "dontcare") else v)  # type: ignore[misc]
-                    for k, v in row.items()
-                }
-            )
-            for row in reader
-        ]
+        return [_entry(row) for row in reader]
+
+
+def _entry(row: dict[str, str]) -> Entry:
+    return Entry(
+        id=row["id"],
+        source=row["source"],
+        package=row["package"],
+        version=row["version"],
+        path=row["path"],
+        member=row["member"],
+        licence=row["licence"],
+        labels=_split_list(row["labels"]),
+        dontcare=_split_list(row["dontcare"]),
+        kind=row["kind"],
+        origin=row["origin"],
+        split=row["split"],
+        how=row["how"],
+        note=row["note"],
+    )
 
 
 def load_sources(path: Path = SOURCES) -> list[Source]:
