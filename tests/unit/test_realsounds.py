@@ -249,3 +249,23 @@ def test_an_alarm_pattern_is_one_interval_across_its_pauses() -> None:
     assert len(scene.truth) == 1
     speech = clips.build_scene(x, RATE, ["speech"])
     assert len(speech.truth) == 2  # a 1.5 s silence ends an utterance
+
+
+# --- the signal check behind the labels ---------------------------------------------------
+
+
+def test_probe_tells_a_sweep_a_two_tone_a_steady_tone_and_noise_apart() -> None:
+    from engines.lab.realsounds.probe import probe
+
+    t = np.arange(3 * RATE) / RATE
+    # A wail: 600–1,300 Hz, 4 s period (phase = integral of the frequency).
+    freq = 950 + 350 * np.sin(2 * math.pi * t / 4)
+    wail = (0.3 * np.sin(2 * math.pi * np.cumsum(freq) / RATE)).astype(np.float32)
+    hi_lo = np.where((t % 1.0) < 0.5, 420.0, 580.0)
+    two_tone = (0.3 * np.sin(2 * math.pi * np.cumsum(hi_lo) / RATE)).astype(np.float32)
+    steady = _tone(3.0, RATE, freq=440.0, amp=0.3)
+    noise = np.random.default_rng(0).standard_normal(3 * RATE).astype(np.float32) * 0.1
+    assert probe(wail).shape == "sweep"
+    assert probe(two_tone).shape == "two-tone"
+    assert probe(steady).shape == "steady"
+    assert probe(noise).shape == "noise"
