@@ -211,6 +211,11 @@ def evaluate_real(
         "packages": sorted({f"{e.package} {e.version}" for e, _ in decoded}),
         "conditions": {},
     }
+    model = scorer.engine.manifest.model_path
+    if model is not None and model.exists():
+        from engines.lab.realsounds.card import file_sha256
+
+        result["model_sha256"] = file_sha256(model)
     for name in conditions:
         scored = score_condition(scorer, decoded, CONDITIONS[name], name)
         result["conditions"][name] = summarise(scored, scorer.labels)
