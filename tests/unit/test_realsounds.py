@@ -269,3 +269,33 @@ def test_probe_tells_a_sweep_a_two_tone_a_steady_tone_and_noise_apart() -> None:
     assert probe(two_tone).shape == "two-tone"
     assert probe(steady).shape == "steady"
     assert probe(noise).shape == "noise"
+
+
+# --- the model card section and the missing-data error -----------------------------------
+
+
+def test_card_section_quotes_the_table_only_for_the_model_it_measured(tmp_path: Path) -> None:
+    import json
+
+    from engines.lab.realsounds.card import file_sha256, section
+
+    assert section(tmp_path, "e") == ""  # never evaluated on the set: no section
+    (tmp_path / "model.onnx").write_bytes(b"model one")
+    (tmp_path / "realsounds.md").write_text("| speech | clean | 0.5 |\n")
+    measured = {"model_sha256": file_sha256(tmp_path / "model.onnx")}
+    (tmp_path / "realsounds.json").write_text(json.dumps(measured))
+    text = section(tmp_path, "e")
+    assert "| speech | clean | 0.5 |" in text
+    assert "tuxpaint-stamps-default" in text  # the sources and licences table
+    (tmp_path / "model.onnx").write_bytes(b"model two")
+    stale = section(tmp_path, "e")
+    assert "Stale" in stale
+    assert "| speech | clean | 0.5 |" not in stale
+
+
+def test_evaluating_without_the_clips_says_how_to_fetch_them(tmp_path: Path) -> None:
+    from engines.errors import UserError
+    from engines.lab.realsounds.evaluate import _entries_with_clips
+
+    with pytest.raises(UserError, match=r"engines\.lab\.realsounds\.fetch"):
+        _entries_with_clips(tmp_path)
