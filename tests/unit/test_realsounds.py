@@ -299,3 +299,26 @@ def test_evaluating_without_the_clips_says_how_to_fetch_them(tmp_path: Path) -> 
 
     with pytest.raises(UserError, match=r"engines\.lab\.realsounds\.fetch"):
         _entries_with_clips(tmp_path)
+
+
+def test_confusions_name_the_negative_kinds_a_label_fires_on_most() -> None:
+    from engines.lab.realsounds.card import confusions
+
+    def r(rate: float | None, n: int) -> dict[str, object]:
+        return {"rate": rate, "hits": 0, "windows": n}
+
+    result = {
+        "conditions": {
+            "clean": {
+                "labels": {"siren": {}},
+                "fpr_by_kind": {
+                    "music": {"siren": r(0.4, 50)},
+                    "ui": {"siren": r(0.6, 20)},
+                    "bell": {"siren": r(1.0, 2)},  # too few windows to rank
+                    "traffic": {"siren": r(0.0, 30)},  # never fires: not a confusion
+                    "all negatives": {"siren": r(0.3, 102)},
+                },
+            }
+        }
+    }
+    assert confusions(result) == "- `siren` fires most on: ui 60% of 20, music 40% of 50 windows.\n"

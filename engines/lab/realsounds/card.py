@@ -13,6 +13,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from engines.lab.realsounds.manifest import Entry, load_manifest
 
@@ -68,6 +69,30 @@ def _cc_summary(licences: set[str]) -> str:
     return f"per file ({', '.join(names)}; authors in the manifest)"
 
 
+def confusions(result: dict[str, Any], top: int = 3, min_windows: int = 10) -> str:
+    """One line per audio label: the kinds of negative sound it fires on most (clean)."""
+    clean = result.get("conditions", {}).get("clean")
+    if not clean:
+        return ""
+    lines = []
+    for label in clean["labels"]:
+        worst = sorted(
+            (
+                (per[label]["rate"], kind, per[label])
+                for kind, per in clean["fpr_by_kind"].items()
+                if kind != "all negatives"
+                and label in per
+                and per[label]["windows"] >= min_windows
+                and per[label]["rate"]
+            ),
+            key=lambda x: (-x[0], x[1]),
+        )[:top]
+        if worst:
+            cells = ", ".join(f"{k} {r['rate']:.0%} of {r['windows']}" for _, k, r in worst)
+            lines.append(f"- `{label}` fires most on: {cells} windows.")
+    return "\n".join(lines) + "\n" if lines else ""
+
+
 def section(engine_dir: Path, engine: str) -> str:
     """The card's real-sound section ("" when the engine was never evaluated on the set)."""
     json_path, md_path = engine_dir / JSON_NAME, engine_dir / MD_NAME
@@ -98,6 +123,9 @@ horns and alarms ship as free recordings: those rows rest on a handful of clips.
 `{command}`.
 
 {md_path.read_text()}
+Confusions that remain (clean, kinds with at least 10 negative windows):
+
+{confusions(result)}
 Sources and licences:
 
 {sources_table(entries)}"""

@@ -200,7 +200,7 @@ def evaluate_real(
     decoded = [(e, clips.decode_audio(p, spec.audio.sample_rate)) for e, p in pairs]
     by_label: dict[str, int] = {}
     for e, _ in decoded:
-        for label in e.labels or ("(none)",):
+        for label in e.labels or ("no audio label",):
             by_label[label] = by_label.get(label, 0) + 1
     result: dict[str, Any] = {
         "engine": scorer.engine.name,
