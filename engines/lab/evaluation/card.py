@@ -147,6 +147,9 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         shortfalls=shortfalls(result),
         generator=result.get("generator", "unknown"),
     )
+    from engines.lab.realsounds.card import section as real_sound_section
+
+    text += real_sound_section(engine_dir, engine_dir.name)
     path = engine_dir / "MODEL_CARD.md"
     path.write_text(text)
     return path
