@@ -5,6 +5,8 @@ Works around aiortc's `JitterBuffer` (`aiortc/jitterbuffer.py`) as `RTCRtpReceiv
 - a missing packet stalls the buffer until it overflows (16 packets for audio: ~320 ms; 512 for
   video: seconds), and afterwards the buffer releases one frame per arriving packet, so the
   stall is never caught up (every later frame arrives that much later);
+- a video frame is released only when the next frame's first packet arrives (the marker bit
+  that ends a frame is ignored): one frame interval added to every frame;
 - after a video loss it hands inter frames that reference the lost picture to the decoder and
   asks for a keyframe only once it overflows;
 - a video packet 100 or more behind its origin is taken for a restarted stream: everything held
@@ -16,8 +18,9 @@ does the rest) so that packets pass a `PacketReorder` first, and the audio `Jitt
 replaced by a pass-through (one Opus packet is one frame): in-order audio is decoded at once, a
 loss becomes a jump in RTP time, i.e. a gap at the right capture time that the rings zero-fill.
 Video: the `JitterBuffer` is replaced by a subclass that gives a missing packet up after a bounded
-wait in RTP time, drops frames until a keyframe (`KeyframeGate`), returns aiortc's PLI flag to
-ask the sender for one, and discards packets of media already released or given up.
+wait in RTP time, releases a frame at its marker bit, drops frames until a keyframe
+(`KeyframeGate`), returns aiortc's PLI flag to ask the sender for one, and discards packets of
+media already released or given up.
 `tests/unit/test_jitter_hook.py` fails when aiortc changes these.
 """
 
@@ -161,6 +164,8 @@ class BoundedVideoJitterBuffer(JitterBuffer):
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         first = self._packets[self._origin % self._capacity] if self._origin is not None else None
         frame = super()._remove_frame(sequence_number)
+        if frame is None:
+            frame = self._remove_marked_frame()
         if frame is None or first is None:
             return frame
         self._released_ts = frame.timestamp
@@ -171,6 +176,24 @@ class BoundedVideoJitterBuffer(JitterBuffer):
             self._on_event("video", "undecodable", 1, frame.timestamp)
             return None
         return frame
+
+    def _remove_marked_frame(self) -> JitterFrame | None:
+        """The frame at the origin once all its packets are in, known by the RTP marker bit on
+        its last packet (RFC 7741, RFC 6184). aiortc waits for the next frame's first packet
+        instead, one frame interval (33 ms at 30 fps) later."""
+        if self._origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                data = b"".join(getattr(p, "_data", b"") for p in packets)
+                return JitterFrame(data=data, timestamp=packets[0].timestamp)
+        return None
 
     def _mime(self, packet: RtpPacket) -> str:
         codec = self._codecs.get(packet.payload_type)
