@@ -35,7 +35,13 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-from stream.webrtc.loss import KeyframeGate, PacketReorder, frame_start, rtp_delta
+from stream.webrtc.loss import (
+    KeyframeGate,
+    PacketReorder,
+    frame_start,
+    h264_annexb_keyframe,
+    rtp_delta,
+)
 from stream.webrtc.rtcp import SUPPORTED_AIORTC, RtcpHookError
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
@@ -169,7 +175,10 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         if frame is None or first is None:
             return frame
         self._released_ts = frame.timestamp
-        starts, key = frame_start(self._mime(first), first.payload)
+        mime = self._mime(first)
+        starts, key = frame_start(mime, first.payload)
+        if starts and not key and self.gate.awaiting and mime.lower().endswith("/h264"):
+            key = h264_annexb_keyframe(frame.data)
         passed, request = self.gate.admit(starts, key)
         self._request = self._request or request
         if not passed:
