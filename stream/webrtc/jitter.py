@@ -26,6 +26,7 @@ media already released or given up.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -44,6 +45,8 @@ from stream.webrtc.loss import (
 )
 from stream.webrtc.rtcp import SUPPORTED_AIORTC, RtcpHookError
 
+logger = logging.getLogger(__name__)
+
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
 _RTP_HOOK_ATTR = "_handle_rtp_packet"
@@ -55,6 +58,18 @@ LossEvent = Callable[[str, str, int, int | None], None]
 """`(kind, event, count, rtp_timestamp)`: event is `lost`, `late`, `keyframe_request`, or
 `undecodable` (a video frame dropped before decoding; with its wire RTP timestamp, so that ingest
 knows the video has reached that time even though no frame will show it)."""
+
+
+def _safe(on_event: LossEvent) -> LossEvent:
+    """`on_event` runs inside aiortc's packet handling: an error there must not break it."""
+
+    def emit(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+        try:
+            on_event(kind, event, count, rtp_timestamp)
+        except Exception:
+            logger.exception("loss event handler failed")
+
+    return emit
 
 
 def _check(receiver: RTCRtpReceiver) -> JitterBuffer:
@@ -88,7 +103,7 @@ class AudioLossGuard:
 
     def __init__(self, receiver: RTCRtpReceiver, max_hold_s: float, on_event: LossEvent) -> None:
         _check(receiver)
-        self._on_event = on_event
+        self._on_event = _safe(on_event)
         self.reorder: PacketReorder[RtpPacket] = PacketReorder(OPUS_CLOCK_RATE, max_hold_s)
         self._lost = self._late = 0
         original: Callable[..., Awaitable[None]] = getattr(receiver, _RTP_HOOK_ATTR)
@@ -131,7 +146,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         super().__init__(capacity=capacity, is_video=True)
         self._codecs = codecs
         self._hold_ticks = round(max_hold_s * VIDEO_CLOCK_RATE)
-        self._on_event = on_event
+        self._on_event = _safe(on_event)
         self.gate = gate if gate is not None else KeyframeGate()
         self._newest_seq: int | None = None
         self._newest_ts: int | None = None

@@ -201,3 +201,21 @@ async def test_without_marker_bits_a_frame_waits_for_the_next_one() -> None:
         for packet in packets:
             await rx._handle_rtp_packet(packet, arrival_time_ms=0)
     assert len([f for _, f in results if f is not None]) == 3  # the last is not known complete
+
+
+async def test_a_failing_loss_handler_does_not_break_packet_handling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rx, codec = receiver("audio")
+
+    def broken(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+        raise RuntimeError("handler bug")
+
+    install_audio_guard(rx, 0.0, broken)
+    results = spy(rx)
+    for seq in (0, 2, 3):  # 1 lost: the handler is called and fails
+        packet = RtpPacket(payload_type=codec.payloadType, sequence_number=seq,
+                           timestamp=960 * seq, payload=b"\xfc\xff\xfe")  # fmt: skip
+        await rx._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert [f.timestamp // 960 for _, f in results if f is not None] == [0, 2, 3]
+    assert "loss event handler failed" in caplog.text
