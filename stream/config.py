@@ -107,7 +107,11 @@ class IngestConfig(_Section):
 
     ring_seconds: float = Field(4.0, gt=0, description="media kept per stream in the rings")
     max_wait_s: float = Field(
-        0.25, ge=0, description="how long a window waits for a late modality before it is cut"
+        0.1,
+        ge=0,
+        description="how long a window waits for a late modality before it is cut (what the late "
+        "one has is used, the rest is a gap); keep it below the smallest engine budget minus its "
+        "batching delay, or a late window is shed as stale instead",
     )
     audio_jitter_frames: int = Field(
         2,

@@ -5,6 +5,8 @@ Works around aiortc's `JitterBuffer` (`aiortc/jitterbuffer.py`) as `RTCRtpReceiv
 - a missing packet stalls the buffer until it overflows (16 packets for audio: ~320 ms; 512 for
   video: seconds), and afterwards the buffer releases one frame per arriving packet, so the
   stall is never caught up (every later frame arrives that much later);
+- a video frame is released only when the next frame's first packet arrives (the marker bit
+  that ends a frame is ignored): one frame interval added to every frame;
 - after a video loss it hands inter frames that reference the lost picture to the decoder and
   asks for a keyframe only once it overflows;
 - a video packet 100 or more behind its origin is taken for a restarted stream: everything held
@@ -16,13 +18,15 @@ does the rest) so that packets pass a `PacketReorder` first, and the audio `Jitt
 replaced by a pass-through (one Opus packet is one frame): in-order audio is decoded at once, a
 loss becomes a jump in RTP time, i.e. a gap at the right capture time that the rings zero-fill.
 Video: the `JitterBuffer` is replaced by a subclass that gives a missing packet up after a bounded
-wait in RTP time, drops frames until a keyframe (`KeyframeGate`), returns aiortc's PLI flag to
-ask the sender for one, and discards packets of media already released or given up.
+wait in RTP time, releases a frame at its marker bit, drops frames until a keyframe
+(`KeyframeGate`), returns aiortc's PLI flag to ask the sender for one, and discards packets of
+media already released or given up.
 `tests/unit/test_jitter_hook.py` fails when aiortc changes these.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -32,8 +36,16 @@ from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
-from stream.webrtc.loss import KeyframeGate, PacketReorder, frame_start, rtp_delta
+from stream.webrtc.loss import (
+    KeyframeGate,
+    PacketReorder,
+    frame_start,
+    h264_annexb_keyframe,
+    rtp_delta,
+)
 from stream.webrtc.rtcp import SUPPORTED_AIORTC, RtcpHookError
+
+logger = logging.getLogger(__name__)
 
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
@@ -46,6 +58,18 @@ LossEvent = Callable[[str, str, int, int | None], None]
 """`(kind, event, count, rtp_timestamp)`: event is `lost`, `late`, `keyframe_request`, or
 `undecodable` (a video frame dropped before decoding; with its wire RTP timestamp, so that ingest
 knows the video has reached that time even though no frame will show it)."""
+
+
+def _safe(on_event: LossEvent) -> LossEvent:
+    """`on_event` runs inside aiortc's packet handling: an error there must not break it."""
+
+    def emit(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+        try:
+            on_event(kind, event, count, rtp_timestamp)
+        except Exception:
+            logger.exception("loss event handler failed")
+
+    return emit
 
 
 def _check(receiver: RTCRtpReceiver) -> JitterBuffer:
@@ -79,7 +103,7 @@ class AudioLossGuard:
 
     def __init__(self, receiver: RTCRtpReceiver, max_hold_s: float, on_event: LossEvent) -> None:
         _check(receiver)
-        self._on_event = on_event
+        self._on_event = _safe(on_event)
         self.reorder: PacketReorder[RtpPacket] = PacketReorder(OPUS_CLOCK_RATE, max_hold_s)
         self._lost = self._late = 0
         original: Callable[..., Awaitable[None]] = getattr(receiver, _RTP_HOOK_ATTR)
@@ -122,7 +146,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         super().__init__(capacity=capacity, is_video=True)
         self._codecs = codecs
         self._hold_ticks = round(max_hold_s * VIDEO_CLOCK_RATE)
-        self._on_event = on_event
+        self._on_event = _safe(on_event)
         self.gate = gate if gate is not None else KeyframeGate()
         self._newest_seq: int | None = None
         self._newest_ts: int | None = None
@@ -161,16 +185,39 @@ class BoundedVideoJitterBuffer(JitterBuffer):
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
         first = self._packets[self._origin % self._capacity] if self._origin is not None else None
         frame = super()._remove_frame(sequence_number)
+        if frame is None:
+            frame = self._remove_marked_frame()
         if frame is None or first is None:
             return frame
         self._released_ts = frame.timestamp
-        starts, key = frame_start(self._mime(first), first.payload)
+        mime = self._mime(first)
+        starts, key = frame_start(mime, first.payload)
+        if starts and not key and self.gate.awaiting and mime.lower().endswith("/h264"):
+            key = h264_annexb_keyframe(frame.data)
         passed, request = self.gate.admit(starts, key)
         self._request = self._request or request
         if not passed:
             self._on_event("video", "undecodable", 1, frame.timestamp)
             return None
         return frame
+
+    def _remove_marked_frame(self) -> JitterFrame | None:
+        """The frame at the origin once all its packets are in, known by the RTP marker bit on
+        its last packet (RFC 7741, RFC 6184). aiortc waits for the next frame's first packet
+        instead, one frame interval (33 ms at 30 fps) later."""
+        if self._origin is None:
+            return None
+        packets: list[RtpPacket] = []
+        for count in range(self._capacity):
+            packet = self._packets[(self._origin + count) % self._capacity]
+            if packet is None or (packets and packet.timestamp != packets[0].timestamp):
+                return None
+            packets.append(packet)
+            if packet.marker:
+                self.remove(count + 1)
+                data = b"".join(getattr(p, "_data", b"") for p in packets)
+                return JitterFrame(data=data, timestamp=packets[0].timestamp)
+        return None
 
     def _mime(self, packet: RtpPacket) -> str:
         codec = self._codecs.get(packet.payload_type)

@@ -164,6 +164,17 @@ def h264_frame_start(payload: bytes) -> tuple[bool, bool]:
     return 1 <= nal <= 23, nal in _H264_KEY_NALS
 
 
+def h264_annexb_keyframe(data: bytes) -> bool:
+    """Whether a depacketised H.264 access unit (Annex B) holds an IDR slice or an SPS: the
+    first packet of a keyframe may carry only an SEI or access-unit delimiter."""
+    pos = data.find(b"\x00\x00\x01")
+    while pos != -1 and pos + 3 < len(data):
+        if data[pos + 3] & 0x1F in (5, 7):
+            return True
+        pos = data.find(b"\x00\x00\x01", pos + 3)
+    return False
+
+
 def frame_start(mime_type: str, payload: bytes) -> tuple[bool, bool]:
     """`(starts a frame, is a keyframe)` by codec; unknown codecs: every frame, never key."""
     codec = mime_type.lower().rsplit("/", 1)[-1]

@@ -150,6 +150,15 @@ def _curl(link: LossyLink, path: str) -> str | None:
     return done.stdout if done.returncode == 0 else None
 
 
+def _subscribers(link: LossyLink, channel: str) -> int:
+    done = subprocess.run(
+        [*link.netns(link.server), "redis-cli", "-p", str(REDIS_PORT), "pubsub", "numsub", channel],
+        capture_output=True, text=True, timeout=10, check=False,
+    )  # fmt: skip
+    lines = done.stdout.split()
+    return int(lines[1]) if done.returncode == 0 and len(lines) > 1 else 0
+
+
 @contextlib.contextmanager
 def _processes() -> Iterator[list[subprocess.Popen[Any]]]:
     procs: list[subprocess.Popen[Any]] = []
@@ -202,7 +211,8 @@ def run_trial(
                         "--kind", "scene", "--json"),
                 cwd=root, env=env, stdout=scenes_out, stderr=log,
             ))  # fmt: skip
-            time.sleep(1.0)  # the subscriber's imports; the first window is seconds away anyway
+            _wait(lambda: _subscribers(link, "scenestream:cam:scene") > 0, 60,
+                  "the scene subscriber", procs)  # fmt: skip
             procs.append(subprocess.Popen(
                 _python(link, link.sender, "send", f"http://{link.server_ip}:{PORT}/whip/cam",
                         "--scenario", scenario, "--loop", "--seconds", str(total_s + 20)),

@@ -35,6 +35,14 @@ def unavailable() -> str | None:
     missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
     if missing:
         return f"missing {', '.join(missing)} (make system installs iproute2 and nftables)"
+    probe = f"ss-loss-probe-{os.getpid()}"
+    try:  # a container without CAP_NET_ADMIN or a kernel without nf_tables fails here
+        _run(["ip", "netns", "add", probe])
+        _run(["ip", "netns", "exec", probe, "nft", "add", "table", "inet", "probe"])
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        return f"network namespaces with nftables unavailable here: {exc}"
+    finally:
+        _run(["ip", "netns", "del", probe], check=False)
     return None
 
 

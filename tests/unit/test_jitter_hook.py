@@ -101,8 +101,9 @@ async def test_audio_guard_releases_in_order_and_gives_a_loss_up_after_the_hold(
     assert events.seen == {"audio:lost": 1, "audio:late": 1}
 
 
-def _vp8_packets(keyframes: set[int], count: int) -> list[list[RtpPacket]]:
-    """RTP packets of `count` real VP8 frames (keyframes where asked), 30 fps."""
+def _vp8_packets(keyframes: set[int], count: int, marked: bool = True) -> list[list[RtpPacket]]:
+    """RTP packets of `count` real VP8 frames (keyframes where asked), 30 fps; the last packet
+    of a frame carries the marker bit unless `marked` is False."""
     codec = CODECS["video"][0]
     encoder = get_encoder(codec)
     rng = np.random.default_rng(1)
@@ -112,9 +113,10 @@ def _vp8_packets(keyframes: set[int], count: int) -> list[list[RtpPacket]]:
         image.pts, image.time_base = i * 3000, Fraction(1, 90_000)
         payloads, ts = encoder.encode(image, force_keyframe=i in keyframes)
         packets = []
-        for payload in payloads:
+        for n, payload in enumerate(payloads):
             packets.append(RtpPacket(payload_type=codec.payloadType, sequence_number=seq,
-                                     timestamp=ts, payload=payload))  # fmt: skip
+                                     timestamp=ts, payload=payload,
+                                     marker=int(n == len(payloads) - 1 and marked)))  # fmt: skip
             seq += 1
         frames.append(packets)
     return frames
@@ -137,8 +139,8 @@ async def test_video_buffer_gives_a_lost_packet_up_and_waits_for_a_keyframe() ->
     first_ts = frames[0][0].timestamp
     indices = [round((f.timestamp - first_ts) / 3000) for f in released]
     # frames 0, 1 decode; 2 (hole) and the inter frames 3..8 after it do not; from keyframe 9 on
-    # everything does (11 is still held: it is complete only when a 12th frame starts)
-    assert indices == [0, 1, 9, 10]
+    # everything does
+    assert indices == [0, 1, 9, 10, 11]
     assert any(pli for pli, _ in results), "no keyframe request after the loss"
     assert events.seen["video:lost"] == 1
     assert events.seen["video:undecodable"] >= 5
@@ -158,7 +160,7 @@ async def test_video_without_loss_is_untouched() -> None:
     for i, packets in enumerate(frames):
         for packet in reversed(packets) if i else packets:  # reordered within each later frame
             await rx._handle_rtp_packet(packet, arrival_time_ms=0)
-    assert len([f for _, f in results if f is not None]) == 5
+    assert len([f for _, f in results if f is not None]) == 6  # each at its marker bit
     assert not any(pli for pli, _ in results)
     assert events.seen == {}
 
@@ -189,3 +191,31 @@ async def test_late_retransmissions_after_a_give_up_do_not_restart_the_buffer() 
         for packet in packets:
             await rx._handle_rtp_packet(packet, arrival_time_ms=0)
     assert len([f for _, f in results if f is not None]) == released + 2  # nothing thrown away
+
+
+async def test_without_marker_bits_a_frame_waits_for_the_next_one() -> None:
+    rx, _ = receiver("video")
+    install_video_buffer(rx, 0.1, Events())
+    results = spy(rx)
+    for packets in _vp8_packets(keyframes={0}, count=4, marked=False):
+        for packet in packets:
+            await rx._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert len([f for _, f in results if f is not None]) == 3  # the last is not known complete
+
+
+async def test_a_failing_loss_handler_does_not_break_packet_handling(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rx, codec = receiver("audio")
+
+    def broken(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+        raise RuntimeError("handler bug")
+
+    install_audio_guard(rx, 0.0, broken)
+    results = spy(rx)
+    for seq in (0, 2, 3):  # 1 lost: the handler is called and fails
+        packet = RtpPacket(payload_type=codec.payloadType, sequence_number=seq,
+                           timestamp=960 * seq, payload=b"\xfc\xff\xfe")  # fmt: skip
+        await rx._handle_rtp_packet(packet, arrival_time_ms=0)
+    assert [f.timestamp // 960 for _, f in results if f is not None] == [0, 2, 3]
+    assert "loss event handler failed" in caplog.text

@@ -16,6 +16,7 @@ from stream.webrtc.loss import (
     PacketReorder,
     SequenceUnwrapper,
     frame_start,
+    h264_annexb_keyframe,
     h264_frame_start,
     rtp_delta,
     vp8_frame_start,
@@ -123,6 +124,13 @@ def test_h264_payloads_from_aiortcs_encoder_are_classified() -> None:
     assert h264_frame_start(second[0])[1] is False
     assert frame_start("video/H264", first[0]) == (True, True)
     assert frame_start("audio/opus", b"\x01") == (True, False)
+
+
+def test_h264_access_units_are_searched_for_an_idr_or_sps() -> None:
+    sei, idr, slice_ = b"\x06\x05\x01", b"\x65\x88\x80", b"\x41\x9a\x02"
+    assert h264_annexb_keyframe(b"\x00\x00\x00\x01" + sei + b"\x00\x00\x01" + idr)
+    assert not h264_annexb_keyframe(b"\x00\x00\x00\x01" + sei + b"\x00\x00\x01" + slice_)
+    assert not h264_annexb_keyframe(b"")
 
 
 def test_keyframe_gate_drops_inter_frames_after_a_loss_and_asks_again() -> None:
