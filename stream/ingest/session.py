@@ -144,14 +144,12 @@ class IngestSession:
             self.close_soon("setup timeout")
             return
         timeout = self._config.media_timeout_s
-        seen_media, packets_at_media = self.ingest.last_media, await self._packets_received()
+        packets = await self._packets_received()
         while True:
             await asyncio.sleep(min(1.0, timeout / 4))
-            packets = await self._packets_received()
-            if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
-                seen_media, packets_at_media = self.ingest.last_media, packets
+            before, packets = packets, await self._packets_received()
             if time.monotonic() - self.ingest.last_media > timeout:
-                self.close_soon(stall_reason(packets_at_media, packets))
+                self.close_soon(stall_reason(before, packets))  # RTP still flowing, or not
                 return
 
     def close_soon(self, reason: str) -> None:
