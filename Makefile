@@ -6,6 +6,9 @@ BIN   := $(VENV)/bin
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr
+# Packages with no binary of their own, checked with dpkg: GStreamer's webrtcbin and its Python
+# bindings (system python3) for the third-party publisher tests.
+DEBPKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gi python3-gst-1.0
 
 .PHONY: demo test lint fmt system venv model bench gpu-check clean
 
@@ -13,6 +16,7 @@ SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:s
 system:
 	@missing=""; for pair in $(SYSPKGS); do bin=$${pair%%:*}; pkg=$${pair##*:}; \
 	  command -v $$bin >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	for pkg in $(DEBPKGS); do dpkg -s $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
 	    echo "installing Debian packages:$$missing"; \
