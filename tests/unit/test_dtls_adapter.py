@@ -13,6 +13,7 @@ from stream.webrtc.dtls import (
     actpass_mids,
     answer_passive,
     check_internals,
+    client_suites_widened,
     restore_client_suites,
     widen_client_suites,
 )
@@ -22,12 +23,15 @@ pytestmark = pytest.mark.unit
 
 @pytest.fixture
 def widened() -> Iterator[None]:
-    restore_client_suites()
+    """Widened for the test; afterwards as before (sessions in this process widen it once)."""
+    before = client_suites_widened()
     widen_client_suites()
     try:
         yield
     finally:
         restore_client_suites()
+        if before:
+            widen_client_suites()
 
 
 def test_pinned_aiortc_has_the_internals() -> None:
