@@ -5,8 +5,10 @@ from a generated "flash and click" scene (a 100 ms white flash on black video an
 on silence, once a second), paced in real time, and its muxer does WHIP, ICE and DTLS itself.
 
 `--cert-dir DIR` hands FFmpeg a P-256 certificate written there (its `cert_file`/`key_file`
-options): the certificate FFmpeg generates by itself (GnuTLS build in PyAV's wheels) does not
-pass the DTLS handshake with aiortc's OpenSSL, see `--no-cert`.
+options). Without it FFmpeg 8.0's GnuTLS backend (PyAV's wheels) generates a P-224 (secp224r1)
+key, which the OpenSSL 4.0 in the `cryptography` wheel does not accept in a handshake
+(`SSL_CTX_set1_curves_list("P-224")` fails there): the stream ends `dtls failed`. Upstream FFmpeg
+generates P-256 instead (ossrs/ffmpeg-webrtc#70).
 
     python tests/support/ffmpeg_whip_publisher.py http://127.0.0.1:8080/whip/cam1 --seconds 10 \
         --cert-dir /tmp/whip-cert
