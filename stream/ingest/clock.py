@@ -213,7 +213,9 @@ class CaptureClock:
         self.sender_delay = delay
         if -SENDER_AHEAD_TOLERANCE_S <= delay <= self.trust_offset_s:
             self.kind = "sender"
-            self._retarget(self._sender_offset)
+            # a clock slightly ahead of ours is moved back by that much: the least-delayed
+            # media then maps to its arrival and capture times stay strictly ordered
+            self._retarget(self._sender_offset + min(0.0, delay))
         else:
             self.kind = "relative"  # retargeted on the anchor by `capture_time`
 

@@ -145,6 +145,9 @@ def test_sender_clock_slightly_ahead_is_wall_clock_clamped_to_arrival() -> None:
     arrival = t + 0.02 + delay
     assert clock.capture_time(rtp(rate, origin, t + 0.02), arrival) == pytest.approx(arrival)
     assert clock.lag == pytest.approx(0.0, abs=1e-9)
+    burst = t + 0.2 + delay  # three frames arriving at once after a stall keep their order
+    times = [clock.capture_time(rtp(rate, origin, t + k * 0.02), burst) for k in (8, 9, 10)]
+    assert times[0] < times[1] < times[2] <= burst
 
 
 def test_sender_clock_ahead_of_arrival_is_relative_and_never_after_arrival() -> None:
