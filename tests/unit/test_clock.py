@@ -52,6 +52,14 @@ def test_skew_sign() -> None:
     assert skew(10.0, 10.05) == pytest.approx(-0.05)
 
 
+def test_a_sender_report_far_from_the_media_does_not_move_the_unwrap_reference() -> None:
+    u = RtpUnwrapper()
+    assert u.unwrap(MOD - 90_000) == MOD - 90_000  # one second before the 32-bit wrap
+    far = (MOD - 90_000 + MOD // 2 + 10) % MOD  # a broken sender's report, half the range away
+    assert u.unwrap(far, track=False) == MOD - 90_000 - (MOD // 2 - 10)
+    assert u.unwrap(9_000) == MOD + 9_000  # the next packet still unwraps past the wrap
+
+
 def test_unwrap_across_2_32_and_reordering() -> None:
     u = RtpUnwrapper()
     assert u.unwrap(MOD - 10) == MOD - 10
