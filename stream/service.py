@@ -37,7 +37,7 @@ from stream.interpret import Interpreter
 from stream.live.page import LiveBridge
 from stream.metrics import OUTCOMES, Metrics
 from stream.publish.redis_publisher import RedisPublisher
-from stream.publish.status import LogStatusSink, StatusSink
+from stream.publish.status import LogStatusSink, StatusSink, TeeStatusSink
 from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
 from stream.scaleout.redis_client import open_client, resolve_cluster
@@ -140,7 +140,8 @@ class Service:
         await self._start_gpu_monitor()
         self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._interpreter.message_sent
-        self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, self._publisher)
+        status = TeeStatusSink(self._publisher, self.admission)  # /api/streams shows it too
+        self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, status)
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
         self._directory = self._new_directory(cluster)
