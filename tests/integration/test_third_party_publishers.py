@@ -66,7 +66,20 @@ def _gstreamer_missing() -> str | None:
 
 NODE_DIR = SUPPORT / "node"
 NODE = shutil.which("node")
-HAVE_DATACHANNEL = NODE is not None and (NODE_DIR / "node_modules" / "node-datachannel").is_dir()
+
+
+def _datachannel_missing() -> str | None:
+    if NODE is None:
+        return "no node (make system)"
+    if not (NODE_DIR / "node_modules" / "node-datachannel").is_dir():
+        return "node-datachannel not installed (make system)"
+    probe = "import('node-datachannel').then(m => console.log(m.default.getLibraryVersion()))"
+    done = subprocess.run([NODE, "-e", probe], cwd=NODE_DIR, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    return None if done.returncode == 0 else f"node-datachannel does not load: {done.stderr[-200:]}"
+
+
+DATACHANNEL_MISSING = _datachannel_missing()
 
 GST_MISSING = _gstreamer_missing()
 needs_gstreamer = pytest.mark.skipif(GST_MISSING is not None, reason=str(GST_MISSING))
@@ -214,7 +227,7 @@ async def test_ffmpeg_whip_muxer_publishes_both_modalities(
     _assert_published_both_modalities(service, run, "FFmpeg WHIP")
 
 
-@pytest.mark.skipif(not HAVE_DATACHANNEL, reason="node or node-datachannel missing (make system)")
+@pytest.mark.skipif(DATACHANNEL_MISSING is not None, reason=str(DATACHANNEL_MISSING))
 @pytest.mark.flaky(reruns=2, reruns_delay=1)
 async def test_libdatachannel_publishes_both_modalities(
     service: ServiceThread, tmp_path: Path
