@@ -217,14 +217,22 @@ async def test_gstreamer_webrtcbin_publishes_both_modalities(
 
 @needs_ffmpeg_whip
 @pytest.mark.flaky(reruns=2, reruns_delay=1)
+@pytest.mark.parametrize(
+    "cert_kind",
+    [
+        "p256",
+        "rsa",  # FFmpeg is the DTLS server (setup:passive): aiortc must offer ECDHE-RSA suites
+    ],
+)
 async def test_ffmpeg_whip_muxer_publishes_both_modalities(
-    service: ServiceThread, tmp_path: Path
+    service: ServiceThread, tmp_path: Path, cert_kind: str
 ) -> None:
-    stream = "ffmpeg-h264"
+    stream = f"ffmpeg-h264-{cert_kind}"
     cmd = [sys.executable, str(SUPPORT / "ffmpeg_whip_publisher.py"), service.whip_url(stream)]
     cmd += ["--seconds", str(SCENE_S), "--cert-dir", str(tmp_path / "cert")]
+    cmd += ["--cert-kind", cert_kind]
     run = await _publish(service, stream, cmd, timeout_s=SCENE_S + 60)
-    _assert_published_both_modalities(service, run, "FFmpeg WHIP")
+    _assert_published_both_modalities(service, run, f"FFmpeg WHIP ({cert_kind} certificate)")
 
 
 @pytest.mark.skipif(DATACHANNEL_MISSING is not None, reason=str(DATACHANNEL_MISSING))

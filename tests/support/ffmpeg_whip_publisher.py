@@ -28,7 +28,7 @@ import av
 import numpy as np
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -40,10 +40,15 @@ def say(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, "t": time.time(), **fields}), flush=True)
 
 
-def write_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate and key (PEM), as browsers use for DTLS."""
+def write_certificate(directory: Path, kind: str = "p256") -> tuple[Path, Path]:
+    """A self-signed certificate and key (PEM): ECDSA P-256 as browsers use for DTLS, or RSA
+    2048 (FFmpeg is then a DTLS server with an RSA key: aiortc must offer ECDHE-RSA suites)."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048)
+        if kind == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "scenestream-test")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -129,10 +134,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("url")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--cert-dir", type=Path, help="write and use a P-256 certificate here")
+    parser.add_argument("--cert-dir", type=Path, help="write and use a certificate here")
+    parser.add_argument("--cert-kind", choices=["p256", "rsa"], default="p256")
     parser.add_argument("--token", help="bearer token")
     args = parser.parse_args()
-    cert = write_certificate(args.cert_dir) if args.cert_dir else None
+    cert = write_certificate(args.cert_dir, args.cert_kind) if args.cert_dir else None
     return publish(args.url, args.seconds, cert, args.token)
 
 
