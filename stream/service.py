@@ -40,7 +40,7 @@ from stream.interpret import Interpreter
 from stream.live.page import LiveBridge
 from stream.metrics import OUTCOMES, REFUSAL_REASONS, SHED_REASONS, Metrics
 from stream.publish.redis_publisher import RedisPublisher
-from stream.publish.status import LogStatusSink, StatusSink
+from stream.publish.status import LogStatusSink, StatusSink, TeeStatusSink
 from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
 from stream.scaleout.redis_client import open_client, resolve_cluster
@@ -151,8 +151,9 @@ class Service:
         await self._start_gpu_monitor()
         self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._interpreter.message_sent
+        status = TeeStatusSink(self._publisher, self.admission)  # /api/streams shows it too
         self._scheduler = Scheduler(
-            self.engines, self.metrics, self._interpreter, self._publisher,
+            self.engines, self.metrics, self._interpreter, status,
             observe_lateness=None if self.load is None else self.load.window_lateness,
         )  # fmt: skip
         await self._scheduler.start()

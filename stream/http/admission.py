@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from stream.ingest.stream_ingest import StreamIngest
 from stream.metrics import Metrics
+from stream.publish.status import StreamState
 
 CLOSED_KEPT = 32  # recently closed sessions listed by `/api/streams` (with their reason)
 
@@ -78,6 +79,13 @@ class StreamAdmission:
             )  # fmt: skip
         self._reserved.discard(stream)
         self._metrics.active_streams.set(len(self._reserved))
+
+    def stream_status(self, stream: str, state: StreamState, reason: str) -> None:
+        """A `StatusSink` for what others report about a live stream (the scheduler's
+        `degraded`/`online`), so `/api/streams` shows the status last published."""
+        session = self._sessions.get(stream)
+        if session is not None and session.close_reason is None:
+            session.status = (state, reason)
 
     def recently_closed(self) -> list[dict[str, Any]]:
         """The last sessions that ended on this worker, newest first, with why they ended."""

@@ -36,14 +36,20 @@ class RtpUnwrapper:
     def __init__(self) -> None:
         self._last: int | None = None
 
-    def unwrap(self, timestamp: int) -> int:
-        """The extended value of `timestamp`, nearest to the previous one."""
+    def unwrap(self, timestamp: int, *, track: bool = True) -> int:
+        """The extended value of `timestamp`, nearest to the previous one.
+
+        With `track=False` the timestamp is not taken as the new reference: a Sender Report's,
+        which may lie far from the media's (GStreamer's ran seconds ahead), must not move it.
+        """
         if self._last is None:
             self._last = timestamp % _RTP_MODULO
             return self._last
         step = (timestamp - self._last) % _RTP_MODULO
         if step >= _RTP_MODULO // 2:
             step -= _RTP_MODULO  # a step backwards (reordering), not a wrap forwards
+        if not track:
+            return self._last + step
         self._last += step
         return self._last
 
@@ -193,7 +199,7 @@ class CaptureClock:
         if not abs(ntp_unix - arrival) <= self.max_sender_offset_s:
             self.ignored_reports += 1
             return
-        offset = ntp_unix - self._media(rtp_timestamp)
+        offset = ntp_unix - self._media(rtp_timestamp, track=False)
         if self._sender_offset is not None:
             self._lag_bias += self._sender_offset - offset
         self._sender_offset = offset
@@ -213,7 +219,9 @@ class CaptureClock:
         self.sender_delay = delay
         if -SENDER_AHEAD_TOLERANCE_S <= delay <= self.trust_offset_s:
             self.kind = "sender"
-            self._retarget(self._sender_offset)
+            # a clock slightly ahead of ours is moved back by that much: the least-delayed
+            # media then maps to its arrival and capture times stay strictly ordered
+            self._retarget(self._sender_offset + min(0.0, delay))
         else:
             self.kind = "relative"  # retargeted on the anchor by `capture_time`
 
@@ -234,8 +242,8 @@ class CaptureClock:
         lag = self.lag
         return local_now if lag is None else local_now - lag
 
-    def _media(self, rtp_timestamp: int) -> float:
-        extended = self._unwrapper.unwrap(rtp_timestamp)
+    def _media(self, rtp_timestamp: int, *, track: bool = True) -> float:
+        extended = self._unwrapper.unwrap(rtp_timestamp, track=track)
         if self._base is None:
             self._base = extended
         return (extended - self._base) / self.clock_rate

@@ -158,18 +158,16 @@ class IngestSession:
             self.close_soon("setup timeout")
             return
         timeout = self._config.media_timeout_s
-        seen_media, packets_at_media = self.ingest.last_media, await self._packets_received()
-        packets, ticks = packets_at_media, 0
+        packets, ticks = await self._packets_received(), 0
+        before = packets
         while True:
             await asyncio.sleep(min(WINDOW_TICK_S, timeout / 4))
             self.ingest.tick()
             ticks += 1
             if ticks % STATS_EVERY_TICKS == 0:  # RTP counts tell `decode errors` from `no media`
-                packets = await self._packets_received()
-                if self.ingest.last_media != seen_media:  # frames decode: remember the RTP count
-                    seen_media, packets_at_media = self.ingest.last_media, packets
+                before, packets = packets, await self._packets_received()
             if time.monotonic() - self.ingest.last_media > timeout:
-                self.close_soon(stall_reason(packets_at_media, packets))
+                self.close_soon(stall_reason(before, packets))  # RTP still flowing, or not
                 return
 
     def close_soon(self, reason: str) -> None:

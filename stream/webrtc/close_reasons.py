@@ -4,8 +4,8 @@ aiortc reports one `connectionState` for the whole peer connection: "failed" whe
 found a path or ICE worked and the DTLS handshake did not (a publisher whose DTLS stack does not
 accept ours). The two need different fixes (network/TURN vs. certificates/cipher suites), so the
 reason is read from the transports' own states. A stalled stream is told apart the same way:
-RTP still arriving while no frame decodes is `decode errors` (a codec or packetisation the
-decoder rejects), nothing arriving is `no media`.
+RTP still arriving at the end of the media timeout while no frame decodes is `decode errors` (a
+codec or packetisation the decoder rejects), nothing arriving is `no media`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,9 @@ def connection_failure(states: Iterable[tuple[str, str]]) -> str:
     return CONNECTION_CLOSED
 
 
-def stall_reason(packets_at_last_frame: int | None, packets_now: int | None) -> str:
-    """Why no frame came for the media timeout: RTP packets kept arriving, or did not."""
-    if packets_at_last_frame is None or packets_now is None:
+def stall_reason(packets_before: int | None, packets_now: int | None) -> str:
+    """Why no frame came for the media timeout: RTP packets still arriving (between the
+    watchdog's last two looks, long after the last decoded frame) or not."""
+    if packets_before is None or packets_now is None:
         return NO_MEDIA
-    return DECODE_ERRORS if packets_now > packets_at_last_frame else NO_MEDIA
+    return DECODE_ERRORS if packets_now > packets_before else NO_MEDIA

@@ -75,6 +75,11 @@ def widen_client_suites() -> None:
     setattr(RTCCertificate, _CONTEXT_ATTR, create_ssl_context)
 
 
+def client_suites_widened() -> bool:
+    """Whether `widen_client_suites` is in effect."""
+    return _original_context is not None
+
+
 def restore_client_suites() -> None:
     """Undo `widen_client_suites` (tests)."""
     global _original_context

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -62,6 +63,23 @@ def _gstreamer_missing() -> str | None:
         return f"GStreamer elements missing: {done.stdout.strip()}"
     return None
 
+
+NODE_DIR = SUPPORT / "node"
+NODE = shutil.which("node")
+
+
+def _datachannel_missing() -> str | None:
+    if NODE is None:
+        return "no node (make system)"
+    if not (NODE_DIR / "node_modules" / "node-datachannel").is_dir():
+        return "node-datachannel not installed (make system)"
+    probe = "import('node-datachannel').then(m => console.log(m.default.getLibraryVersion()))"
+    done = subprocess.run([NODE, "-e", probe], cwd=NODE_DIR, capture_output=True, text=True,
+                          timeout=60, check=False)  # fmt: skip
+    return None if done.returncode == 0 else f"node-datachannel does not load: {done.stderr[-200:]}"
+
+
+DATACHANNEL_MISSING = _datachannel_missing()
 
 GST_MISSING = _gstreamer_missing()
 needs_gstreamer = pytest.mark.skipif(GST_MISSING is not None, reason=str(GST_MISSING))
@@ -199,14 +217,40 @@ async def test_gstreamer_webrtcbin_publishes_both_modalities(
 
 @needs_ffmpeg_whip
 @pytest.mark.flaky(reruns=2, reruns_delay=1)
+@pytest.mark.parametrize(
+    "cert_kind",
+    [
+        "p256",
+        "rsa",  # FFmpeg is the DTLS server (setup:passive): aiortc must offer ECDHE-RSA suites
+    ],
+)
 async def test_ffmpeg_whip_muxer_publishes_both_modalities(
-    service: ServiceThread, tmp_path: Path
+    service: ServiceThread, tmp_path: Path, cert_kind: str
 ) -> None:
-    stream = "ffmpeg-h264"
+    stream = f"ffmpeg-h264-{cert_kind}"
     cmd = [sys.executable, str(SUPPORT / "ffmpeg_whip_publisher.py"), service.whip_url(stream)]
     cmd += ["--seconds", str(SCENE_S), "--cert-dir", str(tmp_path / "cert")]
+    cmd += ["--cert-kind", cert_kind]
     run = await _publish(service, stream, cmd, timeout_s=SCENE_S + 60)
-    _assert_published_both_modalities(service, run, "FFmpeg WHIP")
+    _assert_published_both_modalities(service, run, f"FFmpeg WHIP ({cert_kind} certificate)")
+
+
+@pytest.mark.skipif(DATACHANNEL_MISSING is not None, reason=str(DATACHANNEL_MISSING))
+@pytest.mark.flaky(reruns=2, reruns_delay=1)
+async def test_libdatachannel_publishes_both_modalities(
+    service: ServiceThread, tmp_path: Path
+) -> None:
+    """libdatachannel is what OBS Studio's WHIP output is built on (H.264 + Opus, no trickle)."""
+    scene = tmp_path / "scene.bin"
+    encode = [sys.executable, str(SUPPORT / "encoded_scene.py"), str(scene)]
+    done = await asyncio.create_subprocess_exec(*encode, "--seconds", str(SCENE_S), cwd=ROOT)
+    assert await asyncio.wait_for(done.wait(), 120) == 0
+    stream = "libdatachannel-h264"
+    assert NODE is not None
+    cmd = [NODE, str(NODE_DIR / "datachannel_whip_publisher.mjs"), service.whip_url(stream)]
+    cmd += [str(scene), "--seconds", str(SCENE_S)]
+    run = await _publish(service, stream, cmd, timeout_s=SCENE_S + 60)
+    _assert_published_both_modalities(service, run, "libdatachannel")
 
 
 @needs_ffmpeg_whip

@@ -5,8 +5,10 @@ from a generated "flash and click" scene (a 100 ms white flash on black video an
 on silence, once a second), paced in real time, and its muxer does WHIP, ICE and DTLS itself.
 
 `--cert-dir DIR` hands FFmpeg a P-256 certificate written there (its `cert_file`/`key_file`
-options): the certificate FFmpeg generates by itself (GnuTLS build in PyAV's wheels) does not
-pass the DTLS handshake with aiortc's OpenSSL, see `--no-cert`.
+options). Without it FFmpeg 8.0's GnuTLS backend (PyAV's wheels) generates a P-224 (secp224r1)
+key, which the OpenSSL 4.0 in the `cryptography` wheel does not accept in a handshake
+(`SSL_CTX_set1_curves_list("P-224")` fails there): the stream ends `dtls failed`. Upstream FFmpeg
+generates P-256 instead (ossrs/ffmpeg-webrtc#70).
 
     python tests/support/ffmpeg_whip_publisher.py http://127.0.0.1:8080/whip/cam1 --seconds 10 \
         --cert-dir /tmp/whip-cert
@@ -26,7 +28,7 @@ import av
 import numpy as np
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 WIDTH, HEIGHT, FPS = 640, 480, 30
@@ -38,10 +40,15 @@ def say(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, "t": time.time(), **fields}), flush=True)
 
 
-def write_certificate(directory: Path) -> tuple[Path, Path]:
-    """A self-signed ECDSA P-256 certificate and key (PEM), as browsers use for DTLS."""
+def write_certificate(directory: Path, kind: str = "p256") -> tuple[Path, Path]:
+    """A self-signed certificate and key (PEM): ECDSA P-256 as browsers use for DTLS, or RSA
+    2048 (FFmpeg is then a DTLS server with an RSA key: aiortc must offer ECDHE-RSA suites)."""
     directory.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
+    key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey = (
+        rsa.generate_private_key(65537, 2048)
+        if kind == "rsa"
+        else ec.generate_private_key(ec.SECP256R1())
+    )
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "scenestream-test")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
@@ -127,10 +134,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("url")
     parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--cert-dir", type=Path, help="write and use a P-256 certificate here")
+    parser.add_argument("--cert-dir", type=Path, help="write and use a certificate here")
+    parser.add_argument("--cert-kind", choices=["p256", "rsa"], default="p256")
     parser.add_argument("--token", help="bearer token")
     args = parser.parse_args()
-    cert = write_certificate(args.cert_dir) if args.cert_dir else None
+    cert = write_certificate(args.cert_dir, args.cert_kind) if args.cert_dir else None
     return publish(args.url, args.seconds, cert, args.token)
 
 

@@ -36,6 +36,7 @@ from gi.repository import GLib, Gst, GstSdp, GstWebRTC  # noqa: E402
 WIDTH, HEIGHT, FPS = 640, 480, 30
 FLASH_S = 0.1
 BLACK, WHITE = 0xFF000000, 0xFFFFFFFF
+OFFER_TRIES = 5
 
 VIDEO = {
     "vp8": "vp8enc deadline=1 cpu-used=8 keyframe-max-dist=60 ! rtpvp8pay",
@@ -74,6 +75,8 @@ class Publisher:
         self.pc.connect("notify::ice-gathering-state", self._on_gathering)
         self.pc.connect("notify::connection-state", self._on_connection)
         self._offer_sent = False
+        self._negotiating = False
+        self._offer_tries = 0
         bus = self.pipeline.get_bus()
         bus.add_signal_watch()
         bus.connect("message::error", self._on_error)
@@ -92,15 +95,25 @@ class Publisher:
     # -- signalling ----------------------------------------------------------------------------
 
     def _on_negotiation_needed(self, _pc: Gst.Element) -> None:
+        if not self._negotiating:  # it fires once per linked pad: one offer is enough
+            self._negotiating = True
+            GLib.idle_add(self._create_offer)
+
+    def _create_offer(self) -> bool:
         promise = Gst.Promise.new_with_change_func(self._on_offer_created, None)
         self.pc.emit("create-offer", None, promise)
+        return False
 
     def _on_offer_created(self, promise: Gst.Promise, _data: object) -> None:
         reply = promise.get_reply()
         offer = reply.get_value("offer") if reply is not None else None
-        if offer is None:
-            error = reply.get_value("error") if reply is not None else None
-            GLib.idle_add(self._fail, f"create-offer failed: {error}")
+        if offer is None:  # seen once: asked while webrtcbin was still adding a transceiver
+            self._offer_tries += 1
+            if self._offer_tries >= OFFER_TRIES:
+                error = reply.get_value("error") if reply is not None else None
+                GLib.idle_add(self._fail, f"create-offer failed: {error}")
+            else:
+                GLib.timeout_add(200, self._create_offer)
             return
         self.pc.emit("set-local-description", offer, Gst.Promise.new())
 

@@ -52,6 +52,14 @@ def test_skew_sign() -> None:
     assert skew(10.0, 10.05) == pytest.approx(-0.05)
 
 
+def test_a_sender_report_far_from_the_media_does_not_move_the_unwrap_reference() -> None:
+    u = RtpUnwrapper()
+    assert u.unwrap(MOD - 90_000) == MOD - 90_000  # one second before the 32-bit wrap
+    far = (MOD - 90_000 + MOD // 2 + 10) % MOD  # a broken sender's report, half the range away
+    assert u.unwrap(far, track=False) == MOD - 90_000 - (MOD // 2 - 10)
+    assert u.unwrap(9_000) == MOD + 9_000  # the next packet still unwraps past the wrap
+
+
 def test_unwrap_across_2_32_and_reordering() -> None:
     u = RtpUnwrapper()
     assert u.unwrap(MOD - 10) == MOD - 10
@@ -145,6 +153,9 @@ def test_sender_clock_slightly_ahead_is_wall_clock_clamped_to_arrival() -> None:
     arrival = t + 0.02 + delay
     assert clock.capture_time(rtp(rate, origin, t + 0.02), arrival) == pytest.approx(arrival)
     assert clock.lag == pytest.approx(0.0, abs=1e-9)
+    burst = t + 0.2 + delay  # three frames arriving at once after a stall keep their order
+    times = [clock.capture_time(rtp(rate, origin, t + k * 0.02), burst) for k in (8, 9, 10)]
+    assert times[0] < times[1] < times[2] <= burst
 
 
 def test_sender_clock_ahead_of_arrival_is_relative_and_never_after_arrival() -> None:
