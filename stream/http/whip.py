@@ -76,8 +76,6 @@ class WhipEndpoint:
         self._check(request, stream)
         if request.content_type != "application/sdp":
             raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
-        if self.gate is not None and (refusal := self.gate.refusal()) is not None:
-            return await self._full(stream, refusal)  # before admitted streams suffer
         body = await _read_limited(request, self.settings.server.max_body_bytes)
         try:
             self.admission.reserve(stream)
@@ -88,6 +86,12 @@ class WhipEndpoint:
         if self.scaleout is not None and not await self.scaleout.claim(stream):
             self.admission.release(stream)
             raise Problem(409, f"stream {stream!r} is already live on another worker")
+        carried = len(self.admission) - 1  # besides this newcomer
+        if self.gate is not None and (refusal := self.gate.refusal(carried)) is not None:
+            self.admission.release(stream)  # no headroom: refused before admitted streams suffer
+            if self.scaleout is not None:
+                self.scaleout.release_soon(stream)
+            return await self._full(stream, refusal)
         try:
             offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
             session = self._open_session(stream, summary.has_video, summary.has_audio, self._closed)
