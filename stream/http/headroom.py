@@ -130,9 +130,9 @@ class HeadroomPolicy:
             return None
         t = self.thresholds
         settling = self.settling(now)
+        settled = max(0, streams - settling)  # (settling ones may have ended meanwhile)
         busy = signals.loop_busy
-        if busy is not None:
-            settled = streams - settling  # none: the first wave, capped by FIRST_WAVE
+        if busy is not None:  # nothing settled: the first wave, capped by FIRST_WAVE
             cost = max(busy / (settled or streams), self.stream_cost)
             if busy + cost * (settling + 1) > t.loop_busy:
                 return "loop_busy"
@@ -141,7 +141,7 @@ class HeadroomPolicy:
         lateness = signals.window_lateness_s
         if lateness is not None and lateness > t.window_lateness_s:
             return "window_lateness"
-        if settling >= self._wave(signals, streams - settling):
+        if settling >= self._wave(signals, settled):
             return "settling"
         return None
 
