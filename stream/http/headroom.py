@@ -110,7 +110,7 @@ class Thresholds:
 class HeadroomPolicy:
     """Decides whether a newcomer may be admitted (see the module docstring). Pure."""
 
-    def __init__(self, thresholds: Thresholds, *, settle_s: float = 2.0) -> None:
+    def __init__(self, thresholds: Thresholds, *, settle_s: float = 4.0) -> None:
         self.thresholds = thresholds
         self.settle_s = settle_s
         self._admitted: deque[float] = deque(maxlen=1024)
@@ -170,8 +170,8 @@ class HeadroomPolicy:
 
 class LoadMonitor:
     """Samples the event loop every `tick_s` and keeps the window-lateness reports; `signals()`
-    summarises the last `horizon_s` (the busy fraction and the lateness over shorter spans, so
-    that they judge the last wave of newcomers). The composition root starts and stops it.
+    summarises the last `horizon_s` (the busy fraction over a shorter span, so that it judges
+    the last wave of newcomers). The composition root starts and stops it.
 
     `on_change(has_room)` is called (on the loop) when the answer for a newcomer flips, so that
     the scale-out advert stops (or resumes) sending peers' streams here.
@@ -185,7 +185,7 @@ class LoadMonitor:
         tick_s: float = 0.1,
         horizon_s: float = 5.0,
         busy_horizon_s: float = 1.0,
-        lateness_horizon_s: float = 2.0,
+        lateness_horizon_s: float = 5.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.policy = policy
