@@ -26,9 +26,10 @@ flow a second or more after the offer, and part of their cost is not on the loop
 threads, the engines). So a burst of offers cannot pass on the strength of one quiet sample:
 
 - the settling streams are counted again, at a settled stream's cost, in the busy projection;
-- at most half as many streams as are settled may settle at once (one while any signal is past
-  three quarters of its threshold): the worker grows by waves, each judged by the signals of the
-  last, like a slow start. A refusal for this reason is `settling`.
+- beyond its first `FIRST_WAVE` streams, at most half as many streams as are settled may settle
+  at once (one while any signal is past three quarters of its threshold): the worker grows by
+  waves, each judged by the signals of the last, like a slow start. A refusal for this reason is
+  `settling`.
 
 Refusals for want of headroom carry a short `Retry-After` (`RETRY_AFTER_S`): room may open as
 soon as the newcomers settle.
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 Refusal = Literal["capacity", "loop_busy", "loop_lag", "window_lateness", "settling"]
 CAUTION = 0.75  # past this share of any threshold, one newcomer settles at a time
+FIRST_WAVE = 4  # streams a worker takes at once whatever it has measured (a few cameras at once)
+MIN_LATENESS_SAMPLES = 5  # fewer windows than this say nothing about a backlog
 RETRY_AFTER_S = 2  # a refusal for want of headroom: the signals move within seconds
 
 
@@ -68,6 +71,10 @@ class Recent:
     def add(self, at: float, value: float) -> None:
         """Record `value` measured at monotonic time `at`."""
         self._samples.append((at, value))
+
+    def count(self, now: float) -> int:
+        """Samples within the horizon."""
+        return sum(1 for t, _ in self._samples if now - t <= self.horizon_s)
 
     def mean(self, now: float) -> float | None:
         """The mean of the samples within the horizon; None if none."""
@@ -103,7 +110,7 @@ class Thresholds:
 class HeadroomPolicy:
     """Decides whether a newcomer may be admitted (see the module docstring). Pure."""
 
-    def __init__(self, thresholds: Thresholds, *, settle_s: float = 2.0) -> None:
+    def __init__(self, thresholds: Thresholds, *, settle_s: float = 4.0) -> None:
         self.thresholds = thresholds
         self.settle_s = settle_s
         self._admitted: deque[float] = deque(maxlen=1024)
@@ -123,9 +130,10 @@ class HeadroomPolicy:
             return None
         t = self.thresholds
         settling = self.settling(now)
+        settled = max(0, streams - settling)  # (settling ones may have ended meanwhile)
         busy = signals.loop_busy
-        if busy is not None:
-            cost = max(busy / max(1, streams - settling), self.stream_cost)
+        if busy is not None:  # nothing settled: the first wave, capped by FIRST_WAVE
+            cost = max(busy / (settled or streams), self.stream_cost)
             if busy + cost * (settling + 1) > t.loop_busy:
                 return "loop_busy"
         if signals.loop_lag_s is not None and signals.loop_lag_s > t.loop_lag_s:
@@ -133,7 +141,7 @@ class HeadroomPolicy:
         lateness = signals.window_lateness_s
         if lateness is not None and lateness > t.window_lateness_s:
             return "window_lateness"
-        if settling >= self._wave(signals, streams - settling):
+        if settling >= self._wave(signals, settled):
             return "settling"
         return None
 
@@ -145,7 +153,9 @@ class HeadroomPolicy:
             or (signals.loop_lag_s or 0.0) > CAUTION * t.loop_lag_s
             or (signals.window_lateness_s or 0.0) > CAUTION * t.window_lateness_s
         )
-        return 1 if near else max(1, settled // 2)
+        if near:
+            return max(1, FIRST_WAVE - settled)
+        return max(FIRST_WAVE - settled, settled // 2, 1)
 
     def admitted(self, now: float) -> None:
         """A stream was admitted at monotonic time `now`."""
@@ -160,8 +170,8 @@ class HeadroomPolicy:
 
 class LoadMonitor:
     """Samples the event loop every `tick_s` and keeps the window-lateness reports; `signals()`
-    summarises the last `horizon_s` (the busy fraction and the lateness over shorter spans, so
-    that they judge the last wave of newcomers). The composition root starts and stops it.
+    summarises the last `horizon_s` (the busy fraction over a shorter span, so that it judges
+    the last wave of newcomers). The composition root starts and stops it.
 
     `on_change(has_room)` is called (on the loop) when the answer for a newcomer flips, so that
     the scale-out advert stops (or resumes) sending peers' streams here.
@@ -175,7 +185,7 @@ class LoadMonitor:
         tick_s: float = 0.1,
         horizon_s: float = 5.0,
         busy_horizon_s: float = 1.0,
-        lateness_horizon_s: float = 2.0,
+        lateness_horizon_s: float = 5.0,
         on_change: Callable[[bool], None] | None = None,
     ) -> None:
         self.policy = policy
@@ -198,12 +208,17 @@ class LoadMonitor:
         return Signals(
             loop_busy=self.busy.mean(now),
             loop_lag_s=self.lag.quantile(0.9, now),
-            window_lateness_s=self.lateness.quantile(0.9, now),
+            window_lateness_s=(
+                self.lateness.quantile(0.9, now)
+                if self.lateness.count(now) >= MIN_LATENESS_SAMPLES
+                else None
+            ),
         )
 
-    def refusal(self) -> Refusal | None:
-        """Why a newcomer must be refused now (None: admit)."""
-        return self.policy.refusal(self.signals(), self.streams(), time.monotonic())
+    def refusal(self, carried: int | None = None) -> Refusal | None:
+        """Why a newcomer must be refused now (None: admit); `carried` overrides the count."""
+        streams = self.streams() if carried is None else carried
+        return self.policy.refusal(self.signals(), streams, time.monotonic())
 
     def admitted(self) -> None:
         """A newcomer was admitted."""
@@ -259,9 +274,10 @@ class AdmissionGate:
         self.metrics = metrics
         self.monitor = monitor
 
-    def refusal(self) -> Refusal | None:
-        """Why a newcomer must be refused now for lack of headroom (None: go on)."""
-        return None if self.monitor is None else self.monitor.refusal()
+    def refusal(self, carried: int | None = None) -> Refusal | None:
+        """Why a newcomer must be refused now for lack of headroom (None: go on). `carried`:
+        the streams carried besides the newcomer, when it is already counted (reserved)."""
+        return None if self.monitor is None else self.monitor.refusal(carried)
 
     def admitted(self) -> None:
         """A newcomer's session was opened."""

@@ -37,6 +37,14 @@ RETRY_AFTER_FULL_S = 10
 OpenSession = Callable[[str, bool, bool, Callable[[IngestSession], None]], IngestSession]
 
 
+class NoHeadroom(Exception):
+    """Admission by headroom refuses the newcomer (raised inside the reservation: it unwinds)."""
+
+    def __init__(self, reason: Refusal) -> None:
+        super().__init__(reason)
+        self.reason: Refusal = reason
+
+
 class WhipEndpoint:
     """The WHIP handlers, with everything they need injected."""
 
@@ -77,8 +85,6 @@ class WhipEndpoint:
         self._check(request, stream)
         if request.content_type != "application/sdp":
             raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
-        if self.gate is not None and (refusal := self.gate.refusal()) is not None:
-            return await self._full(stream, refusal)  # before admitted streams suffer
         body = await _read_limited(request, self.settings.server.max_body_bytes)
         try:  # the whole offer is checked before anything is reserved
             offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
@@ -86,6 +92,9 @@ class WhipEndpoint:
             raise Problem(exc.status, exc.detail) from None
         try:
             async with StreamReservation(stream, self.admission, self.scaleout) as reservation:
+                carried = len(self.admission) - 1  # besides this newcomer
+                if self.gate is not None and (refusal := self.gate.refusal(carried)) is not None:
+                    raise NoHeadroom(refusal)
                 session = self._open_session(
                     stream, summary.has_video, summary.has_audio, self._closed
                 )
@@ -100,6 +109,8 @@ class WhipEndpoint:
             raise Problem(409, f"stream {stream!r} is already live on another worker") from None
         except AtCapacity:
             return await self._full(stream, "capacity")
+        except NoHeadroom as exc:  # refused before admitted streams suffer; nothing kept
+            return await self._full(stream, exc.reason)
         except Exception:  # our fault, not the client's: said once, nothing kept
             logger.exception("offer could not be answered", extra={"stream": stream})
             raise Problem(500, "the offer could not be answered; nothing was kept") from None

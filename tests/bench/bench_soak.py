@@ -6,11 +6,12 @@ One service from its composition root (the bundled `avfusion`, the scheduler, em
 admission by headroom: the defaults a deployment runs), in this process, on loopback; one WHIP
 sender in the same process relays the benchmark clip (640x480@30 VP8 + Opus) for a short stream,
 deletes it, waits until the worker has released it, and starts the next. Every `--every` cycles
-(after a garbage collection) it samples the process's RSS, open file descriptors, asyncio tasks
-and threads, and the windows published so far. After `--warmup` cycles (thread pools, codec
-and allocator caches filled) RSS must grow by at most `--rss-limit-mb`, and file descriptors,
-tasks and threads must come back to what they were at the end of the warm-up. Prints a table;
-exits 1 when a limit is broken.
+(after a garbage collection, and once the last stream's own tasks have ended) it samples the
+process's RSS, open file descriptors (the Redis clients' pooled connections apart: a pool grows
+to the peak concurrency it has seen and stays there), asyncio tasks and threads, and the windows
+published so far. After `--warmup` cycles (thread pools, codec and allocator caches filled) RSS
+must grow by at most `--rss-limit-mb`, and file descriptors, tasks and threads must come back to
+what they were at the end of the warm-up. Prints a table; exits 1 when a limit is broken.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class Sample:
 
     cycle: int
     rss_mb: float
-    fds: int
+    fds: int  # besides the Redis connections
+    redis_connections: int
     tasks: int
     threads: int
     windows_published: int
@@ -64,13 +66,15 @@ def _published(metrics: Metrics) -> int:
     return int(total)
 
 
-def _sample(cycle: int, metrics: Metrics) -> Sample:
+def _sample(cycle: int, metrics: Metrics, redis_port: int) -> Sample:
     gc.collect()
     proc = psutil.Process()
+    redis = sum(1 for c in proc.net_connections("tcp") if c.raddr and c.raddr.port == redis_port)
     return Sample(
         cycle=cycle,
         rss_mb=proc.memory_info().rss / 2**20,
-        fds=proc.num_fds(),
+        fds=proc.num_fds() - redis,
+        redis_connections=redis,
         tasks=len(asyncio.all_tasks()),
         threads=threading.active_count(),
         windows_published=_published(metrics),
@@ -108,20 +112,25 @@ async def soak(args: argparse.Namespace) -> tuple[list[Sample], list[str]]:
     metrics = Metrics()
     service = await Service(settings, metrics=metrics).start()
     use_loopback_candidates(only=True)  # after start, which adds loopback next to the host's
+    port = int(service.redis_url.rsplit(":", 1)[1].split("/")[0])
     samples: list[Sample] = []
+    idle_tasks = len(asyncio.all_tasks())
     try:
         for cycle in range(1, args.cycles + 1):
             await _cycle(service, clip, cycle, args.stream_seconds)
             if cycle % args.every == 0 or cycle in (args.warmup, args.cycles):
-                samples.append(_sample(cycle, metrics))
+                # The closed stream's own tasks (DTLS close, ICE consent) end on their own.
+                await _until(lambda: len(asyncio.all_tasks()) <= idle_tasks, SETTLE_TIMEOUT_S)
+                samples.append(_sample(cycle, metrics, port))
                 s = samples[-1]
-                print(f"cycle {cycle}: RSS {s.rss_mb:.1f} MB, {s.fds} fds, {s.tasks} tasks, "
+                print(f"cycle {cycle}: RSS {s.rss_mb:.1f} MB, {s.fds} fds + "
+                      f"{s.redis_connections} redis, {s.tasks} tasks, "
                       f"{s.threads} threads, {s.windows_published} windows",
                       flush=True)  # fmt: skip
         base = next(s for s in samples if s.cycle == args.warmup)
         # Give what the last stream started (DTLS shutdown, decoder threads) time to end.
-        await _until(lambda: _sample(args.cycles, metrics).fds <= base.fds, SETTLE_TIMEOUT_S)
-        samples.append(_sample(args.cycles, metrics))
+        await _until(lambda: _sample(args.cycles, metrics, port).fds <= base.fds, SETTLE_TIMEOUT_S)
+        samples.append(_sample(args.cycles, metrics, port))
     finally:
         await service.close()
     return samples, _broken(samples, base, args)
@@ -144,13 +153,15 @@ def _broken(samples: list[Sample], base: Sample, args: argparse.Namespace) -> li
 
 def _table(samples: list[Sample], warmup: int) -> str:
     lines = [
-        "| cycle | RSS MB | RSS vs warm-up | fds | asyncio tasks | threads | windows published |",
+        "| cycle | RSS MB | RSS vs warm-up | fds (+ Redis pool) | asyncio tasks | threads"
+        " | windows published |",
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     base = next(s for s in samples if s.cycle == warmup)
     for s in samples:
         lines.append(
-            f"| {s.cycle} | {s.rss_mb:.1f} | {s.rss_mb - base.rss_mb:+.1f} | {s.fds} | {s.tasks}"
+            f"| {s.cycle} | {s.rss_mb:.1f} | {s.rss_mb - base.rss_mb:+.1f}"
+            f" | {s.fds} (+{s.redis_connections}) | {s.tasks}"
             f" | {s.threads} | {s.windows_published} |"
         )
     return "\n".join(lines)
@@ -161,7 +172,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=100, help="cycles before the baseline")
-    parser.add_argument("--stream-seconds", type=float, default=1.5, help="each stream's life")
+    parser.add_argument("--stream-seconds", type=float, default=2.0, help="each stream's life")
     parser.add_argument("--every", type=int, default=50, help="sample every N cycles")
     parser.add_argument("--rss-limit-mb", type=float, default=10.0)
     parser.add_argument("--json", type=Path, help="also write the samples here")

@@ -78,10 +78,21 @@ def test_a_burst_of_newcomers_is_admitted_in_waves() -> None:
     assert waves == [2, 3, 4, 6]
 
 
+def test_a_fresh_worker_takes_its_first_four_streams_at_once() -> None:
+    p = policy(settle_s=2.0)
+    idle = Signals(loop_busy=0.05, loop_lag_s=0.001)
+    carried = 0
+    while p.refusal(idle, streams=carried, now=100.0) is None:
+        p.admitted(100.0)
+        carried += 1
+    assert carried == 4
+    assert p.refusal(idle, streams=4, now=100.1) == "settling"
+
+
 def test_one_newcomer_at_a_time_near_a_threshold() -> None:
     p = policy(settle_s=2.0)
     near = Signals(loop_busy=0.3, window_lateness_s=0.12)  # past 3/4 of 150 ms
-    assert p.refusal(near, streams=10, now=100.0) is None
+    assert p.refusal(near, streams=10, now=100.0) is None  # 10 settled: half would be 5
     p.admitted(100.0)
     assert p.refusal(near, streams=11, now=100.1) == "settling"
     assert p.refusal(near, streams=11, now=102.2) is None
