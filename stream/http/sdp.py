@@ -27,7 +27,7 @@ from stream.http.offer_check import (
     parse_offer,
 )
 
-__all__ = ["OfferError", "OfferSummary", "validate_offer", "decodable_codecs"]
+__all__ = ["OfferError", "OfferSummary", "decodable_codecs", "validate_offer"]
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,11 @@ def _summarise(offer: ParsedOffer) -> OfferSummary:
             continue  # a data channel: negotiated, never read
         if media.kind in found:
             raise OfferError(422, f"more than one {media.kind} track; publish one of each kind")
-        if media.direction not in (None, "sendonly", "sendrecv"):
+        if media.direction is None:  # RFC 4566's default (sendrecv) is unknown to aiortc
+            raise OfferError(
+                422, f"the {media.kind} track has no direction; a publisher offers a=sendonly"
+            )
+        if media.direction not in ("sendonly", "sendrecv"):
             raise OfferError(
                 422, f"the {media.kind} track is `{media.direction}`: WHIP only receives"
             )
@@ -116,9 +120,12 @@ def _codecs(media: MediaSection) -> list[RTCRtpCodecParameters]:
             parameters[key] = int(value) if key in FMTP_INT_PARAMETERS and value else value
         codecs.append(
             RTCRtpCodecParameters(
-                mimeType=f"{media.kind}/{rtpmap.name}", clockRate=rtpmap.clock_rate,
-                channels=rtpmap.channels, payloadType=pt, parameters=parameters,
-            )  # fmt: skip
+                mimeType=f"{media.kind}/{rtpmap.name}",
+                clockRate=rtpmap.clock_rate,
+                channels=rtpmap.channels,
+                payloadType=pt,
+                parameters=parameters,
+            )
         )
     return codecs
 

@@ -18,5 +18,6 @@ def receive_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     """Codec preferences for a receiving transceiver of `kind` (empty: aiortc's defaults)."""
     if kind != "audio":
         return []
-    codecs = RTCRtpReceiver.getCapabilities(kind).codecs
+    capabilities = RTCRtpReceiver.getCapabilities(kind)
+    codecs = capabilities.codecs if capabilities is not None else []
     return [c for c in codecs if c.name.lower() in AUDIO_CODECS]
