@@ -32,7 +32,7 @@ REMOVABLE = re.compile(
 @functools.cache
 def load_offers() -> dict[str, str]:
     """The captured offers by file name."""
-    return {p.name: p.read_text() for p in sorted(FIXTURES.glob("*.sdp"))}
+    return {p.name: p.read_bytes().decode() for p in sorted(FIXTURES.glob("*.sdp"))}  # CRLF kept
 
 
 Operator = Callable[[random.Random, list[str]], None]
