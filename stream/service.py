@@ -30,6 +30,7 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.rejects import RejectedRequestLog
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
 from stream.ingest.window_sink import INGEST_ONLY_SPECS, WindowSink
@@ -111,7 +112,10 @@ class Service:
         else:
             self.app = await self._full_app()
         self._watch_decode_errors()
-        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, shutdown_timeout=5.0,
+            logger=RejectedRequestLog(self.metrics),  # parser refusals: no log flood
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
         await site.start()
@@ -171,7 +175,9 @@ class Service:
         sessions = SessionFactory(
             specs, sink, status, self.metrics, s.ingest, s.session, executor=self._resize_pool
         )
-        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory)
+        return WhipEndpoint(
+            s, self.admission, sessions, scaleout=self._directory, metrics=self.metrics
+        )
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
