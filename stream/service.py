@@ -30,6 +30,7 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.api import Readiness
 from stream.http.rejects import RejectedRequestLog
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
@@ -41,7 +42,7 @@ from stream.publish.redis_publisher import RedisPublisher
 from stream.publish.status import LogStatusSink, StatusSink
 from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
-from stream.scaleout.redis_client import open_client, resolve_cluster
+from stream.scaleout.redis_client import open_client, redis_problem, resolve_cluster
 from stream.scheduler.runner import Scheduler
 from stream.webrtc.loopback import use_loopback_candidates
 from stream.webrtc.rtcp import watch_decode_errors
@@ -147,6 +148,7 @@ class Service:
         self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, self._publisher)
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
+        await self._check_redis_access()
         self._directory = self._new_directory(cluster)
         whip = self._whip({e.name: e.spec for e in self.engines}, self._scheduler, self._publisher)
         live = LiveBridge(
@@ -267,14 +269,23 @@ class Service:
         for kind in ("scene", "event", "status"):
             self.metrics.outbox_dropped.labels(type=kind)
 
-    async def _ready(self) -> bool:
+    async def _ready(self) -> Readiness:
         """Every engine loaded and warmed (true once `start` built them) and Redis answers."""
         if not self.engines or self._probe is None:
-            return False
+            return Readiness(False, "engines not loaded yet")
         try:
-            return bool(await self._probe.ping())
-        except (aioredis.RedisError, OSError):
-            return False
+            return Readiness(bool(await self._probe.ping()))
+        except (aioredis.RedisError, OSError) as exc:
+            return Readiness(False, f"redis: {redis_problem(exc)}")
+
+    async def _check_redis_access(self) -> None:
+        """Say at start, in the log, when Redis refuses us (a wrong password otherwise shows only
+        as a 503 on /readyz); the service still starts and buffers until Redis lets it in."""
+        assert self._probe is not None
+        try:
+            await self._probe.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            logger.error("redis %s", redis_problem(exc))
 
     def _engine_reports(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.reports]
