@@ -138,11 +138,11 @@ def password_server(password: str) -> SecuredRedis:
                         f"redis://:{password}@127.0.0.1:{port}/0", port)  # fmt: skip
 
 
-def acl_server(user: str, password: str) -> SecuredRedis:
-    """An ACL user with every key, channel and command; the default user disabled."""
+def acl_server(user: str, password: str, rules: Sequence[str]) -> SecuredRedis:
+    """An ACL user with `rules` (keys, channels, commands); the default user disabled."""
     port = free_port()
     args = ["--port", str(port), "--user", "default", "off",
-            "--user", user, "on", f">{password}", "~*", "&*", "+@all"]  # fmt: skip
+            "--user", user, "on", f">{password}", *rules]  # fmt: skip
     return SecuredRedis(args, f"redis://{user}:{password}@127.0.0.1:{port}/0", port)
 
 
