@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 
 from stream.config import load_settings
 from stream.embedded_redis import EmbeddedRedis
+from stream.ingest.session import IngestSession
 from stream.service import Service
 from tests.support.sdp_mutations import load_offers, mutations
 from tests.support.whip_support import wait_for, wait_for_async
@@ -164,3 +165,28 @@ async def test_two_thousand_mutated_real_offers_never_5xx_and_leave_nothing(
     assert unretrieved.contexts == []
     noisy = [r for r in caplog.records if r.levelno >= logging.ERROR or "aiortc's parser" in r.msg]
     assert noisy == [], [r.getMessage() for r in noisy[:5]]
+
+
+async def test_a_fault_of_ours_is_a_generic_500_logged_once_and_frees_everything(
+    redis_server: EmbeddedRedis,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(self: IngestSession, offer: str, kinds: object = ()) -> str:
+        raise RuntimeError("'NoneType' object has no attribute 'transport'")
+
+    monkeypatch.setattr(IngestSession, "answer", broken)
+    caplog.set_level(logging.INFO, logger="stream")
+    async with worker(redis_server.url) as service, aiohttp.ClientSession() as http:
+        offer = load_offers()["firefox.sdp"].encode()
+        async with http.post(f"{service.url}/whip/oops", data=offer,
+                             headers={"Content-Type": "application/sdp"}) as resp:  # fmt: skip
+            assert resp.status == 500
+            assert resp.headers["Content-Type"].startswith("application/problem+json")
+            detail = (await resp.json())["detail"]
+        assert "NoneType" not in detail
+        monkeypatch.undo()
+        await assert_clean_and_good_offer_accepted(service, redis_server.url)
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(logged) == 1
+    assert getattr(logged[0], "stream", None) == "oops"
