@@ -39,6 +39,10 @@ class StreamAdmission:
         self._reserved.add(stream)
         self._metrics.active_streams.set(len(self._reserved))
 
+    def full_for(self, stream: str) -> bool:
+        """Whether `reserve(stream)` would raise `AtCapacity` (not `StreamLive`) right now."""
+        return stream not in self._reserved and len(self._reserved) >= self.max_streams
+
     def add(self, session: IngestSession) -> None:
         """Attach the session of a reserved stream."""
         self._sessions[session.stream] = session

@@ -98,6 +98,8 @@ class WhipEndpoint:
         self._check(request, stream)
         if request.content_type != "application/sdp":
             raise Problem(415, "the offer must be sent as Content-Type: application/sdp")
+        if self.admission.full_for(stream):  # full: send the client elsewhere before reading
+            return await self._full(stream)
         body = await _read_limited(request, self.settings.server.max_body_bytes)
         try:  # the whole offer is checked before anything is reserved
             offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
