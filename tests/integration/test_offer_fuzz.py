@@ -35,8 +35,9 @@ FUZZ_COUNT = int(os.environ.get("SCENESTREAM_FUZZ_COUNT", "2000"))
 FUZZ_SEED = int(os.environ.get("SCENESTREAM_FUZZ_SEED", "14"))
 CONCURRENCY = 4
 PREFIX = "fuzz"
-# The offer from the issue: 60 bytes that made aiortc assert (and leaked a slot each time).
-SIXTY_BYTES = b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 x 96\r\n\r\n\r\n"
+# The offer from issue 14 (its lines, CRLF-separated): aiortc asserted on its m-line, and each
+# POST leaked a stream slot and its Redis claim.
+ISSUE_OFFER = b"v=0\r\no=- 0 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\nm=video 9 x 96\r\n"
 
 
 class Unretrieved:
@@ -107,7 +108,7 @@ async def test_sixteen_broken_offers_are_400_and_the_seventeenth_good_one_is_201
         worker(redis_server.url, max_streams=16) as service,
         aiohttp.ClientSession() as http,
     ):
-        results = [await post(http, f"{service.url}/whip/cam{i}", SIXTY_BYTES) for i in range(16)]
+        results = [await post(http, f"{service.url}/whip/cam{i}", ISSUE_OFFER) for i in range(16)]
         assert [status for status, _, _ in results] == [400] * 16, results[0][2]
         assert "m-line 1" in results[0][2]
         assert len(service.admission) == 0
