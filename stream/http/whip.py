@@ -21,7 +21,7 @@ from stream.http.auth import token_allowed
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
 from stream.http.reservation import ClaimedElsewhere, StreamReservation
-from stream.http.sdp import OfferError, validate_offer
+from stream.http.sdp import OfferError, OfferSummary, validate_offer
 from stream.ingest.session import IngestSession
 from stream.metrics import Metrics
 from stream.scaleout.advert import redirect_location
@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
 SESSION_METHODS = "DELETE, OPTIONS"
 RETRY_AFTER_FULL_S = 10
+LARGE_OFFER_BYTES = 16_000  # real offers are 2-8 KB
 
 # (stream, has_video, has_audio, on_closed) -> a new, not yet answered session
 OpenSession = Callable[[str, bool, bool, Callable[[IngestSession], None]], IngestSession]
@@ -102,7 +103,7 @@ class WhipEndpoint:
             return await self._full(stream)
         body = await _read_limited(request, self.settings.server.max_body_bytes)
         try:  # the whole offer is checked before anything is reserved
-            offer, summary = validate_offer(body, self.settings.server.max_body_bytes)
+            offer, summary = await _validate(body, self.settings.server.max_body_bytes)
         except OfferError as exc:
             raise Problem(exc.status, exc.detail) from None
         try:
@@ -166,6 +167,14 @@ class WhipEndpoint:
         """Shutdown: close every session."""
         sessions = self.admission.sessions()
         await asyncio.gather(*(s.close("shutdown") for s in sessions), return_exceptions=True)
+
+
+async def _validate(body: bytes, limit: int) -> tuple[str, OfferSummary]:
+    """`validate_offer`, in a thread for a large offer (tens of ms of parsing at the size limit:
+    the loop keeps moving media meanwhile)."""
+    if len(body) <= LARGE_OFFER_BYTES:
+        return validate_offer(body, limit)
+    return await asyncio.to_thread(validate_offer, body, limit)
 
 
 async def _read_limited(request: web.Request, limit: int) -> bytes:
