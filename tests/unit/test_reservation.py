@@ -20,10 +20,16 @@ def admission(max_streams: int = 2) -> StreamAdmission:
 @pytest.mark.parametrize("error", [ValueError("boom"), asyncio.CancelledError()])
 async def test_any_exception_gives_the_slot_back(error: BaseException) -> None:
     slots = admission()
-    with pytest.raises(type(error)):
+    held: list[int] = []
+
+    async def post() -> None:
         async with StreamReservation("cam1", slots, None):
-            assert len(slots) == 1
+            held.append(len(slots))
             raise error
+
+    with pytest.raises(type(error)):
+        await post()
+    assert held == [1]
     assert len(slots) == 0
 
 
