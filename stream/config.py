@@ -75,6 +75,12 @@ class ServerConfig(_Section):
     post_rate_per_minute: int = Field(
         60, gt=0, description="WHIP POST/PATCH/DELETE per client address per minute"
     )
+    auth_failures_per_minute: int = Field(
+        5,
+        gt=0,
+        description="failed bearer-token checks allowed per client address per minute (burst"
+        " of as many); further requests from it get 429 + Retry-After until one is earned back",
+    )
     public_url: str | None = Field(
         None, description="URL other workers use to redirect here (scale-out); None = host:port"
     )

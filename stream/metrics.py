@@ -149,6 +149,13 @@ class Metrics:
             ["result"],
             registry=r,
         )
+        self.http_refused = Counter(
+            "scenestream_http_refused_total",
+            "Requests refused before reaching a stream: malformed_request (by the HTTP parser),"
+            " bad_token (failed authentication), auth_locked (too many failed authentications)",
+            ["reason"],
+            registry=r,
+        )
         self.gpu_utilization = Gauge(
             "scenestream_gpu_utilization_ratio", "GPU utilisation (0-1) when a GPU is used",
             ["gpu"], registry=r,

@@ -30,8 +30,10 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.api import Readiness
 from stream.http.cameras import Cameras
 from stream.http.headroom import AdmissionGate, HeadroomPolicy, LoadMonitor, Thresholds
+from stream.http.rejects import RejectedRequestLog
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
 from stream.ingest.stream_ingest import StreamIngest
@@ -43,7 +45,7 @@ from stream.publish.redis_publisher import RedisPublisher
 from stream.publish.status import LogStatusSink, StatusSink, TeeStatusSink
 from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
-from stream.scaleout.redis_client import open_client, resolve_cluster
+from stream.scaleout.redis_client import open_client, redis_problem, resolve_cluster
 from stream.scheduler.runner import Scheduler
 from stream.webrtc.loopback import use_loopback_candidates
 from stream.webrtc.rtcp import watch_decode_errors
@@ -120,7 +122,10 @@ class Service:
         self._watch_decode_errors()
         if self.cameras is not None:
             self.cameras.start()  # connect in the background; `/api/cameras` shows how it goes
-        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, shutdown_timeout=5.0,
+            logger=RejectedRequestLog(self.metrics),  # parser refusals: no log flood
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
         await site.start()
@@ -158,6 +163,7 @@ class Service:
         )  # fmt: skip
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
+        await self._check_redis_access()
         self._directory = self._new_directory(cluster)
         whip = self._whip({e.name: e.spec for e in self.engines}, self._scheduler, self._publisher)
         live = LiveBridge(
@@ -200,7 +206,9 @@ class Service:
         self.cameras = Cameras(s, self.admission, open_ingest, status, self.metrics,
                                on_disconnected=sink.stream_ended)  # fmt: skip
         gate = AdmissionGate(self.metrics, self.load)
-        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory, gate=gate)
+        return WhipEndpoint(
+            s, self.admission, sessions, scaleout=self._directory, gate=gate, metrics=self.metrics
+        )
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
@@ -299,14 +307,23 @@ class Service:
         for kind in ("scene", "event", "status"):
             self.metrics.outbox_dropped.labels(type=kind)
 
-    async def _ready(self) -> bool:
+    async def _ready(self) -> Readiness:
         """Every engine loaded and warmed (true once `start` built them) and Redis answers."""
         if not self.engines or self._probe is None:
-            return False
+            return Readiness(False, "engines not loaded yet")
         try:
-            return bool(await self._probe.ping())
-        except (aioredis.RedisError, OSError):
-            return False
+            return Readiness(bool(await self._probe.ping()))
+        except (aioredis.RedisError, OSError) as exc:
+            return Readiness(False, f"redis: {redis_problem(exc)}")
+
+    async def _check_redis_access(self) -> None:
+        """Say at start, in the log, when Redis refuses us (a wrong password otherwise shows only
+        as a 503 on /readyz); the service still starts and buffers until Redis lets it in."""
+        assert self._probe is not None
+        try:
+            await self._probe.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            logger.error("redis %s", redis_problem(exc))
 
     def _engine_reports(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.reports]

@@ -24,8 +24,7 @@ class LiveStream(Protocol):
     missing: frozenset[str]
     close_reason: str | None
 
-    @property
-    def status(self) -> tuple[str, str]: ...
+    status: tuple[str, str]
 
     ingest: StreamIngest
 
@@ -61,6 +60,10 @@ class StreamAdmission:
             raise AtCapacity(stream)
         self._reserved.add(stream)
         self._metrics.active_streams.set(len(self._reserved))
+
+    def full_for(self, stream: str) -> bool:
+        """Whether `reserve(stream)` would raise `AtCapacity` (not `StreamLive`) right now."""
+        return stream not in self._reserved and len(self._reserved) >= self.max_streams
 
     def add(self, session: LiveStream) -> None:
         """Attach the session of a reserved stream."""

@@ -280,8 +280,8 @@ def _media_attr(section: MediaSection, name: str, value: str | None) -> None:
     elif name == "ssrc-group":
         for ssrc in _need(name, value).split()[1:]:
             _uint(ssrc, "an SSRC in a=ssrc-group", 2**32 - 1)
-    elif name == "msid" and value is None:
-        raise bad("a=msid has no value")
+    elif name == "msid" and (value is None or (" " in value and len(value.split()) < 2)):
+        raise bad("a=msid must be `<stream id> <track id>`")  # aiortc reads the second word
 
 
 def _rtpmap(section: MediaSection, value: str) -> None:

@@ -85,7 +85,11 @@ def _summarise(offer: ParsedOffer) -> OfferSummary:
             continue  # a data channel: negotiated, never read
         if media.kind in found:
             raise OfferError(422, f"more than one {media.kind} track; publish one of each kind")
-        if media.direction not in (None, "sendonly", "sendrecv"):
+        if media.direction is None:  # RFC 4566's default (sendrecv) is unknown to aiortc
+            raise OfferError(
+                422, f"the {media.kind} track has no direction; a publisher offers a=sendonly"
+            )
+        if media.direction not in ("sendonly", "sendrecv"):
             raise OfferError(
                 422, f"the {media.kind} track is `{media.direction}`: WHIP only receives"
             )

@@ -276,6 +276,11 @@ class CameraSource:
         """The camera's state and its reason, as `/api/streams` lists them."""
         return self.state, self.reason
 
+    @status.setter
+    def status(self, value: tuple[str, str]) -> None:
+        """What the scheduler reported (`degraded`/`online`); already published by it."""
+        self.state, self.reason = value
+
     def _set_state(self, state: str, reason: str) -> None:
         if (state, reason) != (self.state, self.reason):
             self.state, self.reason, self.since = state, reason, time.time()

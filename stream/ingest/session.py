@@ -93,12 +93,32 @@ class IngestSession:
             preferences = receive_preferences(kind)
             if preferences:
                 transceiver.setCodecPreferences(preferences)
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
-            answer_passive(self.pc, offer_sdp)
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        before = asyncio.all_tasks()
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
+                answer_passive(self.pc, offer_sdp)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        finally:
+            self._adopt_connect_tasks(asyncio.all_tasks() - before)
         self._spawn(self._supervise(), "supervise")
         return str(self.pc.localDescription.sdp)
+
+    def _adopt_connect_tasks(self, new: set[asyncio.Task[Any]]) -> None:
+        """aiortc starts ICE and DTLS in tasks it keeps no reference to; closed during ICE
+        checks (setup timeout, DELETE), that task fails with `InvalidStateError` and asyncio
+        reports "Task exception was never retrieved". Their outcome is retrieved here."""
+        for task in new:
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None and frame.f_locals.get("self") is self.pc:
+                task.add_done_callback(self._connect_done)
+
+    def _connect_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if self.close_reason is None:  # not a close racing the connection attempt
+            logger.warning("connection setup failed", extra={"stream": self.stream,
+                           "error": type(task.exception()).__name__})  # fmt: skip
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         task = asyncio.create_task(coro, name=f"session:{self.stream}:{what}")

@@ -19,6 +19,5 @@ def receive_preferences(kind: str) -> list[RTCRtpCodecCapability]:
     if kind != "audio":
         return []
     capabilities = RTCRtpReceiver.getCapabilities(kind)
-    if capabilities is None:
-        return []
-    return [c for c in capabilities.codecs if c.name.lower() in AUDIO_CODECS]
+    codecs = capabilities.codecs if capabilities is not None else []
+    return [c for c in codecs if c.name.lower() in AUDIO_CODECS]
