@@ -9,12 +9,16 @@ events, metrics. When the connection ends or cannot be made, the camera is repor
 with the reason and retried with exponential backoff; the first frame of a new connection
 reports it `online` again.
 
-Capture clock: FFmpeg's RTSP demuxer reads the camera's RTCP Sender Reports and puts every
-stream's timestamps on one timeline from the first report's NTP time, which PyAV exposes as
-`start_time_realtime`; capture time is then that NTP time plus the frame's pts. A source
-without Sender Reports (or one whose clock is over an hour off) is mapped by arrival instead:
-one offset for both tracks, the smallest recent `arrival - pts`, which keeps audio and video
-as the source timestamped them.
+Capture clock: arrival-anchored frame pts, per track (`PulledTiming`): capture time is the
+frame's pts plus the smallest recent `arrival - pts` (jitter only delays), applied at once in
+both directions. Unlike a WHIP track's mapping, it is not slewed: right after connecting, FFmpeg
+hands over the seconds of media it buffered while reading the stream's header in one burst, and
+those frames arrive late, not early; mapped at once, they all land on their arrival instant and
+the rings drop them as out of order (counted), so live frames start on time instead of seconds
+ahead. FFmpeg does read the camera's RTCP Sender Reports, but PyAV exposes only the first
+report's NTP time (`start_time_realtime`), not each track's NTP/RTP pair, and FFmpeg's pts step
+when a track's first report arrives; a step in pts that arrival does not show (over
+`PTS_JUMP_S`) restarts that track's mapping.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import av
 
 from stream.config import CameraConfig, PullConfig
 from stream.ingest.backoff import Backoff
-from stream.ingest.clock import CaptureClock
+from stream.ingest.clock import SlidingMin
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.tracks import TrackTiming
 from stream.metrics import Metrics
@@ -41,7 +45,8 @@ from stream.publish.status import StatusSink, StreamState
 
 logger = logging.getLogger(__name__)
 
-CLOCK_RATE = 90_000  # both tracks' pts go through one 90 kHz capture clock
+PTS_JUMP_S = 1.0  # a pts step this much larger (or smaller) than the arrival step is a new timeline
+CANCEL_TIMEOUT_S = 2.0
 TICK_S = 0.25  # windows waiting out a late modality are cut at least this often
 _END = object()
 
@@ -49,20 +54,30 @@ OpenIngest = Callable[[str, bool, bool], StreamIngest]  # (stream, has_video, ha
 
 
 class PulledTiming(TrackTiming):
-    """A pulled track's timing: its pts on the camera's shared capture clock."""
+    """A pulled track's timing: its pts mapped to capture time by arrival (module docstring)."""
 
-    def __init__(self, kind: str, clock: CaptureClock) -> None:  # no RTCP hook to attach
+    def __init__(self, kind: str, smoothing_window: int = 64) -> None:  # no RTCP hook to attach
         self.kind = kind
         self.timeline = None
-        self.clock = clock
+        self.clock = None  # capture times never run ahead of arrival: "now" needs no lag
         self._interval = None
         self._last_t = None
+        self._window = smoothing_window
+        self._offsets = SlidingMin(smoothing_window)
+        self._last: tuple[float, float] | None = None  # (pts seconds, arrival) of the last frame
+        self.restarts = 0
 
     def capture_time(self, frame: av.VideoFrame | av.AudioFrame, arrival: float) -> float | None:
-        if frame.pts is None or frame.time_base is None or self.clock is None:
+        if frame.pts is None or frame.time_base is None:
             return None
-        rtp = round(frame.pts * frame.time_base * CLOCK_RATE) % (1 << 32)
-        return float(self.clock.capture_time(rtp, arrival))
+        media = float(frame.pts * frame.time_base)
+        if self._last is not None:
+            step = (media - self._last[0]) - (arrival - self._last[1])
+            if abs(step) > PTS_JUMP_S:
+                self._offsets = SlidingMin(self._window)  # a new timeline: map it afresh
+                self.restarts += 1
+        self._last = (media, arrival)
+        return media + self._offsets.push(arrival - media)
 
     def close(self) -> None:
         pass
@@ -118,7 +133,6 @@ class CameraSource:
         self.since = time.time()
         self.missing: frozenset[str] = frozenset()
         self.connects = 0
-        self.synced_by_sender_reports = False
         self.ingest: StreamIngest = open_ingest(config.id, True, True)
         self.close_reason: str | None = None
         self._pull, self._open_ingest = pull, open_ingest
@@ -144,7 +158,7 @@ class CameraSource:
             "since": round(self.since, 3),
             "connects": self.connects,
             "failures": self._backoff.failures,
-            "capture_clock": "rtcp" if self.synced_by_sender_reports else "arrival",
+            "capture_clock": "arrival",
             "missing": sorted(self.missing),
         }
 
@@ -188,13 +202,7 @@ class CameraSource:
         )
         self.ingest.close()
         self.ingest = self._open_ingest(self.stream, has_video, has_audio)
-        clock = CaptureClock(CLOCK_RATE)
-        self.synced_by_sender_reports = False
-        realtime = getattr(container, "start_time_realtime", None)
-        if realtime:  # the first RTCP Sender Report's NTP time: pts 0 on the camera's clock
-            clock.on_sender_report(realtime / 1e6, 0, time.time())
-            self.synced_by_sender_reports = clock.synced
-        timings = {k: PulledTiming(k, clock) for k in ("video", "audio")}
+        timings = {k: PulledTiming(k) for k in ("video", "audio")}
         for timing in timings.values():
             self.ingest.attach_timing(timing)
         loop = asyncio.get_running_loop()
@@ -216,7 +224,10 @@ class CameraSource:
         ingest = self.ingest
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), TICK_S)
+                # Not `asyncio.wait_for`: on Python 3.11 it can swallow a cancellation that
+                # races with a frame arriving, and `close()` would then wait for ever.
+                async with asyncio.timeout(TICK_S):
+                    item = await queue.get()
             except TimeoutError:
                 ingest.tick()
                 continue
@@ -299,8 +310,7 @@ class CameraSource:
         self._stop.set()
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
+            await asyncio.wait({self._task}, timeout=CANCEL_TIMEOUT_S)
         self.ingest.close()
         self.state = "closed"
         self._set_state("offline", reason)

@@ -14,7 +14,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration.test_sender_cli import finish, live, start_send
-from tests.support.flash_clip import click_times, flash_times, pair_marks, write_flash_clip
+from tests.support.flash_clip import (
+    click_times,
+    corrupt_video,
+    flash_times,
+    pair_marks,
+    write_flash_clip,
+)
 from tests.support.whip_support import SYNC_SPECS, running_service, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("loopback_ice")]
@@ -87,3 +93,17 @@ async def test_stream_closed_by_the_service_fails_the_sender(tmp_path: Path) -> 
         code, stderr = await finish(proc, within_s=20)
     assert code == 1, stderr
     assert "the service reports the stream failed" in stderr, stderr
+
+
+async def test_video_the_service_cannot_decode_fails_the_sender(tmp_path: Path) -> None:
+    """Video that never decodes (what H.264 relayed without Annex B did): `send` says so and
+    exits 1 instead of 0."""
+    clip, broken = tmp_path / "clip.webm", tmp_path / "broken.webm"
+    write_flash_clip(clip, "webm", seconds=3.0, events_s=(1.0,))
+    corrupt_video(clip, broken)
+    async with running_service() as service:
+        proc = await start_send(service.whip("bad1"), "--file", str(broken))
+        code, stderr = await finish(proc, within_s=25)
+        assert service.states("bad1")[-1] == ("offline", "deleted")  # DELETE still sent
+    assert code == 1, stderr
+    assert "the service decoded no video frames" in stderr, stderr

@@ -111,3 +111,22 @@ def pair_marks(flashes: list[float], clicks: list[float], within_s: float = 0.5)
         for f in flashes
         if clicks and min(abs(c - f) for c in clicks) < within_s
     ]
+
+
+def corrupt_video(source: Path, target: Path) -> None:
+    """`source` remuxed to `target` with every video packet's bytes replaced by noise (sizes,
+    timestamps and keyframe flags kept): a file whose video no decoder can decode."""
+    rng = np.random.default_rng(1)
+    with av.open(str(source)) as src, av.open(str(target), "w", format="webm") as dst:
+        streams = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.size == 0:
+                continue
+            data = bytes(packet)
+            if packet.stream.type == "video":
+                data = rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes()
+            copy = av.Packet(data)
+            copy.pts, copy.dts, copy.time_base = packet.pts, packet.dts, packet.time_base
+            copy.is_keyframe = packet.is_keyframe
+            copy.stream = streams[packet.stream.index]
+            dst.mux(copy)

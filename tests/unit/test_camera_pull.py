@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from stream.config import CameraConfig, ConfigError, load_settings
-from stream.ingest.camera import CLOCK_RATE, PulledTiming, input_options, redact
-from stream.ingest.clock import CaptureClock
+from stream.ingest.camera import PulledTiming, input_options, redact
 
 
 def test_redact_hides_credentials() -> None:
@@ -50,17 +49,21 @@ def _video(pts: int) -> av.VideoFrame:
     return frame
 
 
-def test_sender_report_time_puts_both_tracks_on_the_camera_clock() -> None:
-    clock = CaptureClock(CLOCK_RATE)
-    clock.on_sender_report(1_000.0, 0, 1_000.2)  # pts 0 was captured at 1000.0
-    audio, video = PulledTiming("audio", clock), PulledTiming("video", clock)
-    assert audio.capture_time(_audio(48_000), arrival=1_001.3) == pytest.approx(1_001.0)
-    assert video.capture_time(_video(90_000), arrival=1_001.4) == pytest.approx(1_001.0)
+def test_both_tracks_are_mapped_by_arrival() -> None:
+    audio, video = PulledTiming("audio"), PulledTiming("video")
+    assert audio.capture_time(_audio(0), arrival=50.0) == pytest.approx(50.0)
+    assert video.capture_time(_video(0), arrival=50.1) == pytest.approx(50.1)
+    # Jitter only delays: a frame that comes early moves the mapping, a late one does not.
+    assert audio.capture_time(_audio(48_000), arrival=51.2) == pytest.approx(51.0)
 
 
-def test_without_sender_reports_one_offset_serves_both_tracks() -> None:
-    clock = CaptureClock(CLOCK_RATE)
-    audio, video = PulledTiming("audio", clock), PulledTiming("video", clock)
-    a = audio.capture_time(_audio(0), arrival=50.0)
-    v = video.capture_time(_video(0), arrival=50.0)
-    assert a == v == pytest.approx(50.0)  # same pts, same instant, whatever each one's delay
+def test_a_step_in_pts_restarts_the_mapping_instead_of_slewing() -> None:
+    video = PulledTiming("video")
+    for n in range(10):
+        assert video.capture_time(_video(n * 3_000), arrival=100 + n / 30) == pytest.approx(
+            100 + n / 30
+        )
+    # FFmpeg moved the track onto the Sender Report timeline: pts jump ahead by 20 s.
+    t = video.capture_time(_video(20 * 90_000 + 10 * 3_000), arrival=100 + 10 / 30)
+    assert t == pytest.approx(100 + 10 / 30)  # still on time, not 20 s in the future
+    assert video.restarts == 1
