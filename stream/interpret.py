@@ -166,7 +166,6 @@ class Interpreter:
             stage = self._stream_tracks(w.stream, result.engine)
             tracked, seen = stage.observe(at, result.detections)
             tracks = [(t, stage.ttc(t)) for t in seen]
-            self.metrics.detections.labels(engine=result.engine).inc(len(result.detections))
         self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
             time.perf_counter() - t0
         )
@@ -174,7 +173,6 @@ class Interpreter:
         for event in events:
             self.publisher.publish(self._event(w.stream, result.engine, event, now))
         for te in tracked:
-            self._count_track(result.engine, te)
             self.publisher.publish(self._track_event(w.stream, result.engine, te, now))
         figures = self._figures.setdefault(w.stream, {}).setdefault(result.engine, _Figures())
         figures.windows += 1
@@ -212,7 +210,6 @@ class Interpreter:
         tracks = self._tracks.pop((stream, engine), None)
         if tracks is not None:
             for te in tracks.close():
-                self._count_track(engine, te)
                 self.publisher.publish(self._track_event(stream, engine, te, now))
         if not any(key[0] == stream for key in self._trackers):
             fusion = self._fusion.pop(stream, None)
@@ -286,10 +283,6 @@ class Interpreter:
                 counters=self._counters(stream),
             )
         return tracker
-
-    def _count_track(self, engine: str, te: TrackEvent) -> None:
-        if te.event.phase != "update":
-            self.metrics.tracks.labels(engine=engine, phase=te.event.phase).inc()
 
     def _stream_tracks(self, stream: str, engine: str) -> StreamTracks:
         key = (stream, engine)

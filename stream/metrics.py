@@ -104,18 +104,6 @@ class Metrics:
             ["type"],
             registry=r,
         )
-        self.detections = Counter(
-            "scenestream_detections_total",
-            "Detections (after NMS) in detector engines' windows",
-            ["engine"],
-            registry=r,
-        )
-        self.tracks = Counter(
-            "scenestream_tracks_total",
-            "Object tracks started and ended, per detector engine",
-            ["engine", "phase"],
-            registry=r,
-        )
         self.gpu_utilization = Gauge(
             "scenestream_gpu_utilization_ratio", "GPU utilisation (0-1) when a GPU is used",
             ["gpu"], registry=r,

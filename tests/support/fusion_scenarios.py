@@ -114,13 +114,11 @@ SCENARIOS: dict[str, tuple[Audio, Video]] = {
 }
 
 
-def record(
-    name: str, settings: Settings | None = None, metrics: Metrics | None = None
-) -> tuple[list[m.Message], list[m.Message]]:
+def record(name: str, settings: Settings | None = None) -> tuple[list[m.Message], list[m.Message]]:
     """Run one scenario through the interpretation stage: (scene messages, events)."""
     audio, video = SCENARIOS[name]
     sink = Sink()
-    pipeline = Interpreter([TAGGER, DETECTOR], sink, metrics or Metrics(), settings=settings)
+    pipeline = Interpreter([TAGGER, DETECTOR], sink, Metrics(), settings=settings)
     stream = f"fusion-{name}"
     results: list[tuple[float, WindowResult]] = []
     k = 1

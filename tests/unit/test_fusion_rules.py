@@ -112,23 +112,6 @@ def test_live_interpretation_raises_the_same_rule_events_and_valid_messages() ->
     assert {e["label"] for e in track_events} == {"vehicle"}
 
 
-def test_detections_and_tracks_are_counted() -> None:
-    from stream.metrics import Metrics
-
-    metrics = Metrics(process=False)
-    scenes, _ = record("collision", metrics=metrics)
-    detections = sum(len(s.get("detections", [])) for s in scenes)
-    assert detections > 0
-    assert metrics.registry.get_sample_value(
-        "scenestream_detections_total", {"engine": "detector"}
-    ) == float(detections)
-    for phase in ("start", "end"):
-        count = metrics.registry.get_sample_value(
-            "scenestream_tracks_total", {"engine": "detector", "phase": phase}
-        )
-        assert count == 1.0, phase
-
-
 def test_rules_off_by_config() -> None:
     off = Settings.model_validate(
         {
