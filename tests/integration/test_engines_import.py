@@ -37,12 +37,19 @@ def onnx_only(tmp: Path) -> EnginesConfig:
     return EnginesConfig.model_validate({"cache_dir": tmp / "cache", "backends": ["onnxruntime"]})
 
 
-@pytest.mark.parametrize("end2end", [False, True], ids=["raw-head", "end2end"])
+@pytest.mark.parametrize(
+    ("layout", "end2end", "objectness"),
+    [("yolo", False, False), ("end2end", True, False), ("yolo_obj", False, True)],
+)
 def test_detector_import_runs_and_matches_the_source(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], end2end: bool
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    layout: str,
+    end2end: bool,
+    objectness: bool,
 ) -> None:
     source = tmp_path / "yolo.onnx"
-    export_standard_detector(DetectorConfig(), source, end2end=end2end)
+    export_standard_detector(DetectorConfig(), source, end2end=end2end, objectness=objectness)
     out = tmp_path / "engines" / "yolo"
     code, text, _ = run_cli(
         ["engines", "import", str(source), "--out", str(out), "--json", str(tmp_path / "r.json")],
@@ -56,7 +63,7 @@ def test_detector_import_runs_and_matches_the_source(
     manifest = load_manifest(out)
     assert manifest.labels == ("person", "vehicle")
     assert manifest.doc.detections is not None
-    assert manifest.doc.detections.layout == ("end2end" if end2end else "yolo")
+    assert manifest.doc.detections.layout == layout
     engine, _ = load_engine(manifest, onnx_only(tmp_path))
     video = np.random.default_rng(0).integers(0, 256, (1, 64, 64, 3), dtype=np.uint8)
     [scores] = engine.infer([Window("cam", manifest.name, 0, 0.0, 0.2, video, None, None)])
@@ -81,7 +88,7 @@ def test_detector_import_errors_are_one_line(
         ["engines", "import", str(source), "--out", out, "--names", str(names)], capsys
     )
     assert code == 2
-    assert "the head scores 3 classes but 2 class names were given" in err
+    assert "unsupported detector output output0 [1, 7, 64] for 2 classes (do the class" in err
     not_onnx = tmp_path / "junk.onnx"
     not_onnx.write_bytes(b"not a model")
     code, _, err = run_cli(["engines", "import", str(not_onnx), "--out", out], capsys)
