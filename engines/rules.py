@@ -126,7 +126,7 @@ class Collision(Rule):
             return 0.0
         fast = [
             o.time
-            for o in history
+            for o in _since(history, min(impacts) - self.within_s)
             if any(t.ttc_s is not None and t.ttc_s <= self.ttc_s for t in o.tracks)
         ]
         hit = any(-self.tolerance_s <= ti - tv <= self.within_s for ti in impacts for tv in fast)

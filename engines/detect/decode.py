@@ -1,13 +1,15 @@
 """Detector outputs → `Detection`s for one frame.
 
-Three output layouts, the ones standard exporters produce:
+Four output layouts, the ones standard exporters produce:
 
 - `boxes`: separate tensors per image: boxes `[N, 4]`, scores `[N]` (or `[N, C]`, one score per
   class: the best class wins), optionally classes `[N]`;
 - `end2end`: one tensor `[N, 6]` of (box, score, class), NMS already in the graph (YOLOv10,
   YOLO exports with `nms=True`, RT-DETR style post-processed outputs);
 - `yolo`: the raw head `[4 + C, N]` (or `[N, 4 + C]`) of box (centre/size) then per-class
-  scores, as YOLOv5u/v8/v11 exports emit; NMS runs here.
+  scores, as YOLOv5u/v8/v11 exports emit; NMS runs here;
+- `yolo_obj`: the raw head with an objectness column, `[N, 5 + C]` rows of box, objectness, then
+  per-class scores (YOLOv5/v7 exports); a detection's score is objectness × class score.
 
 Boxes leave as `xyxy` fractions of the frame. Detections under `score_threshold` are dropped,
 then class-aware NMS (unless the graph did it), then the best `max_detections` remain.
@@ -25,7 +27,7 @@ import numpy.typing as npt
 from engines.detect.boxes import BoxFormat, as_boxes, normalise, to_xyxy
 from engines.detect.nms import batched_nms
 
-Layout = Literal["boxes", "end2end", "yolo"]
+Layout = Literal["boxes", "end2end", "yolo", "yolo_obj"]
 Box = tuple[float, float, float, float]
 
 
@@ -84,11 +86,14 @@ def decode_frame(spec: DecodeSpec, outputs: Sequence[npt.NDArray[np.generic]]) -
 
 
 def _finish_yolo(spec: DecodeSpec, arr: npt.NDArray[np.float32]) -> list[Detection]:
-    width = 4 + len(spec.class_names)
+    obj = spec.layout == "yolo_obj"
+    width = (5 if obj else 4) + len(spec.class_names)
     if arr.ndim != 2 or width not in arr.shape:
         raise ValueError(f"yolo head must be [{width}, N] or [N, {width}], got {list(arr.shape)}")
     rows = arr.T if arr.shape[0] == width and arr.shape[1] != width else arr
-    cls_scores = _act(spec, rows[:, 4:])
+    cls_scores = _act(spec, rows[:, 5:] if obj else rows[:, 4:])
+    if obj:
+        cls_scores = cls_scores * _act(spec, rows[:, 4])[:, None]
     classes = np.argmax(cls_scores, axis=1)
     scores = cls_scores[np.arange(len(rows)), classes]
     return _finish(spec, rows[:, :4], scores, classes, spec.nms)

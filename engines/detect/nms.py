@@ -13,6 +13,7 @@ import numpy.typing as npt
 from engines.detect.boxes import as_boxes, iou_matrix
 
 I64 = npt.NDArray[np.int64]
+MATRIX_MAX = 2048  # up to this many boxes the IoU matrix is computed once (16 MiB of float32)
 
 
 def nms(boxes: npt.ArrayLike, scores: npt.ArrayLike, iou_threshold: float) -> I64:
@@ -23,6 +24,8 @@ def nms(boxes: npt.ArrayLike, scores: npt.ArrayLike, iou_threshold: float) -> I6
     if len(b) != len(s):
         raise ValueError(f"{len(b)} boxes but {len(s)} scores")
     order = np.argsort(-s, kind="stable")
+    if len(order) <= MATRIX_MAX:
+        return _nms_matrix(b, order, iou_threshold)
     keep: list[int] = []
     while order.size:
         best = int(order[0])
@@ -33,6 +36,20 @@ def nms(boxes: npt.ArrayLike, scores: npt.ArrayLike, iou_threshold: float) -> I6
         overlap = iou_matrix(b[best : best + 1], b[rest])[0]
         order = rest[overlap <= iou_threshold]
     return np.asarray(keep, dtype=np.int64)
+
+
+def _nms_matrix(b: npt.NDArray[np.float32], order: I64, iou_threshold: float) -> I64:
+    """Greedy NMS over a precomputed IoU matrix: one vector operation per kept box."""
+    ranked = b[order]
+    iou = iou_matrix(ranked, ranked)
+    suppressed = np.zeros(len(order), dtype=bool)
+    keep: list[int] = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i] > iou_threshold
+    return order[np.asarray(keep, dtype=np.int64)].astype(np.int64)
 
 
 def batched_nms(

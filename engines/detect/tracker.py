@@ -34,6 +34,7 @@ from engines.detect.ttc import time_to_contact
 
 State = Literal["tentative", "confirmed", "lost"]
 HISTORY = 16  # scale samples kept per track for time to contact
+TRACK_COUNTER = "__track__"  # key in shared `counters` (the others are labels, never this)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +162,7 @@ class Tracker:
         return [t for t in self._tracks if t.state != "tentative"]
 
     def _new(self, det: Detection, time: float) -> Track:
-        self._counters["track"] = track_id = self._counters.get("track", 0) + 1
+        self._counters[TRACK_COUNTER] = track_id = self._counters.get(TRACK_COUNTER, 0) + 1
         track = Track(
             id=track_id,
             class_id=det.class_id,

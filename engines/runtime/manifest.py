@@ -23,7 +23,8 @@ Schema (TOML tables; every table forbids unknown keys):
   `label_overrides`; a scene label then scores the best of its classes.
 - `[outputs.detections]` (optional, detectors): `layout` (`boxes`: graph outputs `boxes`,
   `scores`, optionally `classes`; `end2end`: one `output` of rows (box, score, class); `yolo`:
-  one raw head `output` `[4 + C, N]`), `class_names`, `box_format` (`xyxy` | `cxcywh`),
+  one raw head `output` `[4 + C, N]`; `yolo_obj`: one raw head with objectness, rows
+  `[N, 5 + C]`), `class_names`, `box_format` (`xyxy` | `cxcywh`),
   `normalized` (boxes in fractions of the frame, else pixels of the video input),
   `activation`, `score_threshold`, `iou_threshold`, `max_detections`, `nms`, `label_map`,
   `label_overrides`, `keep_unmapped`. The engine's scores then include, per scene label, the
@@ -135,7 +136,7 @@ DETECTIONS = "detections"  # the reserved key of `[outputs.detections]`
 class DetectionsTable(_Table):
     """`[outputs.detections]`: how a detector's graph outputs become boxes (engines/detect)."""
 
-    layout: Literal["boxes", "end2end", "yolo"]
+    layout: Literal["boxes", "end2end", "yolo", "yolo_obj"]
     output: str | None = None  # end2end, yolo: the one graph output
     boxes: str | None = None  # boxes layout: graph outputs
     scores: str | None = None
@@ -260,7 +261,7 @@ class Manifest:
         return DecodeSpec(
             layout=det.layout,
             class_names=det.class_names,
-            box_format=det.box_format or ("cxcywh" if det.layout == "yolo" else "xyxy"),
+            box_format=det.box_format or ("cxcywh" if det.layout.startswith("yolo") else "xyxy"),
             normalized=det.normalized,
             width=float(video.width) if video else 1.0,
             height=float(video.height) if video else 1.0,
@@ -537,9 +538,9 @@ def _check_detection_graph(m: Manifest, graph_out: dict[str, Any]) -> None:
         if name not in graph_out:
             have = sorted(graph_out)
             raise _fail(p, f"outputs.{DETECTIONS}", f"no graph output {name!r} (has {have})")
-    if det.layout == "yolo" and det.output is not None:
+    if det.layout.startswith("yolo") and det.output is not None:
         dims = graph_out[det.output][1]
-        width = 4 + len(det.class_names)
+        width = (5 if det.layout == "yolo_obj" else 4) + len(det.class_names)
         known = [d for d in dims[1:] if isinstance(d, int)]
         if len(dims) == 3 and len(known) == 2 and width not in known:
             raise _fail(

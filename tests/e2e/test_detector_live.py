@@ -1,7 +1,10 @@
-"""A detector served live: a tiny randomly initialised YOLO-style detector (built from a config in
-torch, exported to ONNX, no downloads) is a user engine of the whole service; a generated scene
-goes over real WebRTC (WHIP, loopback ICE); scene messages carry its detections and the stream's
-tracks, track lifecycle events reach the stream's log, and every message passes the schemas."""
+"""Imported engines served live. Two tiny randomly initialised models of standard architectures,
+built from configurations (no downloads), go through `scenestream engines import`: a YOLO-style
+detector exported to ONNX as Ultralytics does (raw head, `names` metadata) and an AudioSet Audio
+Spectrogram Transformer checkpoint. The whole service runs both as user engines; a generated
+scene goes over real WebRTC (WHIP, loopback ICE); scene messages carry the detector's detections
+and the stream's tracks and the tagger's mapped labels, track lifecycle events reach the
+stream's log, and every message passes the schemas."""
 
 from __future__ import annotations
 
@@ -10,31 +13,58 @@ from pathlib import Path
 
 import pytest
 
+from stream.cli import main
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
 from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
 from tests.e2e.conftest import ServiceThread, send_scene, tap, wait_offline
-from tests.support.detector_fixtures import build_detector_engine
+from tests.support.detector_fixtures import DetectorConfig, export_standard_detector
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 ENGINE = "tiny-yolo"
+TAGGER = "tiny-ast"
+AUDIOSET = ["Speech", "Siren", "Ambulance (siren)", "Vehicle horn, car horn, honking",
+            "Smash, crash", "Fire alarm", "Music", "Dog"]  # fmt: skip
+
+
+def _tiny_ast(root: Path) -> Path:
+    import torch
+    from transformers import ASTConfig, ASTFeatureExtractor, ASTForAudioClassification
+
+    torch.manual_seed(0)
+    cfg = ASTConfig(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_length=128, id2label=dict(enumerate(AUDIOSET)),
+        label2id={n: i for i, n in enumerate(AUDIOSET)},
+    )  # fmt: skip
+    ASTForAudioClassification(cfg).eval().save_pretrained(root)
+    ASTFeatureExtractor(max_length=128).save_pretrained(root)
+    return root
 
 
 @pytest.fixture(scope="module")
 def detector_service(
     e2e_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ServiceThread]:
-    """The service running only the tiny detector, from a user engine directory."""
-    user_dir = tmp_path_factory.mktemp("detector-engines")
-    build_detector_engine(user_dir)
+    """The service running the two imported engines from a user engine directory."""
+    work = tmp_path_factory.mktemp("import")
+    user_dir = work / "engines"
+    source = work / "yolo.onnx"
+    export_standard_detector(DetectorConfig(), source)
+    imports = [
+        [str(source), "--name", ENGINE, "--fps", "4"],
+        [str(_tiny_ast(work / "ast")), "--name", TAGGER, "--window-s", "1.0"],
+    ]
+    for args in imports:
+        assert main(["engines", "import", *args, "--out", str(user_dir / args[2])]) == 0
     use_loopback_candidates(only=True)
     running = ServiceThread(
         server={"port": 0},
         session={"include_loopback": True},
         redis={"url": e2e_redis.url, "prefix": "e2e"},
         engines={
-            "enabled": [ENGINE],
+            "enabled": [ENGINE, TAGGER],
             "user_dir": str(user_dir),
             "backends": ["onnxruntime"],
             "cache_dir": str(user_dir / "cache"),
@@ -49,7 +79,7 @@ def detector_service(
         restore_candidates()
 
 
-async def test_detections_and_tracks_reach_redis_over_webrtc(
+async def test_imported_detector_and_tagger_publish_over_webrtc(
     detector_service: ServiceThread, tmp_path: Path
 ) -> None:
     stream = "e2e-detector"
@@ -76,3 +106,7 @@ async def test_detections_and_tracks_reach_redis_over_webrtc(
     # Every announced track ended by the time the stream went offline.
     assert {m["id"] for m in starts} <= ends
     assert all(m["engine"] == ENGINE and m["label"] == "vehicle" for m in starts)
+    tagged = t.scenes_of(TAGGER)
+    assert tagged, f"no scene message from {TAGGER}"
+    assert set(tagged[0]["scores"]) == {"speech", "siren", "horn", "impact", "alarm"}
+    assert all("detections" not in s for s in tagged)

@@ -167,10 +167,13 @@ def build_detector_engine(root: Path, cfg: DetectorConfig | None = None) -> Path
     return engine_dir
 
 
-def export_standard_detector(cfg: DetectorConfig, path: Path, *, end2end: bool = False) -> None:
+def export_standard_detector(
+    cfg: DetectorConfig, path: Path, *, end2end: bool = False, objectness: bool = False
+) -> None:
     """The detector as standard exporters write it: float input `images` `[B, 3, H, W]`, output
     `output0` (the raw head, or `[B, K, 6]` end-to-end rows: the K best anchors as corner box,
-    score, class), class names in the file's `names` metadata (as Ultralytics writes them)."""
+    score, class), or with `objectness` YOLOv5-style rows `[B, N, 5 + C]` (box, objectness 0.9,
+    class scores); class names in the file's `names` metadata (as Ultralytics writes them)."""
     import onnx
     import torch
     from torch import nn
@@ -180,6 +183,10 @@ def export_standard_detector(cfg: DetectorConfig, path: Path, *, end2end: bool =
     class Standard(nn.Module):
         def forward(self, images: torch.Tensor) -> torch.Tensor:
             head = core.head(images)
+            if objectness:
+                rows = head.transpose(1, 2)
+                obj = torch.full_like(rows[..., :1], 0.9)
+                return torch.cat([rows[..., :4], obj, rows[..., 4:]], dim=-1)
             if not end2end:
                 return head
             rows = head.transpose(1, 2)  # [B, N, 4 + C]

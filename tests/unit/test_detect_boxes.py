@@ -68,6 +68,18 @@ def test_decode_raw_yolo_head_in_pixels() -> None:
     assert decode_frame(spec, [head.T]) == dets
 
 
+def test_decode_head_with_objectness() -> None:
+    spec = DecodeSpec(layout="yolo_obj", class_names=("a", "b"), box_format="cxcywh",
+                      score_threshold=0.3)  # fmt: skip
+    rows = np.array(
+        [[0.5, 0.5, 0.2, 0.2, 0.9, 0.1, 0.8], [0.2, 0.2, 0.1, 0.1, 0.2, 0.9, 0.1]],
+        dtype=np.float32,
+    )
+    dets = decode_frame(spec, [rows])
+    # Score = objectness x class score: 0.72 for the first row, 0.18 (dropped) for the second.
+    assert [(d.class_name, round(d.score, 2)) for d in dets] == [("b", 0.72)]
+
+
 def test_decode_end2end_and_separate_tensors() -> None:
     names = ("a", "b")
     e2e = DecodeSpec(layout="end2end", class_names=names, nms=False, score_threshold=0.5)

@@ -4,6 +4,7 @@ Accepted graphs take one float image `[B, 3, H, W]` (RGB, 0..1, a fixed H and W)
 
 - a raw YOLO head `[B, 4 + C, N]` (YOLOv8/v9/v11 and YOLOv5u exports): centre/size boxes in
   pixels, then per-class scores (sigmoid already applied); NMS runs in scenestream;
+- a raw head with objectness `[B, N, 5 + C]` (YOLOv5/v7 exports): box, objectness, classes;
 - end-to-end rows `[B, N, 6]` (YOLOv10, YOLO26, exports with `nms=True`): corner boxes in
   pixels, score, class.
 
@@ -71,12 +72,8 @@ def import_detector(
             f"and W; got {dims}"
         )
     height, width = int(dims[2]), int(dims[3])
-    layout, count = _layout(source, graph.output[0])
     names = _names(source, model, names_file)
-    if layout == "yolo" and count != len(names):
-        raise UserError(
-            f"{source}: the head scores {count} classes but {len(names)} class names were given"
-        )
+    layout = _layout(source, graph.output[0], len(names))
     wrapped = _wrap(model, image.name, height, width)
     out.mkdir(parents=True, exist_ok=True)
     onnx.save(wrapped, str(out / "model.onnx"))
@@ -112,15 +109,20 @@ def _dims(value: Any) -> list[Any]:
     ]
 
 
-def _layout(source: Path, output: Any) -> tuple[str, int]:
+def _layout(source: Path, output: Any, classes: int) -> str:
+    """Which head the output is, from its shape and the number of class names."""
     dims = _dims(output)
-    if len(dims) == 3 and dims[2] == 6:
-        return "end2end", 0
-    if len(dims) == 3 and isinstance(dims[1], int) and dims[1] > 4:
-        return "yolo", dims[1] - 4
+    if len(dims) == 3:
+        if dims[1] == 4 + classes or dims[2] == 4 + classes:
+            return "yolo"  # [B, 4 + C, anchors] (or transposed)
+        if dims[2] == 5 + classes:
+            return "yolo_obj"  # [B, anchors, 5 + C]
+        if dims[2] == 6:
+            return "end2end"  # [B, N, (box, score, class)]
     raise UserError(
-        f"{source}: unsupported detector output {output.name} {dims}: expected a raw YOLO head "
-        "[B, 4 + C, N] or end-to-end rows [B, N, 6]"
+        f"{source}: unsupported detector output {output.name} {dims} for {classes} classes "
+        "(do the class names match the model?): expected a raw YOLO head [B, 4 + C, N] or "
+        "[B, N, 5 + C], or end-to-end rows [B, N, 6]"
     )
 
 
@@ -191,7 +193,7 @@ def _manifest(
     width: int, batch: list[int], fps: float, score: float, iou: float, coco: bool,
 ) -> str:  # fmt: skip
     names_toml = ", ".join(json.dumps(n) for n in names)
-    box = "cxcywh" if layout == "yolo" else "xyxy"
+    box = "cxcywh" if layout.startswith("yolo") else "xyxy"
     label_map = 'label_map = "coco"\n' if coco else "keep_unmapped = true\n"
     return f"""# Imported by `scenestream engines import` from {source}.
 # The graph takes the window's last frame (uint8, resized by the service to {width}x{height}).
