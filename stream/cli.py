@@ -99,8 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
     p.add_argument("--engine", default="avfusion")
-    p.add_argument("--set", dest="set_name", default="heldout",
-                   help="heldout|val|train, a directory, or in|cross|all (independent generator)")
+    p.add_argument(
+        "--set",
+        dest="set_name",
+        default="heldout",
+        help="heldout|val|train, a directory, or in|cross|all (independent generator)",
+    )
     p.add_argument("--scenes", type=int, help="cross-generator scenes (default 400)")
     p.add_argument("--backend", help="backend to use")
     p.add_argument("--json", type=Path, help="write metrics as JSON here")

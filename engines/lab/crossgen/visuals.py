@@ -167,8 +167,15 @@ def render_frame(stage: Stage, t: float, sub: F64, grid: tuple[F64, F64]) -> F64
     return img
 
 
-def camera(frames: F64, rng: np.random.Generator, shake_px: float, jolts: list[int],
-           exposure: float, noise: float, out_size: int) -> F64:  # fmt: skip
+def camera(
+    frames: F64,
+    rng: np.random.Generator,
+    shake_px: float,
+    jolts: list[int],
+    exposure: float,
+    noise: float,
+    out_size: int,
+) -> F64:
     """Shake (with jolts at the given frames), exposure/gamma, sensor noise, area downsample."""
     t, h, w, _ = frames.shape
     pad = int(np.ceil(shake_px)) + 6
@@ -176,9 +183,9 @@ def camera(frames: F64, rng: np.random.Generator, shake_px: float, jolts: list[i
     gamma = rng.uniform(0.8, 1.25)
     for i in range(t):
         j = 6.0 if any(0 <= i - k < 3 for k in jolts) else shake_px
-        dx, dy = (rng.uniform(-j, j, 2) if j > 0 else (0.0, 0.0))
+        dx, dy = rng.uniform(-j, j, 2) if j > 0 else (0.0, 0.0)
         p = np.pad(frames[i], ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        oy, ox = pad + int(round(dy)), pad + int(round(dx))
+        oy, ox = pad + round(dy), pad + round(dx)
         img = np.clip(p[oy : oy + h, ox : ox + w] * exposure, 0, 1) ** gamma
         f = h // out_size
         img = img[: out_size * f, : out_size * f].reshape(out_size, f, out_size, f, 3).mean((1, 3))
