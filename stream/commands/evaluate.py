@@ -32,6 +32,10 @@ def run(args: argparse.Namespace) -> int:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
+    card_path = scorer.engine.manifest.dir / "MODEL_CARD.md"
+    if getattr(args, "card", False) and args.set_name not in CROSS_SETS:
+        scorer.close()
+        raise UserError("--card writes the in/cross comparison: use it with --set in|cross|all")
     try:
         if args.set_name in CROSS_SETS:
             result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes)
@@ -47,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         if args.markdown:
             args.markdown.parent.mkdir(parents=True, exist_ok=True)
             args.markdown.write_text(text)
+        if args.card:
+            cross.write_card_section(card_path, text)
         print(text)
         return 0
     write(result, args.json, args.markdown)

@@ -258,6 +258,26 @@ def noise_scene(d: SceneDraft) -> None:
         d.stage.track = _vehicle(d, "park")
 
 
+def mixed_scene(d: SceneDraft) -> None:
+    """A busy street: two or three of talker, horn, alarm, siren and lights at once or in turn
+    (the siren and lights here are never an emergency vehicle unless they overlap)."""
+    parts = list(d.rng.permutation(["speech", "horn", "alarm", "siren", "lights"]))
+    for part in parts[: int(d.rng.integers(2, 4))]:
+        if part == "speech":
+            d.sound(talker(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "speech")
+        elif part == "horn":
+            d.sound(horn(d.n, d.sr, d.rng.uniform(0.5, d.duration - 2.0), d.rng), "horn")
+        elif part == "alarm":
+            d.sound(alarm(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "alarm")
+        elif part == "siren":
+            d.sound(siren(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "siren")
+        else:
+            d.light(_beacon(d, _emergency_colours(d), _span(d, 2.0, 5.0), False), "flashing_lights")
+    both = intersect(d.on.get("siren", []), d.on.get("flashing_lights", []))
+    if both:
+        d.on["emergency_vehicle"] = both
+
+
 def stream_edge(start: bool) -> Callable[[SceneDraft], None]:
     """A stream starting (black, grey or frozen picture and silence, then the scene) or
     stopping (the reverse). Nothing happens in the scene: every label is off."""
@@ -289,6 +309,7 @@ KINDS: dict[str, Callable[[SceneDraft], None]] = {
     "moving_negative": moving_negative_scene,
     "music": music_scene,
     "noise": noise_scene,
+    "mixed": mixed_scene,
     "stream_start": stream_edge(True),
     "stream_stop": stream_edge(False),
 }

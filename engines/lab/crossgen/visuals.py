@@ -141,7 +141,8 @@ def render_frame(stage: Stage, t: float, sub: F64, grid: tuple[F64, F64]) -> F64
         h = w * (0.75 if stage.shape == "car" else 1.0)
         cy = by - h / 2
         if stage.shape == "ellipse":
-            m = np.clip(1.5 - np.hypot((xx - cx) / (w / 2), (yy - cy) / (h / 2)) * 1.5, 0, 1)
+            rho = np.hypot((xx - cx) / (w / 2), (yy - cy) / (h / 2))
+            m = np.clip(0.5 + (1 - rho) * min(w, h) / 2, 0, 1)  # a one-pixel soft edge
         else:
             m = _box(xx, yy, cx, cy, w / 2, h / 2)
         img = img * (1 - m[..., None]) + m[..., None] * np.asarray(stage.body_colour)

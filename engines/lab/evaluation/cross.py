@@ -11,6 +11,7 @@ scenes) false events at stream starts and stops through the service's event trac
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -264,3 +265,25 @@ def markdown(result: dict[str, Any]) -> str:
         for c in r["confusions"]:
             lines.append(f"| {c['error']} | {c['windows']} | {c['of']} | {_f(c['rate'])} |")
     return "\n".join(lines) + "\n"
+
+
+CARD_BEGIN, CARD_END = "<!-- crossgen:begin -->", "<!-- crossgen:end -->"
+CARD_INTRO = """## Measured on an independent generator
+`engines/lab/crossgen` was written from the label definitions alone (no code or parameters shared
+with `engines/lab/scenes`): its own siren, horn, alarm and speech synthesis, lights, objects,
+noise beds, distractors, camera and codec effects, and stream starts and stops. The gap between
+its numbers and the held-out ones is how much of the held-out score is the training generator's
+own habits. Reproduce with `scenestream evaluate --engine avfusion --set all --card`.
+"""
+
+
+def write_card_section(card: Path, text: str) -> None:
+    """Put `text` between the card's crossgen markers (appended when the card has none)."""
+    body = f"{CARD_BEGIN}\n{CARD_INTRO}\n{text.rstrip()}\n{CARD_END}"
+    old = card.read_text() if card.exists() else ""
+    if CARD_BEGIN in old and CARD_END in old:
+        head, rest = old.split(CARD_BEGIN, 1)
+        new = head + body + rest.split(CARD_END, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n" + body + "\n"
+    card.write_text(new)
