@@ -46,7 +46,7 @@ def test_markdown_and_card_section_replace_in_place(tmp_path: Path) -> None:
     res = _case()
     res.update(windows=5, scenes=4, seed=1, generator="abc", stream_edges={})
     text = markdown({"engine": "e", "backend": "b", "threshold": 0.5, "cross": res})
-    assert "| siren | 1.000 | 0.500 | 0.667 | 2 |" in text
+    assert "| siren | 1.000 | 0.500 | 0.667 | 1.000 | 2 |" in text
     card = tmp_path / "MODEL_CARD.md"
     card.write_text(f"# card\n\n{CARD_BEGIN}\nSTALE-TABLE\n{CARD_END}\n\n## Limits\n")
     write_card_section(card, text)

@@ -116,12 +116,12 @@ def siren_only(d: SceneDraft) -> None:
 
 
 def horn_scene(d: SceneDraft) -> None:
-    """One or two horn blasts; sometimes a car in view."""
-    t = d.rng.uniform(0.5, 2.5)
-    for _ in range(int(d.rng.integers(1, 3))):
+    """One to three horn bursts; sometimes a car in view."""
+    t = d.rng.uniform(0.5, 2.0)
+    for _ in range(int(d.rng.integers(1, 4))):
         src = horn(d.n, d.sr, t, d.rng)
         d.sound(src, "horn")
-        t = src.spans[-1][1] + d.rng.uniform(1.0, 2.5)
+        t = src.spans[-1][1] + d.rng.uniform(0.8, 2.0)
         if t > d.duration - 1.0:
             break
     if d.rng.uniform() < 0.5:
@@ -329,4 +329,6 @@ DISTRACTOR_KINDS = frozenset(
     }
 )
 STREAM_EDGE_KINDS = ("stream_start", "stream_stop")
-WEIGHTS = {"emergency": 2.0, "collision": 3.0, "approach": 2.0}
+# Short events (horn bursts, the half second after an impact) get more scenes, so their labels
+# have a few hundred scored windows in a set of ~400 scenes.
+WEIGHTS = {"emergency": 2.0, "collision": 4.0, "approach": 2.0, "horn": 2.0}

@@ -203,7 +203,9 @@ def markdown(result: dict[str, Any]) -> str:
     """Per-label table (in vs cross), distractors, stream edges, top confusions."""
     sets = [(name, result[name]) for name in ("in", "cross") if name in result]
     head = (
-        "| label | " + " | ".join(f"{n} P | {n} R | {n} F1 | {n} support" for n, _ in sets) + " |"
+        "| label | "
+        + " | ".join(f"{n} P | {n} R | {n} F1 | {n} AP | {n} support" for n, _ in sets)
+        + " |"
     )
     lines = [
         f"### `{result['engine']}`: in-generator vs cross-generator (backend "
@@ -220,18 +222,21 @@ def markdown(result: dict[str, Any]) -> str:
         ),
         "",
         head,
-        "| --- |" + " --- | --- | --- | --- |" * len(sets),
+        "| --- |" + " --- | --- | --- | --- | --- |" * len(sets),
     ]
     for label in sets[0][1]["labels"]:
         cells = []
         for _, r in sets:
             s = r["labels"][label]
             cells.append(
-                f"{_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {s['support']}"
+                f"{_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {_f(s['ap'])} | "
+                f"{s['support']}"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(
-        "| **macro-F1** | " + " | ".join(f" | | **{_f(r['macro_f1'])}** | " for _, r in sets) + " |"
+        "| **macro-F1** | "
+        + " | ".join(f" | | **{_f(r['macro_f1'])}** | | " for _, r in sets)
+        + " |"
     )
     lines += ["", "False positives on distractor windows (label false there, fired anyway):", ""]
     lines.append("| set | windows | any false label | " + " | ".join(sets[0][1]["labels"]) + " |")
