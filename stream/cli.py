@@ -118,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="heldout|val|train, a directory, or in|cross|all (independent generator)",
     )
     p.add_argument("--scenes", type=int, help="cross-generator scenes (default 400)")
+    p.add_argument(
+        "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
+    )
     p.add_argument("--backend", help="backend to use")
     p.add_argument("--json", type=Path, help="write metrics as JSON here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")

@@ -27,34 +27,42 @@ CROSS_SETS = ("in", "cross", "all")
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of `scenestream evaluate`."""
-    scenes = getattr(args, "scenes", None) or cross.CROSS_SCENES
+    given = getattr(args, "scenes", None)
+    scenes = cross.CROSS_SCENES if given is None else int(given)
+    card = bool(getattr(args, "card", False))
+    comparison = args.set_name in CROSS_SETS
     if scenes < 1:
         raise UserError(f"--scenes {scenes}: needs at least one scene")
+    if card and not comparison:
+        raise UserError("--card writes the in/cross comparison: use it with --set in|cross|all")
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
     if args.set_name == "real":
         return _run_real(scorer, args)
+    card_path = scorer.engine.manifest.dir / "MODEL_CARD.md"
     try:
-        if args.set_name in CROSS_SETS:
+        if comparison:
             result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes)
         else:
             result = evaluate(scorer, args.set_name, args.windows)
     finally:
         scorer.close()
-    if args.set_name in CROSS_SETS:
-        text = cross.markdown(result)
-        if args.json:
-            args.json.parent.mkdir(parents=True, exist_ok=True)
-            args.json.write_text(json.dumps(_finite(result), indent=2) + "\n")
-        if args.markdown:
-            args.markdown.parent.mkdir(parents=True, exist_ok=True)
-            args.markdown.write_text(text)
-        print(text)
+    if not comparison:
+        write(result, args.json, args.markdown)
+        print(render(result))
         return 0
-    write(result, args.json, args.markdown)
-    print(render(result))
+    text = cross.markdown(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
+    if card:
+        cross.write_card_section(card_path, text)
+    print(text)
     return 0
 
 

@@ -32,13 +32,17 @@ def _rows(kind: str, index: int) -> list[tuple[Window, np.ndarray, np.ndarray]]:
 def test_truth_rule_is_half_of_the_last_three_tenths() -> None:
     on = {"siren": [(2.0, 5.0)]}
     y, care = window_truth(on, {}, LABELS, end=2.3)  # covers all of [2.0, 2.3]
-    assert y[LABELS.index("siren")] == 1 and care[LABELS.index("siren")] == 1
+    assert y[LABELS.index("siren")] == 1
+    assert care[LABELS.index("siren")] == 1
     y, care = window_truth(on, {}, LABELS, end=2.05)  # 1/6 covered: off, clear enough to score
-    assert y[LABELS.index("siren")] == 0 and care[LABELS.index("siren")] == 1
+    assert y[LABELS.index("siren")] == 0
+    assert care[LABELS.index("siren")] == 1
     y, care = window_truth(on, {}, LABELS, end=2.16)  # just over half: on, but too close to call
-    assert y[LABELS.index("siren")] == 1 and care[LABELS.index("siren")] == 0
+    assert y[LABELS.index("siren")] == 1
+    assert care[LABELS.index("siren")] == 0
     y, care = window_truth({}, {"collision": [(1.0, 3.0)]}, LABELS, end=2.0)
-    assert y.sum() == 0 and care[LABELS.index("collision")] == 0
+    assert y.sum() == 0
+    assert care[LABELS.index("collision")] == 0
     assert coverage([(0.0, 1.0), (0.5, 2.0)], 0.0, 4.0) == pytest.approx(0.5)
 
 
@@ -52,7 +56,8 @@ def _split(kind: str, label: str, index: int) -> tuple[list[np.ndarray], list[np
 
 def test_siren_windows_carry_siren_band_energy() -> None:
     on, off = _split("siren", "siren", 0)
-    assert on and off
+    assert on
+    assert off
     tail = int(0.3 * 16000)
     band_on = np.mean([_band_share(a[-tail:], 150, 5000) for a in on])
     # the siren's band holds most of the energy where the label is on
@@ -65,7 +70,8 @@ def test_siren_windows_carry_siren_band_energy() -> None:
 def test_alarm_and_horn_labels_sit_on_their_sounds() -> None:
     for kind, label in (("alarm", "alarm"), ("horn", "horn")):
         on, off = _split(kind, label, 1)
-        assert on and off, kind
+        assert on, kind
+        assert off, kind
         e_on = np.mean([np.mean(a[-4800:].astype(np.float64) ** 2) for a in on])
         e_off = np.mean([np.mean(a[-4800:].astype(np.float64) ** 2) for a in off])
         assert e_on > e_off, kind
@@ -90,7 +96,7 @@ def test_flashing_lights_windows_flicker_in_red_or_blue() -> None:
 
 def test_collision_follows_an_approach() -> None:
     scene = make_scene(21, 3, SPEC, kind="collision")
-    (hit, _), = scene.on["collision"]  # fmt: skip
+    ((hit, _),) = scene.on["collision"]
     assert scene.on["approaching_object"], "a collision scene shows the approach"
     assert max(e for _, e in scene.on["approaching_object"]) <= hit + 0.05
     # the impact is loud: the second after it carries more energy than the second before
@@ -113,16 +119,23 @@ def test_deterministic_by_seed_and_windows_follow_the_contract() -> None:
     a = make_scene(7, 5, SPEC, kind="emergency")
     b = make_scene(7, 5, SPEC, kind="emergency")
     c = make_scene(8, 5, SPEC, kind="emergency")
-    assert np.array_equal(a.audio, b.audio) and np.array_equal(a.video, b.video)
+    assert np.array_equal(a.audio, b.audio)
+    assert np.array_equal(a.video, b.video)
     assert a.on == b.on
     assert not np.array_equal(a.audio, c.audio)
     rows = list(windows(a, SPEC, "s"))
     assert len(rows) >= 9
     for seq, (w, y, care) in enumerate(rows):
-        assert w.seq == seq and w.stream == "s"
-        assert w.video is not None and w.video.shape == (8, 64, 64, 3) and w.video.dtype == np.uint8
-        assert w.audio is not None and w.audio.shape == (16000,) and w.audio.dtype == np.float32
-        assert w.frame_times is not None and w.frame_times[-1] == pytest.approx(w.end)
+        assert w.seq == seq
+        assert w.stream == "s"
+        assert w.video is not None
+        assert w.video.shape == (8, 64, 64, 3)
+        assert w.video.dtype == np.uint8
+        assert w.audio is not None
+        assert w.audio.shape == (16000,)
+        assert w.audio.dtype == np.float32
+        assert w.frame_times is not None
+        assert w.frame_times[-1] == pytest.approx(w.end)
         assert w.end - w.start == pytest.approx(1.0)
         assert y.shape == care.shape == (len(LABELS),)
     assert np.diff([w.end for w, _, _ in rows]) == pytest.approx(0.5)
@@ -132,5 +145,7 @@ def test_every_kind_renders_and_the_set_is_cached(tmp_path: pytest.TempPathFacto
     assert len(KINDS) >= 15
     first = build_cross_set(SPEC, 3, seed=4, cache_dir=tmp_path)  # type: ignore[arg-type]
     again = build_cross_set(SPEC, 3, seed=4, cache_dir=tmp_path)  # type: ignore[arg-type]
-    assert np.array_equal(first.video, again.video) and np.array_equal(first.labels, again.labels)
-    assert len(set(first.kinds)) == 3 and len(first) == len(first.kinds)
+    assert np.array_equal(first.video, again.video)
+    assert np.array_equal(first.labels, again.labels)
+    assert len(set(first.kinds)) == 3
+    assert len(first) == len(first.kinds)

@@ -43,26 +43,27 @@ def noise_bed(kind: str, n: int, sr: int, rng: np.random.Generator) -> F64:
     return x / (rms(x) + 1e-12)
 
 
-def distractor(kind: str, n: int, sr: int, span: tuple[float, float], rng: np.random.Generator
-               ) -> Source:  # fmt: skip
+def distractor(
+    kind: str, n: int, sr: int, span: tuple[float, float], rng: np.random.Generator
+) -> Source:
     """A tonal sound that is none of the labels; `spans` is empty."""
     s, e = span
     t = np.arange(n) / sr
     if kind == "organ":
         x = np.zeros(n)
-        root = rng.integers(48, 67)
+        root = float(rng.integers(48, 67))
         for step in (0, 4, 7, 12)[: int(rng.integers(2, 5))]:
             amps = harmonic_amps("harmonic", 8, rng)
             x += oscillator(np.full(n, _hz(root + step)), sr, amps)
         gate = envelope(n, sr, [(s, e)], ramp_s=0.08)
     elif kind == "piano":
-        x, gate = np.zeros(n), np.zeros(n)
-        onset = s
+        x = np.zeros(n)
+        onset = float(s)
         while onset < e:
             f = _hz(float(rng.integers(45, 85)))
-            d = t - onset
+            age = t - onset
             note = oscillator(np.full(n, f), sr, harmonic_amps("harmonic", 10, rng))
-            x += np.where(d >= 0, note * np.exp(-np.maximum(d, 0) / rng.uniform(0.3, 1.2)), 0)
+            x += np.where(age >= 0, note * np.exp(-np.maximum(age, 0) / rng.uniform(0.3, 1.2)), 0)
             onset += rng.uniform(0.15, 0.6)
         gate = envelope(n, sr, [(s, e)])
         x *= gate
@@ -71,16 +72,17 @@ def distractor(kind: str, n: int, sr: int, span: tuple[float, float], rng: np.ra
         glide = base * (1 + 0.25 * np.sin(2 * np.pi * rng.uniform(0.2, 1.5) * t))
         vib = 1 + 0.01 * np.sin(2 * np.pi * rng.uniform(4, 7) * t)
         x = np.sin(np.cumsum(2 * np.pi * glide * vib / sr)) + 0.1 * rng.standard_normal(n)
-        notes, onset = [], s
+        notes: list[tuple[float, float]] = []
+        onset = float(s)
         while onset < e:
-            d = rng.uniform(0.2, 0.9)
-            notes.append((onset, min(e, onset + d)))
-            onset += d + rng.uniform(0.05, 0.3)
+            length = float(rng.uniform(0.2, 0.9))
+            notes.append((onset, min(float(e), onset + length)))
+            onset += length + float(rng.uniform(0.05, 0.3))
         gate = envelope(n, sr, notes, ramp_s=0.03)
     elif kind == "ringtone":
         melody = [_hz(float(m)) for m in rng.integers(72, 96, int(rng.integers(3, 7)))]
-        step = rng.uniform(0.1, 0.25)
-        idx = ((t - s) / step).astype(int) % (len(melody) + 2)
+        beat = float(rng.uniform(0.1, 0.25))
+        idx = ((t - s) / beat).astype(int) % (len(melody) + 2)
         freq = np.array([melody[i] if i < len(melody) else 1000.0 for i in idx.clip(0)])
         silent = idx >= len(melody)
         x = oscillator(freq, sr, harmonic_amps(str(rng.choice(["sine", "square"])), 5, rng))

@@ -27,6 +27,7 @@ def roundtrip(
     with av.open(buf, mode="w", format="webm" if codec == "vp8" else "mp4") as out:
         name = "libvpx" if codec == "vp8" else "libx264"
         stream = out.add_stream(name, rate=rate)
+        assert isinstance(stream, av.VideoStream)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         if codec == "vp8":
             stream.bit_rate = int(8_000 + 60_000 * quality)
@@ -42,7 +43,7 @@ def roundtrip(
     decoded: list[npt.NDArray[np.uint8]] = []
     with av.open(buf, mode="r") as src:
         for frame in src.decode(video=0):
-            decoded.append(frame.to_ndarray(format="rgb24")[:h, :w])
+            decoded.append(np.asarray(frame.to_ndarray(format="rgb24"), np.uint8)[:h, :w])
     if not decoded:
         return frames
     while len(decoded) < t:  # an encoder may hold back the last frames: repeat the last one

@@ -48,7 +48,7 @@ class SceneDraft:
     @property
     def n(self) -> int:
         """Audio samples in the scene."""
-        return int(round(self.duration * self.sr))
+        return round(self.duration * self.sr)
 
     def sound(self, src: Source, label: str | None, snr: tuple[float, float] = (0.0, 20.0)) -> None:
         """Add a source at a random SNR over the bed; its spans turn `label` on."""
@@ -144,14 +144,14 @@ def render_video(d: SceneDraft) -> npt.NDArray[np.uint8]:
     """Frames through the camera (and a codec round trip for a third of the scenes)."""
     assert d.spec.video is not None
     fps, out = d.spec.video.fps, d.spec.video.height
-    times = np.arange(int(round(d.duration * fps)) + 1) / fps
+    times = np.arange(round(d.duration * fps) + 1) / fps
     shutter = d.rng.uniform(0.6, 1.0)
     frames = render(d.stage, times, shutter, fps)
     shake = float(d.rng.choice([0.0, 0.0, 1.0, 2.5]))
-    jolts = [int(round(t * fps)) for t in d.jolts]
+    jolts = [round(t * fps) for t in d.jolts]
     exposure, noise = d.rng.uniform(0.5, 1.6), d.rng.uniform(0.0, 0.04)
-    video = (camera(frames, d.rng, shake, jolts, exposure, noise, out) * 255).round()
-    video = video.astype(np.uint8)
+    shot = camera(frames, d.rng, shake, jolts, exposure, noise, out)
+    video = (shot * 255).round().astype(np.uint8)
     if d.rng.uniform() < 0.35:
         codec = CODECS[int(d.rng.integers(len(CODECS)))]
         video = roundtrip(video, fps, codec, float(d.rng.uniform(0.0, 1.0)))

@@ -57,28 +57,31 @@ def window_ends(scene: Scene, spec: WindowSpec) -> npt.NDArray[np.float64]:
     """Ends of the scene's windows: every hop, on the frame grid, grid phase from the seed."""
     assert spec.video is not None
     fps = spec.video.fps
-    phase = (scene.seed % max(1, int(round(spec.hop_s * fps)))) / fps
+    phase = (scene.seed % max(1, round(spec.hop_s * fps))) / fps
     ends = np.arange(spec.length_s + phase, scene.duration + 1e-9, spec.hop_s)
     return np.round(ends * fps) / fps
 
 
-def cut(scene: Scene, spec: WindowSpec, end: float
-        ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:  # fmt: skip
+def cut(
+    scene: Scene, spec: WindowSpec, end: float
+) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """Video `[T, H, W, 3]` (frames ending at `end`) and audio `[S]` of one window."""
-    assert spec.video is not None and spec.audio is not None
+    assert spec.video is not None
+    assert spec.audio is not None
     fps, frames = spec.video.fps, spec.video.frames
-    last = int(round(end * fps))
+    last = round(end * fps)
     video = scene.video[last - frames + 1 : last + 1]
     sr, samples = spec.audio.sample_rate, spec.audio.samples
-    stop = int(round(end * sr))
+    stop = round(end * sr)
     audio = scene.audio[max(0, stop - samples) : stop]
     if len(audio) < samples:
         audio = np.concatenate([np.zeros(samples - len(audio), np.float32), audio])
     return video, audio
 
 
-def windows(scene: Scene, spec: WindowSpec, stream: str, engine: str = "eval"
-            ) -> Iterator[tuple[Window, npt.NDArray[np.float32], npt.NDArray[np.float32]]]:  # fmt: skip
+def windows(
+    scene: Scene, spec: WindowSpec, stream: str, engine: str = "eval"
+) -> Iterator[tuple[Window, npt.NDArray[np.float32], npt.NDArray[np.float32]]]:
     """The scene as the service would cut it: `(Window, labels, care)` per hop, labels in
     `engines.labels.LABELS` order."""
     assert spec.video is not None
@@ -88,7 +91,9 @@ def windows(scene: Scene, spec: WindowSpec, stream: str, engine: str = "eval"
         y, care = window_truth(scene.on, scene.dont_care, LABELS, float(end))
         times = float(end) - (frames - 1 - np.arange(frames)) / fps
         yield (
-            Window(stream, engine, seq, float(end) - spec.length_s, float(end), video, times, audio),
+            Window(
+                stream, engine, seq, float(end) - spec.length_s, float(end), video, times, audio
+            ),
             y,
             care,
         )
@@ -121,8 +126,13 @@ def _scene_arrays(scene: Scene, spec: WindowSpec) -> dict[str, npt.NDArray[np.ge
     }
 
 
-def build_cross_set(spec: WindowSpec, scenes: int, seed: int = 11,
-                    cache_dir: Path | None = CACHE_DIR, progress: bool = False) -> CrossSet:  # fmt: skip
+def build_cross_set(
+    spec: WindowSpec,
+    scenes: int,
+    seed: int = 11,
+    cache_dir: Path | None = CACHE_DIR,
+    progress: bool = False,
+) -> CrossSet:
     """`scenes` scenes of set `seed`, windows stacked; each scene cached as `.npz` under
     `cache_dir/<fingerprint>/` when given."""
     folder = None if cache_dir is None else cache_dir / f"{fingerprint()}-{_spec_key(spec)}"
@@ -159,5 +169,6 @@ def build_cross_set(spec: WindowSpec, scenes: int, seed: int = 11,
 
 def _spec_key(spec: WindowSpec) -> str:
     v, a = spec.video, spec.audio
-    assert v is not None and a is not None
+    assert v is not None
+    assert a is not None
     return f"{v.frames}x{v.height}x{v.width}@{v.fps:g}-{a.samples}@{a.sample_rate}-{spec.hop_s:g}"

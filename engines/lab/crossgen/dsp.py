@@ -23,7 +23,7 @@ def harmonic_amps(timbre: str, count: int, rng: np.random.Generator) -> F64:
     """Amplitudes of harmonics 1..count for a named timbre."""
     k = np.arange(1, count + 1, dtype=np.float64)
     if timbre == "sine":
-        return (k == 1).astype(np.float64)
+        return np.asarray(k == 1, dtype=np.float64)
     if timbre == "square":
         return np.where(k % 2 == 1, 1.0 / k, 0.0)
     if timbre == "saw":
@@ -88,7 +88,7 @@ def loudspeaker(x: F64, sr: int, drive: float) -> F64:
     """A small horn loudspeaker: band-limited to 300-5000 Hz and soft-clipped."""
     y = fft_filter(x, sr, lo=300.0, hi=5000.0)
     y = y / (np.max(np.abs(y)) + 1e-12)
-    return np.tanh(drive * y) / np.tanh(drive)
+    return np.asarray(np.tanh(drive * y) / np.tanh(drive), dtype=np.float64)
 
 
 def rms(x: npt.ArrayLike) -> float:

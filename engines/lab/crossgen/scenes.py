@@ -28,8 +28,9 @@ def _span(d: SceneDraft, lo: float, hi: float, min_start: float = 0.0) -> tuple[
     return start, min(d.duration, start + length)
 
 
-def _beacon(d: SceneDraft, colours: tuple[str, str], span: tuple[float, float],
-            on_track: bool) -> Beacon:  # fmt: skip
+def _beacon(
+    d: SceneDraft, colours: tuple[str, str], span: tuple[float, float], on_track: bool
+) -> Beacon:
     size = d.stage.size
     return Beacon(
         colours=colours,
@@ -57,15 +58,36 @@ def _vehicle(d: SceneDraft, motion: str, t0: float = 0.0, t_stop: float | None =
     if motion == "approach":
         rate = r.uniform(0.3, 0.75)
         stop = min(stop, t0 + 0.8 / rate)  # stop before it fills the picture
-        return Track(r.uniform(0.3, 0.7) * s, y0, r.uniform(0.08, 0.2) * s, rate, t0, stop,
-                     r.uniform(-6, 6) * s / 128)  # fmt: skip
+        return Track(
+            r.uniform(0.3, 0.7) * s,
+            y0,
+            r.uniform(0.08, 0.2) * s,
+            rate,
+            t0,
+            stop,
+            r.uniform(-6, 6) * s / 128,
+        )
     if motion == "recede":
-        return Track(r.uniform(0.3, 0.7) * s, y0, r.uniform(0.3, 0.5) * s, -r.uniform(0.2, 0.6),
-                     t0, stop, r.uniform(-6, 6) * s / 128)  # fmt: skip
+        return Track(
+            r.uniform(0.3, 0.7) * s,
+            y0,
+            r.uniform(0.3, 0.5) * s,
+            -r.uniform(0.2, 0.6),
+            t0,
+            stop,
+            r.uniform(-6, 6) * s / 128,
+        )
     if motion == "pass":
         side = r.choice([-1.0, 1.0])
-        return Track((0.5 - 0.6 * side) * s, y0, r.uniform(0.15, 0.35) * s, 0.0, t0, stop,
-                     side * r.uniform(15, 45) * s / 128)  # fmt: skip
+        return Track(
+            (0.5 - 0.6 * side) * s,
+            y0,
+            r.uniform(0.15, 0.35) * s,
+            0.0,
+            t0,
+            stop,
+            side * r.uniform(15, 45) * s / 128,
+        )
     return Track(r.uniform(0.2, 0.8) * s, y0, r.uniform(0.1, 0.35) * s, 0.0, t0, t0)
 
 
@@ -76,7 +98,9 @@ def _approach_truth(d: SceneDraft, track: Track) -> None:
     width = np.array([track.at(float(t))[2] for t in times]) * 64 / d.stage.size
     seen = width >= 3.0
     d.mark("approaching_object", times, (loom >= APPROACH_ON) & seen)
-    d.unsure("approaching_object", times, (loom >= APPROACH_UNSURE) & ~((loom >= APPROACH_ON) & seen))
+    d.unsure(
+        "approaching_object", times, (loom >= APPROACH_UNSURE) & ~((loom >= APPROACH_ON) & seen)
+    )
 
 
 def siren_only(d: SceneDraft) -> None:
@@ -92,12 +116,12 @@ def siren_only(d: SceneDraft) -> None:
 
 
 def horn_scene(d: SceneDraft) -> None:
-    """One or two horn blasts; sometimes a car in view."""
-    t = d.rng.uniform(0.5, 2.5)
-    for _ in range(int(d.rng.integers(1, 3))):
+    """One to three horn bursts; sometimes a car in view."""
+    t = d.rng.uniform(0.5, 2.0)
+    for _ in range(int(d.rng.integers(1, 4))):
         src = horn(d.n, d.sr, t, d.rng)
         d.sound(src, "horn")
-        t = src.spans[-1][1] + d.rng.uniform(1.0, 2.5)
+        t = src.spans[-1][1] + d.rng.uniform(0.8, 2.0)
         if t > d.duration - 1.0:
             break
     if d.rng.uniform() < 0.5:
@@ -182,8 +206,15 @@ def collision_scene(d: SceneDraft) -> None:
     rate = r.uniform(0.35, 0.7)
     t0 = max(0.0, t_hit - min(0.8 / rate, r.uniform(1.2, 2.5)))
     s = d.stage.size
-    track = Track(r.uniform(0.35, 0.65) * s, r.uniform(0.6, 0.8) * s, r.uniform(0.1, 0.2) * s,
-                  rate, t0, t_hit, r.uniform(-4, 4) * s / 128)  # fmt: skip
+    track = Track(
+        r.uniform(0.35, 0.65) * s,
+        r.uniform(0.6, 0.8) * s,
+        r.uniform(0.1, 0.2) * s,
+        rate,
+        t0,
+        t_hit,
+        r.uniform(-4, 4) * s / 128,
+    )
     d.stage.track = track
     d.stage.shape = str(r.choice(["car", "box"]))
     _approach_truth(d, track)
@@ -227,6 +258,26 @@ def noise_scene(d: SceneDraft) -> None:
         d.stage.track = _vehicle(d, "park")
 
 
+def mixed_scene(d: SceneDraft) -> None:
+    """A busy street: two or three of talker, horn, alarm, siren and lights at once or in turn
+    (the siren and lights here are never an emergency vehicle unless they overlap)."""
+    parts = list(d.rng.permutation(["speech", "horn", "alarm", "siren", "lights"]))
+    for part in parts[: int(d.rng.integers(2, 4))]:
+        if part == "speech":
+            d.sound(talker(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "speech")
+        elif part == "horn":
+            d.sound(horn(d.n, d.sr, d.rng.uniform(0.5, d.duration - 2.0), d.rng), "horn")
+        elif part == "alarm":
+            d.sound(alarm(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "alarm")
+        elif part == "siren":
+            d.sound(siren(d.n, d.sr, _span(d, 2.0, 5.0), d.rng), "siren")
+        else:
+            d.light(_beacon(d, _emergency_colours(d), _span(d, 2.0, 5.0), False), "flashing_lights")
+    both = intersect(d.on.get("siren", []), d.on.get("flashing_lights", []))
+    if both:
+        d.on["emergency_vehicle"] = both
+
+
 def stream_edge(start: bool) -> Callable[[SceneDraft], None]:
     """A stream starting (black, grey or frozen picture and silence, then the scene) or
     stopping (the reverse). Nothing happens in the scene: every label is off."""
@@ -258,14 +309,26 @@ KINDS: dict[str, Callable[[SceneDraft], None]] = {
     "moving_negative": moving_negative_scene,
     "music": music_scene,
     "noise": noise_scene,
+    "mixed": mixed_scene,
     "stream_start": stream_edge(True),
     "stream_stop": stream_edge(False),
 }
 # Kinds built to tempt a false label (every label that fires there and is not in the truth is a
 # false alarm), and the two stream edges.
 DISTRACTOR_KINDS = frozenset(
-    {"separated", "hazard", "stop_silent", "impact_static", "moving_negative", "music", "noise",
-     "stream_start", "stream_stop"}
-)  # fmt: skip
+    {
+        "separated",
+        "hazard",
+        "stop_silent",
+        "impact_static",
+        "moving_negative",
+        "music",
+        "noise",
+        "stream_start",
+        "stream_stop",
+    }
+)
 STREAM_EDGE_KINDS = ("stream_start", "stream_stop")
-WEIGHTS = {"emergency": 2.0, "collision": 3.0, "approach": 2.0}
+# Short events (horn bursts, the half second after an impact) get more scenes, so their labels
+# have a few hundred scored windows in a set of ~400 scenes.
+WEIGHTS = {"emergency": 2.0, "collision": 4.0, "approach": 2.0, "horn": 2.0}

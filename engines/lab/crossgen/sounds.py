@@ -81,8 +81,13 @@ def siren_track(pattern: str, n: int, sr: int, rng: np.random.Generator) -> F64:
     return np.where(which == 0, a, b)
 
 
-def siren(n: int, sr: int, span: tuple[float, float], rng: np.random.Generator,
-          motion: Motion | None = None) -> Source:  # fmt: skip
+def siren(
+    n: int,
+    sr: int,
+    span: tuple[float, float],
+    rng: np.random.Generator,
+    motion: Motion | None = None,
+) -> Source:
     """An emergency siren: pattern x timbre, loudspeaker, optional Doppler and distance."""
     pattern = SIREN_PATTERNS[int(rng.integers(len(SIREN_PATTERNS)))]
     timbre = TIMBRES[int(rng.integers(len(TIMBRES)))]
@@ -124,8 +129,9 @@ def horn(n: int, sr: int, start: float, rng: np.random.Generator) -> Source:
     return Source(_unit(x * gate, gate), merged, {"tones": tones, "honks": honks})
 
 
-def _pulses(start: float, end: float, on: float, off: float, group: int, pause: float
-            ) -> list[tuple[float, float]]:  # fmt: skip
+def _pulses(
+    start: float, end: float, on: float, off: float, group: int, pause: float
+) -> list[tuple[float, float]]:
     spans, t = [], start
     while t < end:
         for _ in range(group):
@@ -153,8 +159,10 @@ def alarm(n: int, sr: int, span: tuple[float, float], rng: np.random.Generator) 
         pulses = [(s, e)]
         f0, rate = rng.uniform(700, 1500), rng.uniform(12, 22)
         strike = np.exp(-((t * rate) % 1.0) * rng.uniform(2, 5))
-        x = sum(a * np.sin(2 * np.pi * f0 * r * t) for r, a in ((1, 1), (2.76, 0.6), (5.4, 0.3)))
-        x = np.asarray(x) * strike
+        x = np.zeros(n)
+        for r, a in ((1.0, 1.0), (2.76, 0.6), (5.4, 0.3)):
+            x += a * np.sin(2 * np.pi * f0 * r * t)
+        x *= strike
     elif pattern == "buzzer":
         on = rng.uniform(0.4, 1.5)
         pulses = _pulses(s, e, on, rng.uniform(0.15, 0.5), 1, 0.0)

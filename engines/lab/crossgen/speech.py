@@ -54,8 +54,9 @@ def _syllable_plan(
     return syl, _merge(utt, 0.3)
 
 
-def formant_talker(n: int, sr: int, span: tuple[float, float], rng: np.random.Generator,
-                   harmonics: int = 30) -> Source:  # fmt: skip
+def formant_talker(
+    n: int, sr: int, span: tuple[float, float], rng: np.random.Generator, harmonics: int = 30
+) -> Source:
     """One talker: glottal pulses with prosody through moving formants, fricative bursts."""
     syl, utt = _syllable_plan(span[0], span[1], rng)
     t = np.arange(n) / sr
@@ -93,7 +94,7 @@ def _filter_frames(x: F64, f123: F64, sr: int) -> F64:
     idx = np.arange(FRAME)[None, :] + HOP * np.arange(frames)[:, None]
     pad = np.concatenate([x, np.zeros(max(0, idx.max() + 1 - n))])
     spec = np.fft.rfft(pad[idx] * win, axis=1)
-    freqs = np.fft.rfftfreq(FRAME, 1 / sr)
+    freqs = np.asarray(np.fft.rfftfreq(FRAME, 1 / sr), dtype=np.float64)
     spec *= _formant_gain(freqs, f123, np.array([90.0, 120.0, 170.0]))
     out = np.zeros(len(pad))
     np.add.at(out, idx, np.fft.irfft(spec, FRAME, axis=1) * win)
@@ -105,8 +106,9 @@ def espeak_available() -> bool:
     return shutil.which("espeak-ng") is not None
 
 
-def espeak_talker(n: int, sr: int, span: tuple[float, float], rng: np.random.Generator
-                  ) -> Source | None:  # fmt: skip
+def espeak_talker(
+    n: int, sr: int, span: tuple[float, float], rng: np.random.Generator
+) -> Source | None:
     """espeak-ng reading pseudo-words; None when espeak-ng is missing or fails."""
     if not espeak_available():
         return None
@@ -117,8 +119,17 @@ def espeak_talker(n: int, sr: int, span: tuple[float, float], rng: np.random.Gen
         + ("." if rng.uniform() < 0.2 else "")
         for _ in range(int(rng.integers(6, 16)))
     )
-    cmd = ["espeak-ng", "-v", voice, "-s", str(int(rng.integers(120, 200))),
-           "-p", str(int(rng.integers(20, 80))), "--stdout", words]  # fmt: skip
+    cmd = [
+        "espeak-ng",
+        "-v",
+        voice,
+        "-s",
+        str(int(rng.integers(120, 200))),
+        "-p",
+        str(int(rng.integers(20, 80))),
+        "--stdout",
+        words,
+    ]
     try:
         wav = subprocess.run(cmd, capture_output=True, timeout=20, check=True).stdout
     except (OSError, subprocess.SubprocessError):

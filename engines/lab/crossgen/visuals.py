@@ -141,7 +141,8 @@ def render_frame(stage: Stage, t: float, sub: F64, grid: tuple[F64, F64]) -> F64
         h = w * (0.75 if stage.shape == "car" else 1.0)
         cy = by - h / 2
         if stage.shape == "ellipse":
-            m = np.clip(1.5 - np.hypot((xx - cx) / (w / 2), (yy - cy) / (h / 2)) * 1.5, 0, 1)
+            rho = np.hypot((xx - cx) / (w / 2), (yy - cy) / (h / 2))
+            m = np.clip(0.5 + (1 - rho) * min(w, h) / 2, 0, 1)  # a one-pixel soft edge
         else:
             m = _box(xx, yy, cx, cy, w / 2, h / 2)
         img = img * (1 - m[..., None]) + m[..., None] * np.asarray(stage.body_colour)
@@ -167,8 +168,15 @@ def render_frame(stage: Stage, t: float, sub: F64, grid: tuple[F64, F64]) -> F64
     return img
 
 
-def camera(frames: F64, rng: np.random.Generator, shake_px: float, jolts: list[int],
-           exposure: float, noise: float, out_size: int) -> F64:  # fmt: skip
+def camera(
+    frames: F64,
+    rng: np.random.Generator,
+    shake_px: float,
+    jolts: list[int],
+    exposure: float,
+    noise: float,
+    out_size: int,
+) -> F64:
     """Shake (with jolts at the given frames), exposure/gamma, sensor noise, area downsample."""
     t, h, w, _ = frames.shape
     pad = int(np.ceil(shake_px)) + 6
@@ -176,9 +184,9 @@ def camera(frames: F64, rng: np.random.Generator, shake_px: float, jolts: list[i
     gamma = rng.uniform(0.8, 1.25)
     for i in range(t):
         j = 6.0 if any(0 <= i - k < 3 for k in jolts) else shake_px
-        dx, dy = (rng.uniform(-j, j, 2) if j > 0 else (0.0, 0.0))
+        dx, dy = rng.uniform(-j, j, 2) if j > 0 else (0.0, 0.0)
         p = np.pad(frames[i], ((pad, pad), (pad, pad), (0, 0)), mode="edge")
-        oy, ox = pad + int(round(dy)), pad + int(round(dx))
+        oy, ox = pad + round(dy), pad + round(dx)
         img = np.clip(p[oy : oy + h, ox : ox + w] * exposure, 0, 1) ** gamma
         f = h // out_size
         img = img[: out_size * f, : out_size * f].reshape(out_size, f, out_size, f, 3).mean((1, 3))

@@ -59,6 +59,12 @@ validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 ## Where it falls short
 {shortfalls}
 
+<!-- crossgen:begin -->
+## Measured on an independent generator
+Not measured for this model yet: `scenestream evaluate --engine avfusion --set all --card`
+writes the in-generator vs cross-generator table here.
+<!-- crossgen:end -->
+
 ## Limits
 - It knows generated scenes. Real cameras and microphones look and sound different; expect it
   to fail on real footage until trained on real clips.

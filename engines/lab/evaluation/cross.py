@@ -11,6 +11,7 @@ scenes) false events at stream starts and stops through the service's event trac
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,8 +36,14 @@ def _columns(scorer: Scorer) -> tuple[list[int], list[int], list[str]]:
     return [e for e, _ in pairs], [t for _, t in pairs], [LABELS[t] for _, t in pairs]
 
 
-def summarise(truth: Array, care: Array, scores: Array, kinds: Sequence[str],
-              labels: Sequence[str], distractors: Sequence[str]) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    truth: Array,
+    care: Array,
+    scores: Array,
+    kinds: Sequence[str],
+    labels: Sequence[str],
+    distractors: Sequence[str],
+) -> dict[str, Any]:
     """Window metrics, distractor false-positive rates and confusions of one scored set."""
     out = window_metrics(truth, scores, care, list(labels))
     pred, cared = scores >= THRESHOLD, care > 0.5
@@ -44,12 +51,10 @@ def summarise(truth: Array, care: Array, scores: Array, kinds: Sequence[str],
     kinds_a = np.asarray(kinds)
     dis = np.isin(kinds_a, list(distractors))
     fp = pred & neg
-    per_label = {
-        x: {"fp": int(fp[dis, j].sum()), "negatives": int(neg[dis, j].sum())}
-        for j, x in enumerate(labels)
-    }
-    for v in per_label.values():
-        v["fpr"] = v["fp"] / v["negatives"] if v["negatives"] else float("nan")
+    per_label: dict[str, dict[str, float]] = {}
+    for j, x in enumerate(labels):
+        f, n = int(fp[dis, j].sum()), int(neg[dis, j].sum())
+        per_label[x] = {"fp": f, "negatives": n, "fpr": f / n if n else float("nan")}
     any_fp = fp[dis].any(axis=1)
     out["distractors"] = {
         "kinds": sorted(set(kinds_a[dis].tolist())),
@@ -61,9 +66,14 @@ def summarise(truth: Array, care: Array, scores: Array, kinds: Sequence[str],
     return out
 
 
-def confusions(pos: npt.NDArray[np.bool_], neg: npt.NDArray[np.bool_], fp: npt.NDArray[np.bool_],
-               pred: npt.NDArray[np.bool_], kinds: npt.NDArray[np.str_], labels: Sequence[str]
-               ) -> list[dict[str, Any]]:  # fmt: skip
+def confusions(
+    pos: npt.NDArray[np.bool_],
+    neg: npt.NDArray[np.bool_],
+    fp: npt.NDArray[np.bool_],
+    pred: npt.NDArray[np.bool_],
+    kinds: npt.NDArray[np.str_],
+    labels: Sequence[str],
+) -> list[dict[str, Any]]:
     """The most frequent errors: a label fired on windows of a scene kind where it is false
     ("kind → label"), and a true label missed ("label missed")."""
     rows: list[dict[str, Any]] = []
@@ -122,15 +132,22 @@ def stream_edges(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str,
     return result
 
 
-def evaluate_cross(scorer: Scorer, scenes: int = CROSS_SCENES, seed: int = CROSS_SEED
-                   ) -> dict[str, Any]:  # fmt: skip
+def evaluate_cross(
+    scorer: Scorer, scenes: int = CROSS_SCENES, seed: int = CROSS_SEED
+) -> dict[str, Any]:
     """The cross-generator report."""
     data = build_cross_set(scorer.spec, scenes, seed=seed, progress=True)
     e_idx, t_idx, labels = _columns(scorer)
     all_scores = np.zeros((len(data), len(scorer.labels)), np.float32)
     all_scores[:] = score_scenes(scorer, data, list(range(len(scorer.labels))))
-    res = summarise(data.labels[:, t_idx], data.care[:, t_idx], all_scores[:, e_idx],
-                    data.kinds, labels, sorted(DISTRACTOR_KINDS))  # fmt: skip
+    res = summarise(
+        data.labels[:, t_idx],
+        data.care[:, t_idx],
+        all_scores[:, e_idx],
+        data.kinds,
+        labels,
+        sorted(DISTRACTOR_KINDS),
+    )
     res.update(
         set="cross",
         generator=cross_fingerprint(),
@@ -152,16 +169,25 @@ def evaluate_in(scorer: Scorer, windows: int | None) -> dict[str, Any]:
     data = load_eval_set("heldout", scorer, windows)
     e_idx, t_idx, labels = _columns(scorer)
     scores = scorer.score(np.asarray(data.video), np.asarray(data.audio), independent=True)
-    res = summarise(np.asarray(data.labels)[:, t_idx], np.asarray(data.care)[:, t_idx],
-                    scores[:, e_idx], data.kinds, labels, distractor_kinds(data.kinds))  # fmt: skip
+    res = summarise(
+        np.asarray(data.labels)[:, t_idx],
+        np.asarray(data.care)[:, t_idx],
+        scores[:, e_idx],
+        data.kinds,
+        labels,
+        distractor_kinds(data.kinds),
+    )
     res.update(set="in (heldout)", generator=generator_fingerprint(), windows=len(data))
     return res
 
 
 def evaluate_sets(scorer: Scorer, which: str, windows: int | None, scenes: int) -> dict[str, Any]:
     """`which` in {"in", "cross", "all"}: the reports asked for, side by side."""
-    out: dict[str, Any] = {"engine": scorer.engine.name, "backend": scorer.report.backend,
-                           "threshold": THRESHOLD}  # fmt: skip
+    out: dict[str, Any] = {
+        "engine": scorer.engine.name,
+        "backend": scorer.report.backend,
+        "threshold": THRESHOLD,
+    }
     if which in ("in", "all"):
         out["in"] = evaluate_in(scorer, windows)
     if which in ("cross", "all"):
@@ -176,31 +202,42 @@ def _f(x: float | None) -> str:
 def markdown(result: dict[str, Any]) -> str:
     """Per-label table (in vs cross), distractors, stream edges, top confusions."""
     sets = [(name, result[name]) for name in ("in", "cross") if name in result]
-    head = "| label | " + " | ".join(
-        f"{n} P | {n} R | {n} F1 | {n} support" for n, _ in sets
-    ) + " |"
+    head = (
+        "| label | "
+        + " | ".join(f"{n} P | {n} R | {n} F1 | {n} AP | {n} support" for n, _ in sets)
+        + " |"
+    )
     lines = [
         f"### `{result['engine']}`: in-generator vs cross-generator (backend "
         f"`{result['backend']}`, threshold {result['threshold']})",
         "",
         "; ".join(
             f"{n}: {r['windows']} windows"
-            + (f" from {r['scenes']} scenes (seed {r['seed']}, generator `{r['generator']}`)"
-               if n == "cross" else f" (generator `{r['generator']}`)")  # fmt: skip
+            + (
+                f" from {r['scenes']} scenes (seed {r['seed']}, generator `{r['generator']}`)"
+                if n == "cross"
+                else f" (generator `{r['generator']}`)"
+            )
             for n, r in sets
         ),
         "",
         head,
-        "| --- |" + " --- | --- | --- | --- |" * len(sets),
+        "| --- |" + " --- | --- | --- | --- | --- |" * len(sets),
     ]
     for label in sets[0][1]["labels"]:
         cells = []
         for _, r in sets:
             s = r["labels"][label]
-            cells.append(f"{_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {s['support']}")
+            cells.append(
+                f"{_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {_f(s['ap'])} | "
+                f"{s['support']}"
+            )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines.append("| **macro-F1** | " + " | ".join(
-        f" | | **{_f(r['macro_f1'])}** | " for _, r in sets) + " |")  # fmt: skip
+    lines.append(
+        "| **macro-F1** | "
+        + " | ".join(f" | | **{_f(r['macro_f1'])}** | | " for _, r in sets)
+        + " |"
+    )
     lines += ["", "False positives on distractor windows (label false there, fired anyway):", ""]
     lines.append("| set | windows | any false label | " + " | ".join(sets[0][1]["labels"]) + " |")
     lines.append("| --- | --- | --- |" + " --- |" * len(sets[0][1]["labels"]))
@@ -209,16 +246,49 @@ def markdown(result: dict[str, Any]) -> str:
         per = " | ".join(_f(v["fpr"]) for v in d["labels"].values())
         lines.append(f"| {n} | {d['windows']} | {_f(d['any_false_label_rate'])} | {per} |")
     if "cross" in result:
-        lines += ["", "Stream edges (cross; nothing happens, so every event is false):", "",
-                  "| edge | scenes | scenes with a false event | false events | by label |",
-                  "| --- | --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            "Stream edges (cross; nothing happens, so every event is false):",
+            "",
+            "| edge | scenes | scenes with a false event | false events | by label |",
+            "| --- | --- | --- | --- | --- |",
+        ]
         for kind, e in result["cross"]["stream_edges"].items():
             by = ", ".join(f"{k} {v}" for k, v in e["by_label"].items()) or "—"
-            lines.append(f"| {kind} | {e['scenes']} | {e['scenes_with_false_event']} | "
-                         f"{e['false_events']} | {by} |")  # fmt: skip
+            lines.append(
+                f"| {kind} | {e['scenes']} | {e['scenes_with_false_event']} | "
+                f"{e['false_events']} | {by} |"
+            )
     for n, r in sets:
-        lines += ["", f"Top confusions ({n}):", "", "| error | windows | of | rate |",
-                  "| --- | --- | --- | --- |"]  # fmt: skip
+        lines += [
+            "",
+            f"Top confusions ({n}):",
+            "",
+            "| error | windows | of | rate |",
+            "| --- | --- | --- | --- |",
+        ]
         for c in r["confusions"]:
             lines.append(f"| {c['error']} | {c['windows']} | {c['of']} | {_f(c['rate'])} |")
     return "\n".join(lines) + "\n"
+
+
+CARD_BEGIN, CARD_END = "<!-- crossgen:begin -->", "<!-- crossgen:end -->"
+CARD_INTRO = """## Measured on an independent generator
+`engines/lab/crossgen` was written from the label definitions alone (no code or parameters shared
+with `engines/lab/scenes`): its own siren, horn, alarm and speech synthesis, lights, objects,
+noise beds, distractors, camera and codec effects, and stream starts and stops. The gap between
+its numbers and the held-out ones is how much of the held-out score is the training generator's
+own habits. Reproduce with `scenestream evaluate --engine avfusion --set all --card`.
+"""
+
+
+def write_card_section(card: Path, text: str) -> None:
+    """Put `text` between the card's crossgen markers (appended when the card has none)."""
+    body = f"{CARD_BEGIN}\n{CARD_INTRO}\n{text.rstrip()}\n{CARD_END}"
+    old = card.read_text() if card.exists() else ""
+    if CARD_BEGIN in old and CARD_END in old:
+        head, rest = old.split(CARD_BEGIN, 1)
+        new = head + body + rest.split(CARD_END, 1)[1]
+    else:
+        new = old.rstrip() + "\n\n" + body + "\n"
+    card.write_text(new)
