@@ -20,6 +20,7 @@ source framework with ONNX Runtime. `transformers` is needed only here (the `imp
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,14 @@ class KaldiFbank(nn.Module):
         frames = 1 + (samples - frame) // hop
         if frames < 1:
             raise ValueError(f"{samples} samples is shorter than one 25 ms frame")
-        mels = mel_filter_bank(
-            num_frequency_bins=fft // 2 + 1, num_mel_filters=extractor.num_mel_bins,
-            min_frequency=20, max_frequency=extractor.sampling_rate // 2,
-            sampling_rate=extractor.sampling_rate, norm=None, mel_scale="kaldi",
-            triangularize_in_mel_space=True,
-        )  # fmt: skip
+        with warnings.catch_warnings():  # AST's 128 Kaldi mels leave the lowest filters empty
+            warnings.simplefilter("ignore", UserWarning)
+            mels = mel_filter_bank(
+                num_frequency_bins=fft // 2 + 1, num_mel_filters=extractor.num_mel_bins,
+                min_frequency=20, max_frequency=extractor.sampling_rate // 2,
+                sampling_rate=extractor.sampling_rate, norm=None, mel_scale="kaldi",
+                triangularize_in_mel_space=True,
+            )  # fmt: skip
         window = window_function(frame, "hann", periodic=False)
         k = np.arange(fft // 2 + 1)
         n = np.arange(frame)[:, None]
