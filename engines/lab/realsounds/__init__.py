@@ -13,10 +13,10 @@ label that the sound may or may not carry (a ship's steam whistle as `horn`, a c
 chanting as `speech`) is listed under `dontcare` and not scored on that file.
 
 Splits: every siren, horn and alarm recording found is in `eval` (there are too few to spare).
-Speech from the Tux Paint stamp descriptions is split by language, since a language's
-descriptions come from its own few readers (not verified by listening): French, Spanish, Greek and Catalan (10 files each, every k-th of the sorted list) are
-evaluated, Russian, Romanian, Bulgarian, Belarusian and Danish (30 each) are for training. The
-freedesktop `audio-channel-*` prompts are the ALSA recordings re-encoded, so only the ALSA ones
-are used. Origins are stated per file: `recorded` where the credits say so, `synthesized` for
-desktop UI sounds and test noise, `unknown` otherwise.
+Speech from the Tux Paint stamp descriptions is split by language, since a language's descriptions
+come from its own few readers (not verified by listening): French, Spanish, Greek and Catalan (10
+files each, every k-th of the sorted list) are evaluated, Russian, Romanian, Bulgarian, Belarusian
+and Danish (30 each) are for training. The freedesktop `audio-channel-*` prompts are the ALSA
+recordings re-encoded, so only the ALSA ones are used. Origins are stated per file: `recorded`
+where the credits say so, `synthesized` for desktop UI sounds and test noise, `unknown` otherwise.
 """
