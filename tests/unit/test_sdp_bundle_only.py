@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from stream.http.sdp import validate_offer
+from stream.http.sdp import OfferError, validate_offer
 
 pytestmark = pytest.mark.unit
 
@@ -41,12 +41,14 @@ def test_bundle_only_section_in_a_bundle_group_is_media() -> None:
 
 
 @pytest.mark.parametrize(
-    ("group", "bundle_only"),
-    [(True, False), (False, True)],  # port 0 alone, or bundle-only outside any BUNDLE group
+    ("group", "bundle_only", "status"),
+    [(True, False, 422), (False, True, 422)],  # port 0 alone, or bundle-only outside any group
 )
-def test_port_zero_without_bundle_only_in_a_group_is_rejected(
-    group: bool, bundle_only: bool
+def test_port_zero_without_bundle_only_in_a_group_is_refused(
+    group: bool, bundle_only: bool, status: int
 ) -> None:
-    _, summary = validate_offer(offer(group=group, audio_port=0, bundle_only=bundle_only), 100_000)
-    assert summary.has_video
-    assert not summary.has_audio
+    """A disabled section (port 0 not bundled into the group) is not published media: the
+    publisher is told to offer only its tracks (422)."""
+    with pytest.raises(OfferError) as refused:
+        validate_offer(offer(group=group, audio_port=0, bundle_only=bundle_only), 100_000)
+    assert refused.value.status == status
