@@ -136,7 +136,7 @@ class IngestConfig(_Section):
         "keyframe is requested (PLI)",
     )
     sender_clock_max_offset_s: float = Field(
-        1.0,
+        0.5,
         gt=0,
         le=60,
         description="a publisher's RTCP Sender Report clock is taken as wall-clock only while its"

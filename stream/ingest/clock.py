@@ -85,6 +85,10 @@ CLOCK_KINDS: tuple[ClockKind, ...] = ("sender", "relative", "arrival")
 # A sender's clock may run this far ahead of ours and still count as wall-clock (NTP-synced hosts
 # differ by milliseconds; Sender Reports round); capture times are clamped to arrival anyway.
 SENDER_AHEAD_TOLERANCE_S = 0.05
+# Capture to our decoded frame through a sender's pipeline, the network and our jitter buffer:
+# 20-35 ms for a browser or aiortc on loopback, a few hundred ms over the internet. GStreamer
+# 1.22's reports were 0.8 s off at the first report and drifted further.
+SENDER_CLOCK_MAX_OFFSET_S = 0.5
 
 
 TRACKS_AGREE_S = 0.1
@@ -140,7 +144,7 @@ class CaptureClock:
         smoothing_window: int = 64,
         max_slew: float = 0.1,
         max_sender_offset_s: float = 3600.0,
-        trust_offset_s: float = 1.0,
+        trust_offset_s: float = SENDER_CLOCK_MAX_OFFSET_S,
         anchor: ClockAnchor | None = None,
     ) -> None:
         if clock_rate < 1 or not 0 < max_slew < 1 or trust_offset_s <= 0:

@@ -13,7 +13,7 @@ from typing import Any
 
 import av
 
-from stream.ingest.clock import CaptureClock, ClockAnchor
+from stream.ingest.clock import SENDER_CLOCK_MAX_OFFSET_S, CaptureClock, ClockAnchor
 from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport
 
 logger = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ class TrackTiming:
         receiver: Any,
         *,
         anchor: ClockAnchor | None = None,
-        trust_offset_s: float = 1.0,
+        trust_offset_s: float = SENDER_CLOCK_MAX_OFFSET_S,
     ) -> None:
         self.kind = kind
         self._anchor, self._trust_offset_s = anchor, trust_offset_s
@@ -44,14 +44,17 @@ class TrackTiming:
         self._interval: float | None = None  # EMA of the source frame interval
         self._last_t: float | None = None
         self.clock: CaptureClock | None = None
+        self._early_report: SenderReport | None = None
         try:
             self.timeline = ReceiverTimeline(receiver, self._on_report)
         except RtcpHookError as exc:
             _warn_hook_unavailable(str(exc))
 
     def _on_report(self, report: SenderReport) -> None:
-        if self.clock is not None:
-            self.clock.on_sender_report(report.ntp_unix, report.rtp_timestamp, report.arrival)
+        if self.clock is None:  # before the first frame: kept for when the clock exists
+            self._early_report = report  # (FFmpeg's first report comes first, the next 5 s later)
+            return
+        self.clock.on_sender_report(report.ntp_unix, report.rtp_timestamp, report.arrival)
 
     def capture_time(self, frame: av.VideoFrame | av.AudioFrame, arrival: float) -> float | None:
         """Capture time of a decoded frame on the sender's clock (arrival-mapped before an SR)."""
@@ -66,6 +69,9 @@ class TrackTiming:
             self.clock = CaptureClock(
                 rate, anchor=self._anchor, trust_offset_s=self._trust_offset_s
             )
+            if self._early_report is not None:
+                self._on_report(self._early_report)
+                self._early_report = None
         return float(self.clock.capture_time(rtp, arrival))
 
     def capture_time_rtp(self, rtp_timestamp: int, arrival: float) -> float | None:

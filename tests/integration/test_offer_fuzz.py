@@ -56,7 +56,14 @@ async def worker(redis_url: str, max_streams: int = 8) -> AsyncIterator[Service]
     """A whole worker (silero-vad only: light) with scale-out claims on `redis_url`."""
     settings = load_settings(
         None,
-        server={"port": 0, "max_streams": max_streams, "post_rate_per_minute": 1_000_000},
+        # Admission by count: the fuzz is about parsing; headroom admission would (rightly) make
+        # a burst of accepted offers wait with 503 while it settles.
+        server={
+            "port": 0,
+            "max_streams": max_streams,
+            "post_rate_per_minute": 1_000_000,
+            "admission": "count",
+        },
         session={"setup_timeout_s": 5.0, "media_timeout_s": 5.0},
         redis={"url": redis_url, "prefix": PREFIX},
         engines={"enabled": ["silero-vad"]},

@@ -10,6 +10,7 @@ from stream.ingest.clock import CaptureClock
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.tracks import TrackTiming
 from stream.metrics import Metrics
+from stream.webrtc.rtcp import SenderReport
 from tests.unit.test_ingest_frames import SPEC, Sink, audio_frame, counter, video_frame
 
 pytestmark = pytest.mark.unit
@@ -63,3 +64,15 @@ async def test_aligned_content_has_a_small_skew_and_the_clock_gauge_is_released(
     ingest.close()
     assert counter(metrics, "scenestream_stream_clocks", clock="sender") == 0
     assert counter(metrics, "scenestream_stream_clocks", clock="arrival") == 0
+
+
+def test_a_sender_report_before_the_first_frame_is_applied_with_it() -> None:
+    """FFmpeg sends its first report before any frame decodes and the next one 5 s later."""
+    timing = TrackTiming("video", None)
+    timing._on_report(SenderReport(ntp_unix=T0, rtp_timestamp=0, arrival=T0))
+    assert timing.clock is None
+    captured = timing.capture_time(video_frame(0), T0 + 0.03)
+    assert timing.clock is not None
+    assert timing.clock.kind == "sender"
+    assert timing.clock.sender_reports == 1
+    assert captured == pytest.approx(T0)
