@@ -6,7 +6,8 @@ Works around aiortc's `JitterBuffer` (`aiortc/jitterbuffer.py`) as `RTCRtpReceiv
   video: seconds), and afterwards the buffer releases one frame per arriving packet, so the
   stall is never caught up (every later frame arrives that much later);
 - a video frame is released only when the next frame's first packet arrives (the marker bit
-  that ends a frame is ignored): one frame interval added to every frame;
+  that ends a frame is ignored): one frame interval added to every frame; and one frame at most
+  leaves per arriving packet, so frames completed together stay behind;
 - after a video loss it hands inter frames that reference the lost picture to the decoder and
   asks for a keyframe only once it overflows;
 - a video packet 100 or more behind its origin is taken for a restarted stream: everything held
@@ -18,7 +19,8 @@ does the rest) so that packets pass a `PacketReorder` first, and the audio `Jitt
 replaced by a pass-through (one Opus packet is one frame): in-order audio is decoded at once, a
 loss becomes a jump in RTP time, i.e. a gap at the right capture time that the rings zero-fill.
 Video: the `JitterBuffer` is replaced by a subclass that gives a missing packet up after a bounded
-wait in RTP time, releases a frame at its marker bit, drops frames until a keyframe
+wait in RTP time, releases a frame at its marker bit (all complete frames at once, the earlier
+ones queued for the decoder as aiortc would), drops frames until a keyframe
 (`KeyframeGate`), returns aiortc's PLI flag to ask the sender for one, and discards packets of
 media already released or given up.
 `tests/unit/test_jitter_hook.py` fails when aiortc changes these.
@@ -50,6 +52,9 @@ logger = logging.getLogger(__name__)
 _JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
 _RTP_HOOK_ATTR = "_handle_rtp_packet"
+_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
+_DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
+_DECODER_THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
 VIDEO_CLOCK_RATE = 90_000
 OPUS_CLOCK_RATE = 48_000
 VIDEO_CAPACITY = 512  # aiortc's own video buffer size (packets)
@@ -142,9 +147,11 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         *,
         capacity: int = VIDEO_CAPACITY,
         gate: KeyframeGate | None = None,
+        deliver: Callable[[Any, JitterFrame], None] | None = None,
     ) -> None:
         super().__init__(capacity=capacity, is_video=True)
         self._codecs = codecs
+        self._deliver = deliver
         self._hold_ticks = round(max_hold_s * VIDEO_CLOCK_RATE)
         self._on_event = _safe(on_event)
         self.gate = gate if gate is not None else KeyframeGate()
@@ -167,10 +174,24 @@ class BoundedVideoJitterBuffer(JitterBuffer):
             self._skip()
             self._request = self.gate.lost() or self._request
             frame = self._remove_frame(seq)
+        if frame is not None and self._deliver is not None:
+            frame = self._drain(packet, frame)
         if self._request:
             pli, self._request = True, False
             self._on_event("video", "keyframe_request", 1, None)
         return pli, frame
+
+    def _drain(self, packet: RtpPacket, frame: JitterFrame) -> JitterFrame:
+        """Hand every further complete frame to the decoder now, `frame` first; returns the last
+        for aiortc to queue. aiortc takes one frame per arriving packet, so frames completed
+        together (a hole filled by a retransmission) would otherwise stay that far behind when
+        each frame is a single packet."""
+        assert self._deliver is not None
+        codec = self._codecs.get(packet.payload_type)
+        while (following := self._remove_frame(packet.sequence_number)) is not None:
+            self._deliver(codec, frame)
+            frame = following
+        return frame
 
     def _late(self, seq: int, ts: int) -> bool:
         """A packet behind the origin (released or given up already) carrying media no newer
@@ -183,13 +204,20 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         return 0 < behind < 0x8000 and rtp_delta(ts, self._newest_ts) <= 0
 
     def _remove_frame(self, sequence_number: int) -> JitterFrame | None:
-        first = self._packets[self._origin % self._capacity] if self._origin is not None else None
-        frame = super()._remove_frame(sequence_number)
-        if frame is None:
-            frame = self._remove_marked_frame()
-        if frame is None or first is None:
-            return frame
-        self._released_ts = frame.timestamp
+        """The next complete frame the decoder can use; the ones it cannot are dropped."""
+        while True:
+            origin = self._origin
+            first = self._packets[origin % self._capacity] if origin is not None else None
+            frame = super()._remove_frame(sequence_number)
+            if frame is None:
+                frame = self._remove_marked_frame()
+            if frame is None or first is None:
+                return frame
+            self._released_ts = frame.timestamp
+            if self._admit(first, frame):
+                return frame
+
+    def _admit(self, first: RtpPacket, frame: JitterFrame) -> bool:
         mime = self._mime(first)
         starts, key = frame_start(mime, first.payload)
         if starts and not key and self.gate.awaiting and mime.lower().endswith("/h264"):
@@ -198,8 +226,7 @@ class BoundedVideoJitterBuffer(JitterBuffer):
         self._request = self._request or request
         if not passed:
             self._on_event("video", "undecodable", 1, frame.timestamp)
-            return None
-        return frame
+        return passed
 
     def _remove_marked_frame(self) -> JitterFrame | None:
         """The frame at the origin once all its packets are in, known by the RTP marker bit on
@@ -274,8 +301,19 @@ def install_video_buffer(
     """Replace a video receiver's jitter buffer by `BoundedVideoJitterBuffer` (packets already
     held move over); raises `RtcpHookError` if aiortc's internals are not the pinned ones."""
     old = _check(receiver)
+    mapper = getattr(receiver, _MAPPER_ATTR, None)
+    queue = getattr(receiver, _DECODER_QUEUE_ATTR, None)
+    if mapper is None or not callable(getattr(mapper, "map", None)) or queue is None:
+        raise RtcpHookError("aiortc RTCRtpReceiver has no timestamp mapper or decoder queue")
+
+    def deliver(codec: Any, frame: JitterFrame) -> None:
+        """What aiortc's `_handle_rtp_packet` does with the frame the buffer returns."""
+        if codec is not None and getattr(receiver, _DECODER_THREAD_ATTR, None) is not None:
+            frame.timestamp = mapper.map(frame.timestamp)
+            queue.put((codec, frame))
+
     buffer = BoundedVideoJitterBuffer(getattr(receiver, _CODECS_ATTR), max_hold_s, on_event,
-                                      capacity=old._capacity)  # fmt: skip
+                                      capacity=old._capacity, deliver=deliver)  # fmt: skip
     buffer._origin, buffer._packets = old._origin, old._packets
     setattr(receiver, _JITTER_ATTR, buffer)
     return buffer

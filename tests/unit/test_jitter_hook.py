@@ -101,7 +101,9 @@ async def test_audio_guard_releases_in_order_and_gives_a_loss_up_after_the_hold(
     assert events.seen == {"audio:lost": 1, "audio:late": 1}
 
 
-def _vp8_packets(keyframes: set[int], count: int, marked: bool = True) -> list[list[RtpPacket]]:
+def _vp8_packets(
+    keyframes: set[int], count: int, marked: bool = True, size: tuple[int, int] = (96, 128)
+) -> list[list[RtpPacket]]:
     """RTP packets of `count` real VP8 frames (keyframes where asked), 30 fps; the last packet
     of a frame carries the marker bit unless `marked` is False."""
     codec = CODECS["video"][0]
@@ -109,7 +111,7 @@ def _vp8_packets(keyframes: set[int], count: int, marked: bool = True) -> list[l
     rng = np.random.default_rng(1)
     frames, seq = [], 1000
     for i in range(count):
-        image = av.VideoFrame.from_ndarray(rng.integers(0, 255, (96, 128, 3), np.uint8), "rgb24")
+        image = av.VideoFrame.from_ndarray(rng.integers(0, 255, (*size, 3), np.uint8), "rgb24")
         image.pts, image.time_base = i * 3000, Fraction(1, 90_000)
         payloads, ts = encoder.encode(image, force_keyframe=i in keyframes)
         packets = []
@@ -219,3 +221,22 @@ async def test_a_failing_loss_handler_does_not_break_packet_handling(
         await rx._handle_rtp_packet(packet, arrival_time_ms=0)
     assert [f.timestamp // 960 for _, f in results if f is not None] == [0, 2, 3]
     assert "loss event handler failed" in caplog.text
+
+
+async def test_frames_completed_together_all_reach_the_decoder_at_once() -> None:
+    """A hole filled by a retransmission completes several one-packet frames at once; aiortc
+    would take one per later packet and stay that many frames behind."""
+    rx, _ = receiver("video")
+    install_video_buffer(rx, 0.1, Events())
+    rx._RTCRtpReceiver__decoder_thread = object()  # as if started: frames queued
+    queue = internal(rx, "decoder_queue")
+    frames = _vp8_packets(keyframes={0}, count=5, size=(16, 16))
+    assert all(len(packets) == 1 for packets in frames)
+    late = frames[2][0]
+    for packets in frames:
+        if packets[0] is not late:
+            await rx._handle_rtp_packet(packets[0], arrival_time_ms=0)
+    assert queue.qsize() == 2  # frames 0 and 1; 3 and 4 wait behind the hole (within the hold)
+    await rx._handle_rtp_packet(late, arrival_time_ms=0)  # the retransmission
+    queued = [queue.get_nowait()[1].timestamp for _ in range(queue.qsize())]
+    assert [round(t / 3000) for t in queued] == [0, 1, 2, 3, 4]  # in order, none left behind
