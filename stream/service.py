@@ -114,8 +114,6 @@ class Service:
         else:
             self.app = await self._full_app()
         self._watch_decode_errors()
-        if self.cameras is not None:
-            self.cameras.start()  # connect in the background; `/api/cameras` shows how it goes
         self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
@@ -123,6 +121,8 @@ class Service:
         self.port = int(self._runner.addresses[0][1])
         if self._directory is not None:
             await self._directory.start(s.server.public_url or self.url)
+        if self.cameras is not None:
+            await self.cameras.start()  # they connect in the background (`/api/cameras`)
         logger.info("scenestream listening on %s", self.url)
         return self
 
@@ -188,7 +188,8 @@ class Service:
 
         # Pulled cameras: the same ingest and sink as WHIP streams, admitted alike.
         self.cameras = Cameras(s, self.admission, open_ingest, status, self.metrics,
-                               on_disconnected=sink.stream_ended)  # fmt: skip
+                               on_disconnected=sink.stream_ended,
+                               scaleout=self._directory)  # fmt: skip
         return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory)
 
     async def close(self) -> None:
