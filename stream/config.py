@@ -11,10 +11,20 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from engines.config import EnginesConfig
+from engines.detect.tracker import TrackerParams
+from engines.rules import RulesConfig
 
 STREAM_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -40,8 +50,36 @@ class ServerConfig(_Section):
     )
     max_body_bytes: int = Field(128_000, gt=0, description="largest accepted SDP offer")
     max_streams: int = Field(16, gt=0, description="live streams before POST answers 503")
+    admission: Literal["headroom", "count"] = Field(
+        "headroom",
+        description="'headroom': also refuse a newcomer (503, or 307 to a peer with room) while"
+        " the measured load says it would hurt the streams already carried; 'count': only"
+        " max_streams limits admission",
+    )
+    headroom_loop_busy: float = Field(
+        0.85,
+        gt=0,
+        le=1,
+        description="headroom: event-loop busy fraction (CPU/wall of the loop thread, projected to"
+        " one more stream) beyond which newcomers are refused",
+    )
+    headroom_loop_lag_ms: float = Field(
+        100.0, gt=0, description="headroom: p90 event-loop lag beyond which newcomers are refused"
+    )
+    headroom_window_lateness_ms: float = Field(
+        150.0,
+        gt=0,
+        description="headroom: p90 age of a window when its engine takes it (after its end on the"
+        " capture clock) beyond which newcomers are refused",
+    )
     post_rate_per_minute: int = Field(
         60, gt=0, description="WHIP POST/PATCH/DELETE per client address per minute"
+    )
+    auth_failures_per_minute: int = Field(
+        5,
+        gt=0,
+        description="failed bearer-token checks allowed per client address per minute (burst"
+        " of as many); further requests from it get 429 + Retry-After until one is earned back",
     )
     public_url: str | None = Field(
         None, description="URL other workers use to redirect here (scale-out); None = host:port"
@@ -75,14 +113,35 @@ class IngestConfig(_Section):
 
     ring_seconds: float = Field(4.0, gt=0, description="media kept per stream in the rings")
     max_wait_s: float = Field(
-        0.25, ge=0, description="how long a window waits for a late modality before it is cut"
+        0.1,
+        ge=0,
+        description="how long a window waits for a late modality before it is cut (what the late "
+        "one has is used, the rest is a gap); keep it below the smallest engine budget minus its "
+        "batching delay, or a late window is shed as stale instead",
     )
     audio_jitter_frames: int = Field(
-        1,
-        ge=1,
+        2,
+        ge=0,
         le=16,
-        description="20 ms audio frames aiortc's jitter buffer holds before decoding (its own "
-        "default is 4, i.e. 80 ms added to every window); more tolerates reordering",
+        description="how far (in 20 ms audio frames) audio may run past a missing packet before "
+        "the packet is given up and its 20 ms become a zero-filled gap; in-order audio is never "
+        "held (more tolerates deeper reordering, at that much delay after each loss)",
+    )
+    video_loss_wait_s: float = Field(
+        0.1,
+        ge=0,
+        le=2.0,
+        description="how far (RTP media time) video may run past a missing packet, time for a "
+        "NACK retransmission, before the frames up to the next keyframe are given up and a "
+        "keyframe is requested (PLI)",
+    )
+    sender_clock_max_offset_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="a publisher's RTCP Sender Report clock is taken as wall-clock only while its"
+        " least delay to our arrival time is within this bound (and it is not ahead of ours);"
+        " otherwise it only aligns audio with video, anchored on arrival",
     )
 
 
@@ -130,6 +189,38 @@ class RedisConfig(_Section):
     )
 
 
+class TrackingConfig(_Section):
+    """Object tracks of detector engines (one tracker per stream and detector)."""
+
+    high_score: float = Field(0.5, gt=0, le=1, description="detection score that can start a track")
+    low_score: float = Field(
+        0.1, ge=0, le=1, description="least score that can keep a track alive (occlusion)"
+    )
+    match_iou: float = Field(0.3, gt=0, le=1, description="least IoU of a detection with a track")
+    min_hits: int = Field(2, ge=1, le=100, description="frames seen before a track is announced")
+    max_age_s: float = Field(1.0, gt=0, description="a track unseen for longer ends")
+    ttc_window_s: float = Field(
+        1.0, gt=0, description="box history the time-to-contact estimate fits over"
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TrackingConfig:
+        if self.low_score > self.high_score:
+            raise ValueError("low_score must not exceed high_score")
+        return self
+
+    def params(self) -> TrackerParams:
+        """The tracker's parameters."""
+        return TrackerParams(
+            high_score=self.high_score,
+            low_score=self.low_score,
+            match_iou=self.match_iou,
+            min_hits=self.min_hits,
+            max_age_s=self.max_age_s,
+            ttc_window_s=self.ttc_window_s,
+        )
+
+
 class Settings(BaseSettings):
     """The whole service configuration."""
 
@@ -146,6 +237,8 @@ class Settings(BaseSettings):
     cameras: list[CameraConfig] = Field(
         default_factory=list, description="cameras pulled from start ([[cameras]] in TOML)"
     )
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)  # type: ignore[arg-type]
+    rules: RulesConfig = Field(default_factory=RulesConfig)
     log_level: str = Field("INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
 
     @field_validator("cameras")

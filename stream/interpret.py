@@ -6,6 +6,11 @@ publisher, and — once Redis acknowledged a scene message (`message_sent`, the 
 `on_sent` hook) — counts the window `published` or `late` against the engine's budget and
 records capture-to-publish latency. Per-stream figures for `/api/streams` come from `streams()`.
 
+Detector engines' windows also feed the stream's tracker (`stream/tracking.py`): tracks go into
+the scene message and their lifecycle events out. Every window's scene message (published or
+not) then feeds the stream's fusion rules (`engines/rules.py`), whose scores become events of
+the engine `rules` through the same hysteresis as learned labels.
+
 Wiring (composition root)::
 
     publisher = RedisPublisher(url, prefix, metrics, outbox_max, log_maxlen)
@@ -23,13 +28,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engines.config import LabelThresholds
+from engines.detect.tracker import TrackerParams
 from engines.events import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
+from engines.rules import FusedEvents, Observation, RulesConfig, TrackInfo
 from engines.runtime.interface import EngineRuntime
 from engines.window import event_time
 from stream.config import Settings
 from stream.metrics import Metrics
 from stream.publish import messages
 from stream.scheduler.runner import WindowResult
+from stream.tracking import StreamTracks, TrackEvent
+
+RULES_ENGINE = "rules"  # the engine name of the fusion rules' events
 
 RECENT = 200  # windows per stream kept for the /api/streams percentiles
 ID_MEMORY = 10_000  # streams whose event counters outlive them (ids never repeat)
@@ -66,6 +76,22 @@ def manifest_defaults(engine: EngineRuntime) -> dict[str, LabelThresholds]:
             fields["off"] = min(DEFAULT_THRESHOLDS.off, fields["on"])
         out[label] = LabelThresholds.model_validate(fields)
     return out
+
+
+def observation_from_scene(msg: Mapping[str, Any], labels_at: str = "window") -> Observation:
+    """What the fusion rules see of one scene message (live, or recorded and replayed)."""
+    window = msg["window"]
+    tracks = [
+        TrackInfo(
+            id=int(t["id"]), label=t.get("label"), score=float(t["score"]), ttc_s=t.get("ttc_s")
+        )
+        for t in msg.get("tracks", ())
+        if t.get("state") == "confirmed"
+    ]
+    at = event_time(
+        "end" if labels_at == "end" else "window", float(window["start"]), float(window["end"])
+    )
+    return Observation(at, str(msg["engine"]), dict(msg["scores"]), tracks)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:
@@ -107,6 +133,17 @@ class Interpreter:
                 manifest=manifest_thresholds.get(e.name) or manifest_defaults(e),
             )
         self._trackers: dict[tuple[str, str], EventTracker] = {}
+        self.tracking = settings.tracking.params() if settings else TrackerParams()
+        self._tracks: dict[tuple[str, str], StreamTracks] = {}
+        learned = {label for e in engines for label in e.labels}
+        rules = (settings.rules if settings else RulesConfig()).active(learned)
+        self.rules = rules
+        rule_override = overrides.get(RULES_ENGINE)
+        self.thresholds[RULES_ENGINE] = resolve_thresholds(
+            [r.label for r in rules],
+            configured=rule_override.thresholds if rule_override else None,
+        )
+        self._fusion: dict[str, FusedEvents] = {}
         self._figures: dict[str, dict[str, _Figures]] = {}
         # Event counters per stream, shared by its engines and kept after it ends (bounded)
         # so that an event id is never given twice.
@@ -123,43 +160,62 @@ class Interpreter:
         at = event_time(self.labels_at.get(result.engine, "window"), w.start, w.end)
         events = tracker.observe(at, result.scores)
         active = tracker.active_labels()
+        tracked: list[TrackEvent] = []
+        tracks = None
+        if result.detections is not None:
+            stage = self._stream_tracks(w.stream, result.engine)
+            tracked, seen = stage.observe(at, result.detections)
+            tracks = [(t, stage.ttc(t)) for t in seen]
         self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
             time.perf_counter() - t0
         )
         now = time.time()
         for event in events:
             self.publisher.publish(self._event(w.stream, result.engine, event, now))
+        for te in tracked:
+            self.publisher.publish(self._track_event(w.stream, result.engine, te, now))
         figures = self._figures.setdefault(w.stream, {}).setdefault(result.engine, _Figures())
         figures.windows += 1
         figures.last_seq = w.seq
         figures.last_window_end = w.end
+        latency = messages.LatencyBreakdown(now - w.end, result.queue_s, result.infer_s)
+        scene = messages.scene_message(
+            stream=w.stream,
+            engine=result.engine,
+            seq=w.seq,
+            start=w.start,
+            end=w.end,
+            gaps=w.gaps,
+            scores=result.scores,
+            active=active,
+            latency=latency,
+            published_at=now,
+            missing=w.missing,
+            detections=result.detections,
+            tracks=tracks,
+        )
+        self._fuse(w.stream, result.engine, scene, now)
         if not self.publish_scene:
             self._count(result.engine, now - w.end, figures)
             return
-        latency = messages.LatencyBreakdown(now - w.end, result.queue_s, result.infer_s)
-        self.publisher.publish(
-            messages.scene_message(
-                stream=w.stream,
-                engine=result.engine,
-                seq=w.seq,
-                start=w.start,
-                end=w.end,
-                gaps=w.gaps,
-                scores=result.scores,
-                active=active,
-                latency=latency,
-                published_at=now,
-                missing=w.missing,
-            )
-        )
+        self.publisher.publish(scene)
 
     def stream_closed(self, stream: str, engine: str) -> None:
         """End the stream's open events on this engine and forget its state."""
         tracker = self._trackers.pop((stream, engine), None)
+        now = time.time()
         if tracker is not None:
-            now = time.time()
             for event in tracker.close():
                 self.publisher.publish(self._event(stream, engine, event, now))
+        tracks = self._tracks.pop((stream, engine), None)
+        if tracks is not None:
+            for te in tracks.close():
+                self.publisher.publish(self._track_event(stream, engine, te, now))
+        if not any(key[0] == stream for key in self._trackers):
+            fusion = self._fusion.pop(stream, None)
+            if fusion is not None:
+                for event in fusion.close():
+                    self.publisher.publish(self._event(stream, RULES_ENGINE, event, now))
         per_engine = self._figures.get(stream)
         if per_engine is not None:
             per_engine.pop(engine, None)
@@ -228,6 +284,33 @@ class Interpreter:
             )
         return tracker
 
+    def _stream_tracks(self, stream: str, engine: str) -> StreamTracks:
+        key = (stream, engine)
+        stage = self._tracks.get(key)
+        if stage is None:
+            stage = self._tracks[key] = StreamTracks(
+                stream, self.tracking, self._counters(stream), self.update_interval_s
+            )
+        return stage
+
+    def _fuse(self, stream: str, engine: str, scene: messages.Message, now: float) -> None:
+        """Feed the scene message to the stream's rules; publish the rule events it causes."""
+        if not self.rules:
+            return
+        fusion = self._fusion.get(stream)
+        if fusion is None:
+            fusion = self._fusion[stream] = FusedEvents(
+                stream,
+                self.rules,
+                self.thresholds[RULES_ENGINE],
+                counters=self._counters(stream),
+                update_delta=self.update_delta,
+                update_interval_s=self.update_interval_s,
+            )
+        obs = observation_from_scene(scene, self.labels_at.get(engine, "window"))
+        for event in fusion.observe(obs):
+            self.publisher.publish(self._event(stream, RULES_ENGINE, event, now))
+
     def _counters(self, stream: str) -> dict[str, int]:
         counters = self._id_counts.get(stream)
         if counters is None:
@@ -236,6 +319,16 @@ class Interpreter:
                 self._id_counts.popitem(last=False)
         self._id_counts.move_to_end(stream)
         return counters
+
+    @staticmethod
+    def _track_event(stream: str, engine: str, te: TrackEvent, now: float) -> messages.Message:
+        e, t = te.event, te.track
+        track = messages.track_json(t, te.ttc_s)
+        return messages.event_message(
+            stream=stream, engine=engine, event_id=e.id, label=e.label, phase=e.phase,
+            score=e.score, peak_score=e.peak_score, start=e.start, end=e.end, published_at=now,
+            track={k: track[k] for k in ("id", "box", "class", "ttc_s")},
+        )  # fmt: skip
 
     @staticmethod
     def _event(stream: str, engine: str, e: Event, now: float) -> messages.Message:

@@ -24,11 +24,13 @@ LATENCY_BUCKETS_S = (
     0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25,
     0.3, 0.4, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
 )  # fmt: skip
-SKEW_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+SKEW_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 STAGES = ("ingest", "window", "queue", "infer", "interpret", "publish")
 OUTCOMES = ("published", "late", "stale", "superseded", "error")
+SHED_REASONS = ("stale", "expired", "evicted", "superseded", "ended")
+REFUSAL_REASONS = ("capacity", "loop_busy", "loop_lag", "window_lateness", "settling")
 
 
 class Metrics:
@@ -62,8 +64,16 @@ class Metrics:
         )
         self.av_skew_seconds = Histogram(
             "scenestream_av_skew_seconds",
-            "Absolute difference between audio and video capture clocks at window cut",
+            "Absolute difference between the newest audio and video content times (capture"
+            " clock) at each window cut of a stream with both",
             buckets=SKEW_BUCKETS_S,
+            registry=r,
+        )
+        self.stream_clocks = Gauge(
+            "scenestream_stream_clocks",
+            "Live streams by the clock their capture times are on: sender (RTCP Sender Reports"
+            " agree with arrival), relative (sender clock anchored on arrival), arrival (no SR)",
+            ["clock"],
             registry=r,
         )
         self.frames_received = Counter(
@@ -78,10 +88,39 @@ class Metrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.rtp_packets_lost = Counter(
+            "scenestream_rtp_packets_lost_total",
+            "RTP packets given up as lost after the bounded wait (audio: a zero-filled gap)",
+            ["kind"],
+            registry=r,
+        )
+        self.rtp_packets_late = Counter(
+            "scenestream_rtp_packets_late_total",
+            "RTP packets discarded for arriving after they were given up as lost",
+            ["kind"],
+            registry=r,
+        )
+        self.keyframe_requests = Counter(
+            "scenestream_keyframe_requests_total",
+            "Keyframe requests (RTCP PLI) sent after a video loss",
+            registry=r,
+        )
         self.windows = Counter(
             "scenestream_windows_total",
             "Windows by outcome per engine",
             ["engine", "outcome"],
+            registry=r,
+        )
+        self.windows_shed = Counter(
+            "scenestream_windows_shed_total",
+            "Windows dropped before compute, per engine, by reason",
+            ["engine", "reason"],
+            registry=r,
+        )
+        self.streams_refused = Counter(
+            "scenestream_streams_refused_total",
+            "WHIP offers refused (503, or 307 to a peer) for want of room, by reason",
+            ["reason"],
             registry=r,
         )
         self.active_streams = Gauge(
@@ -108,6 +147,13 @@ class Metrics:
             "scenestream_camera_connects_total",
             "Pulled cameras' connection attempts, by result (connected, failed, lost)",
             ["result"],
+            registry=r,
+        )
+        self.http_refused = Counter(
+            "scenestream_http_refused_total",
+            "Requests refused before reaching a stream: malformed_request (by the HTTP parser),"
+            " bad_token (failed authentication), auth_locked (too many failed authentications)",
+            ["reason"],
             registry=r,
         )
         self.gpu_utilization = Gauge(

@@ -12,7 +12,7 @@ The composition root (`stream.service`) builds the parts and calls `build_app`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -32,7 +32,7 @@ def build_app(
     metrics: Metrics,
     whip: WhipEndpoint,
     *,
-    ready: Callable[[], Awaitable[bool]],
+    ready: api.ReadyCheck,
     stream_figures: api.StreamFigures | None = None,
     engine_reports: Callable[[], Sequence[Mapping[str, Any]]] = tuple,
     live: LiveBridge | None = None,

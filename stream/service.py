@@ -30,19 +30,22 @@ from stream.config import Settings
 from stream.embedded_redis import EmbeddedRedis
 from stream.gpu import GpuMonitor, open_reader, uses_gpu
 from stream.http.admission import StreamAdmission
+from stream.http.api import Readiness
 from stream.http.cameras import Cameras
+from stream.http.headroom import AdmissionGate, HeadroomPolicy, LoadMonitor, Thresholds
+from stream.http.rejects import RejectedRequestLog
 from stream.http.whip import WhipEndpoint
 from stream.ingest.session import SessionFactory
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import INGEST_ONLY_SPECS, WindowSink
 from stream.interpret import Interpreter
 from stream.live.page import LiveBridge
-from stream.metrics import OUTCOMES, Metrics
+from stream.metrics import OUTCOMES, REFUSAL_REASONS, SHED_REASONS, Metrics
 from stream.publish.redis_publisher import RedisPublisher
-from stream.publish.status import LogStatusSink, StatusSink
+from stream.publish.status import LogStatusSink, StatusSink, TeeStatusSink
 from stream.routes import build_app
 from stream.scaleout.directory import WorkerDirectory
-from stream.scaleout.redis_client import open_client, resolve_cluster
+from stream.scaleout.redis_client import open_client, redis_problem, resolve_cluster
 from stream.scheduler.runner import Scheduler
 from stream.webrtc.loopback import use_loopback_candidates
 from stream.webrtc.rtcp import watch_decode_errors
@@ -79,6 +82,7 @@ class Service:
         self.port = 0
         self.started_at = time.time()
         self.admission = StreamAdmission(settings.server.max_streams, self.metrics)
+        self.load = _load_monitor(settings, self.admission, self._room_changed)
         self.app: web.Application | None = None
         self._window_sink = window_sink
         self._specs = specs
@@ -109,12 +113,17 @@ class Service:
             logger.warning("no bearer tokens configured: the WHIP endpoint is open to anyone")
         if s.session.include_loopback:
             use_loopback_candidates()
+        for reason in REFUSAL_REASONS:
+            self.metrics.streams_refused.labels(reason=reason)
         if self.ingest_only:
             self.app = self._ingest_only_app()
         else:
             self.app = await self._full_app()
         self._watch_decode_errors()
-        self._runner = web.AppRunner(self.app, handle_signals=False, shutdown_timeout=5.0)
+        self._runner = web.AppRunner(
+            self.app, handle_signals=False, shutdown_timeout=5.0,
+            logger=RejectedRequestLog(self.metrics),  # parser refusals: no log flood
+        )  # fmt: skip
         await self._runner.setup()
         site = web.TCPSite(self._runner, s.server.host, s.server.port)
         await site.start()
@@ -123,6 +132,8 @@ class Service:
             await self._directory.start(s.server.public_url or self.url)
         if self.cameras is not None:
             await self.cameras.start()  # they connect in the background (`/api/cameras`)
+        if self.load is not None:
+            self.load.start()  # now: the stalls of loading engines are no load to judge by
         logger.info("scenestream listening on %s", self.url)
         return self
 
@@ -145,9 +156,14 @@ class Service:
         await self._start_gpu_monitor()
         self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._interpreter.message_sent
-        self._scheduler = Scheduler(self.engines, self.metrics, self._interpreter, self._publisher)
+        status = TeeStatusSink(self._publisher, self.admission)  # /api/streams shows it too
+        self._scheduler = Scheduler(
+            self.engines, self.metrics, self._interpreter, status,
+            observe_lateness=None if self.load is None else self.load.window_lateness,
+        )  # fmt: skip
         await self._scheduler.start()
         self._probe = aioredis.from_url(self.redis_url, socket_timeout=1.0)
+        await self._check_redis_access()
         self._directory = self._new_directory(cluster)
         whip = self._whip({e.name: e.spec for e in self.engines}, self._scheduler, self._publisher)
         live = LiveBridge(
@@ -186,11 +202,14 @@ class Service:
                 has_video=has_video, has_audio=has_audio, executor=pool,
             )  # fmt: skip
 
+        gate = AdmissionGate(self.metrics, self.load)
         # Pulled cameras: the same ingest and sink as WHIP streams, admitted alike.
         self.cameras = Cameras(s, self.admission, open_ingest, status, self.metrics,
                                on_disconnected=sink.stream_ended,
-                               scaleout=self._directory)  # fmt: skip
-        return WhipEndpoint(s, self.admission, sessions, scaleout=self._directory)
+                               scaleout=self._directory, gate=gate)  # fmt: skip
+        return WhipEndpoint(
+            s, self.admission, sessions, scaleout=self._directory, gate=gate, metrics=self.metrics
+        )
 
     async def close(self) -> None:
         """Graceful shutdown: sessions closed, windows drained, outbox flushed, Redis stopped."""
@@ -211,6 +230,8 @@ class Service:
         if self._scheduler is not None:
             await self._scheduler.close()
             self._scheduler = None
+        if self.load is not None:
+            await self.load.close()
         for engine in self.engines:
             with contextlib.suppress(Exception):
                 engine.close()
@@ -228,6 +249,11 @@ class Service:
         if self._redis is not None:
             await asyncio.to_thread(self._redis.close)
             self._redis = None
+
+    def _room_changed(self, has_room: bool) -> None:
+        """Admission by headroom flipped: tell the scale-out peers (no room while refusing)."""
+        if self._directory is not None:
+            self._directory.set_room(has_room)
 
     def _watch_decode_errors(self) -> None:
         """aiortc's decode failures counted as `frames_dropped{reason="decode_error"}`."""
@@ -277,20 +303,46 @@ class Service:
         for engine in self.engines:
             for outcome in OUTCOMES:
                 self.metrics.windows.labels(engine=engine.name, outcome=outcome)
+            for reason in SHED_REASONS:
+                self.metrics.windows_shed.labels(engine=engine.name, reason=reason)
         for kind in ("scene", "event", "status"):
             self.metrics.outbox_dropped.labels(type=kind)
 
-    async def _ready(self) -> bool:
+    async def _ready(self) -> Readiness:
         """Every engine loaded and warmed (true once `start` built them) and Redis answers."""
         if not self.engines or self._probe is None:
-            return False
+            return Readiness(False, "engines not loaded yet")
         try:
-            return bool(await self._probe.ping())
-        except (aioredis.RedisError, OSError):
-            return False
+            return Readiness(bool(await self._probe.ping()))
+        except (aioredis.RedisError, OSError) as exc:
+            return Readiness(False, f"redis: {redis_problem(exc)}")
+
+    async def _check_redis_access(self) -> None:
+        """Say at start, in the log, when Redis refuses us (a wrong password otherwise shows only
+        as a 503 on /readyz); the service still starts and buffers until Redis lets it in."""
+        assert self._probe is not None
+        try:
+            await self._probe.ping()
+        except (aioredis.RedisError, OSError) as exc:
+            logger.error("redis %s", redis_problem(exc))
 
     def _engine_reports(self) -> list[dict[str, Any]]:
         return [r.as_dict() for r in self.reports]
+
+
+def _load_monitor(
+    settings: Settings, admission: StreamAdmission, on_change: Callable[[bool], None]
+) -> LoadMonitor | None:
+    """The sampler behind admission by headroom (None with `server.admission = "count"`)."""
+    s = settings.server
+    if s.admission != "headroom":
+        return None
+    thresholds = Thresholds(
+        loop_busy=s.headroom_loop_busy,
+        loop_lag_s=s.headroom_loop_lag_ms / 1e3,
+        window_lateness_s=s.headroom_window_lateness_ms / 1e3,
+    )
+    return LoadMonitor(HeadroomPolicy(thresholds), lambda: len(admission), on_change=on_change)
 
 
 async def _always_ready() -> bool:

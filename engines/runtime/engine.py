@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from engines.detect.decode import Detection, decode_frame, label_scores
 from engines.runtime.backends.base import (
     NUMPY_DTYPES,
     Arrays,
@@ -33,7 +34,7 @@ from engines.runtime.backends.base import (
     concrete_shape,
     constant_array,
 )
-from engines.runtime.interface import EngineError, EngineRuntime, InputShapeError
+from engines.runtime.interface import EngineError, EngineRuntime, InputShapeError, Scores
 from engines.runtime.manifest import InputTable, Manifest
 from engines.window import Window, WindowSpec
 
@@ -76,6 +77,8 @@ class Engine:
         self._max_states = max_stream_states
         self._lock = threading.Lock()
         self._state_inputs = manifest.inputs_with_role("state")
+        self._decode = manifest.decode_spec()
+        self._detections: dict[int, list[Detection]] = {}  # id(window) -> boxes, per call
         self._state_outputs = {
             out.state_for: name
             for name, out in manifest.doc.outputs.items()
@@ -120,9 +123,21 @@ class Engine:
 
     # -- inference ----------------------------------------------------------------------------
     def infer(self, windows: Sequence[Window]) -> list[dict[str, float]]:
-        """Scores per label for each window, in order. Blocking: call from an executor."""
+        """Scores per label for each window, in order (a detector's as `Scores` carrying the
+        detections of the window's last frame). Blocking: call from an executor."""
         labels = self.labels
-        return [dict(zip(labels, map(float, s), strict=True)) for s in self.window_scores(windows)]
+        rows = self.window_scores(windows)
+        if self._decode is None:
+            return [dict(zip(labels, map(float, s), strict=True)) for s in rows]
+        try:
+            return [
+                Scores(
+                    dict(zip(labels, map(float, s), strict=True)), self._detections.pop(id(w), [])
+                )
+                for w, s in zip(windows, rows, strict=True)
+            ]
+        finally:
+            self._detections.clear()
 
     def window_scores(self, windows: Sequence[Window]) -> list[F32]:
         """Scores `[labels]` per window (chunks aggregated for streaming engines)."""
@@ -136,6 +151,7 @@ class Engine:
         """Scores `[chunks, labels]` per window (one chunk for non-streaming engines)."""
         for window in windows:
             self._check(window)
+        self._detections.clear()  # only the last call's are kept (infer takes them)
         out: list[F32] = []
         largest = self.batch_sizes[-1]
         for round_ in _rounds(windows) if self.manifest.stateful else [list(windows)]:
@@ -186,7 +202,30 @@ class Engine:
         if self._state_inputs:
             self._store(group, self._next_states(raw, n), None)
         scores = self._scores(raw, n)
+        if self._decode is not None:
+            scores = np.concatenate([scores, self._detect(group, raw)], axis=1)
         return [scores[i][None, :] for i in range(n)]
+
+    def _detect(self, group: list[Window], raw: Arrays) -> F32:
+        """Decode each window's detections (kept for `infer`); per detection label, the best
+        detection score of the window as a score row."""
+        assert self._decode is not None
+        assert self.manifest.doc.detections is not None
+        names = self.manifest.doc.detections.graph_outputs()
+        for name in names:
+            if name not in raw:
+                raise EngineError(f"{self.name}: backend returned no output {name!r}")
+        labels = self.manifest.detection_labels
+        rows = np.zeros((len(group), len(labels)), dtype=np.float32)
+        for i, w in enumerate(group):
+            try:
+                dets = decode_frame(self._decode, [np.asarray(raw[k])[i] for k in names])
+            except ValueError as exc:
+                raise EngineError(f"{self.name}: cannot decode detections: {exc}") from exc
+            self._detections[id(w)] = dets
+            best = label_scores(dets, labels)
+            rows[i] = [best[label] for label in labels]
+        return rows
 
     def _run_streaming(self, group: list[Window]) -> list[F32]:
         st = self.manifest.doc.streaming
@@ -216,7 +255,7 @@ class Engine:
         return next(b for b in self.batch_sizes if b >= n)
 
     def _scores(self, raw: Arrays, n: int) -> F32:
-        parts: list[F32] = []
+        parts: list[F32] = [np.zeros((n, 0), dtype=np.float32)]
         for name, out in self.manifest.doc.outputs.items():
             if not out.labels:
                 continue
@@ -226,7 +265,9 @@ class Engine:
             x = x.reshape(x.shape[0], -1)[:n]
             if x.shape[1] != len(out.labels):
                 raise EngineError(f"{self.name}: output {name} has {x.shape[1]} values per row")
-            parts.append(_activate(x, out.activation))
+            x = _activate(x, out.activation)
+            mapping = self.manifest.label_maps.get(name)
+            parts.append(x if mapping is None else _map_labels(x, out.labels, mapping))
         return np.concatenate(parts, axis=1)
 
     # -- per-stream state ---------------------------------------------------------------------
@@ -325,6 +366,16 @@ def _activate(x: F32, activation: str) -> F32:
         out: F32 = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
         return out
     return x
+
+
+def _map_labels(x: F32, classes: tuple[str, ...], mapping: dict[str, str]) -> F32:
+    """Class scores `[n, classes]` → scene-label scores: each label the best of its classes."""
+    labels = dict.fromkeys(mapping[c] for c in classes if c in mapping)
+    out = np.zeros((x.shape[0], len(labels)), dtype=np.float32)
+    for j, label in enumerate(labels):
+        cols = [i for i, c in enumerate(classes) if mapping.get(c) == label]
+        out[:, j] = x[:, cols].max(axis=1)
+    return out
 
 
 def _rounds(windows: Sequence[Window]) -> list[list[Window]]:

@@ -6,9 +6,10 @@ scheduler calls `infer` from the engine's own executor thread, never on the even
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
+from engines.detect.decode import Detection
 from engines.window import Window, WindowSpec
 
 
@@ -22,6 +23,22 @@ class InputShapeError(EngineError):
 
 class ManifestError(Exception):
     """An engine manifest is invalid; the message names the file and the field."""
+
+
+class Scores(dict[str, float]):
+    """One window's scores per label; a detector's also carry the frame's detections (boxes),
+    so that consumers of plain scores are unaffected."""
+
+    __slots__ = ("detections",)
+
+    def __init__(self, scores: Mapping[str, float], detections: Iterable[Detection] = ()) -> None:
+        super().__init__(scores)
+        self.detections: tuple[Detection, ...] = tuple(detections)
+
+
+def detections_of(scores: Mapping[str, float]) -> tuple[Detection, ...] | None:
+    """The detections carried by a window's scores, or None for an engine without boxes."""
+    return scores.detections if isinstance(scores, Scores) else None
 
 
 class EngineRuntime(Protocol):

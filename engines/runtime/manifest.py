@@ -17,7 +17,18 @@ Schema (TOML tables; every table forbids unknown keys):
   the batch axis `"B"`), fps (video), sample_rate (audio), initial (state), value (constant).
   A state's batch axis is where `"B"` sits in its shape.
 - `[outputs.<onnx output name>]` labels + activation (score outputs) or state_for (the state
-  input it feeds on the next call). Graph outputs not declared are ignored.
+  input it feeds on the next call). Graph outputs not declared are ignored. A score output may
+  map its labels (the model's class names) to scene labels: `label_map` (a shipped map such as
+  `"audioset"`, or a file in the engine directory, see `engines/labelmaps/`) and
+  `label_overrides`; a scene label then scores the best of its classes.
+- `[outputs.detections]` (optional, detectors): `layout` (`boxes`: graph outputs `boxes`,
+  `scores`, optionally `classes`; `end2end`: one `output` of rows (box, score, class); `yolo`:
+  one raw head `output` `[4 + C, N]`; `yolo_obj`: one raw head with objectness, rows
+  `[N, 5 + C]`), `class_names`, `box_format` (`xyxy` | `cxcywh`),
+  `normalized` (boxes in fractions of the frame, else pixels of the video input),
+  `activation`, `score_threshold`, `iou_threshold`, `max_detections`, `nms`, `label_map`,
+  `label_overrides`, `keep_unmapped`. The engine's scores then include, per scene label, the
+  best detection score of the frame (see `engines/detect/`).
 - `[streaming]` (optional, stateful audio): chunk, context, aggregate. The window's audio is run
   as consecutive `chunk`-sample pieces, each with the previous `context` samples prepended.
 - `[thresholds.<label>]` (optional) on, off, min_duration_s, hold_s: event defaults (the same
@@ -28,12 +39,21 @@ from __future__ import annotations
 
 import importlib.util
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from engines.detect.decode import DecodeSpec
+from engines.labelmaps import LabelMapError, apply_overrides, load_label_map, mapped_labels
 from engines.runtime.interface import ManifestError
 from engines.window import AudioSpec, VideoSpec, WindowSpec
 
@@ -106,6 +126,39 @@ class OutputTable(_Table):
     labels: tuple[str, ...] = ()
     activation: Literal["sigmoid", "softmax", "none"] = "none"
     state_for: str | None = None
+    label_map: str | None = None
+    label_overrides: dict[str, str] = Field(default_factory=dict)
+
+
+DETECTIONS = "detections"  # the reserved key of `[outputs.detections]`
+
+
+class DetectionsTable(_Table):
+    """`[outputs.detections]`: how a detector's graph outputs become boxes (engines/detect)."""
+
+    layout: Literal["boxes", "end2end", "yolo", "yolo_obj"]
+    output: str | None = None  # end2end, yolo: the one graph output
+    boxes: str | None = None  # boxes layout: graph outputs
+    scores: str | None = None
+    classes: str | None = None
+    class_names: tuple[str, ...] = Field(min_length=1)
+    box_format: Literal["xyxy", "cxcywh"] | None = None  # default: cxcywh for yolo, else xyxy
+    normalized: bool = False
+    activation: Literal["none", "sigmoid"] = "none"
+    score_threshold: float = Field(0.25, ge=0, le=1)
+    iou_threshold: float = Field(0.45, gt=0, le=1)
+    max_detections: int = Field(100, ge=1, le=1000)
+    nms: bool | None = None  # default: not for end2end (the graph did it), else yes
+    label_map: str | None = None
+    label_overrides: dict[str, str] = Field(default_factory=dict)
+    keep_unmapped: bool = False
+
+    def graph_outputs(self) -> tuple[str, ...]:
+        """The graph outputs this table reads, in decoding order."""
+        names = (
+            (self.output,) if self.layout != "boxes" else (self.boxes, self.scores, self.classes)
+        )
+        return tuple(n for n in names if n is not None)
 
 
 class StreamingTable(_Table):
@@ -131,9 +184,20 @@ class ManifestDoc(_Table):
     engine: EngineTable
     window: WindowTable
     inputs: dict[str, InputTable] = Field(min_length=1)
-    outputs: dict[str, OutputTable] = Field(min_length=1)
+    outputs: dict[str, OutputTable] = Field(default_factory=dict)
     streaming: StreamingTable | None = None
     thresholds: dict[str, ThresholdTable] = Field(default_factory=dict)
+    detections: DetectionsTable | None = None  # written as `[outputs.detections]`
+
+    @model_validator(mode="before")
+    @classmethod
+    def _detections_from_outputs(cls, raw: Any) -> Any:
+        # `[outputs.detections]` reads naturally in a manifest; it is not a graph output.
+        if isinstance(raw, dict) and isinstance(raw.get("outputs"), dict):
+            outputs = dict(raw["outputs"])
+            if DETECTIONS in outputs and "detections" not in raw:
+                raw = {**raw, "outputs": outputs, "detections": outputs.pop(DETECTIONS)}
+        return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +207,8 @@ class Manifest:
     path: Path  # the engine.toml
     doc: ManifestDoc
     model_path: Path | None  # the ONNX file, when there is one
+    # Per output (and `detections`), class name -> scene label, where a label map is declared.
+    label_maps: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def dir(self) -> Path:
@@ -156,8 +222,63 @@ class Manifest:
 
     @property
     def labels(self) -> tuple[str, ...]:
-        """All score labels, in output declaration order."""
-        return tuple(label for out in self.doc.outputs.values() for label in out.labels)
+        """All scene labels, in output declaration order (mapped where a label map applies),
+        then the detections' labels."""
+        out: list[str] = []
+        for name, table in self.doc.outputs.items():
+            out.extend(self.output_labels(name, table))
+        return tuple(out) + self.detection_labels
+
+    def output_labels(self, name: str, table: OutputTable) -> tuple[str, ...]:
+        """The scene labels one score output yields."""
+        mapping = self.label_maps.get(name)
+        return table.labels if mapping is None else mapped_labels(table.labels, mapping)
+
+    @property
+    def detection_labels(self) -> tuple[str, ...]:
+        """The scene labels of a detector's detections (mapped classes, or all class names)."""
+        det = self.doc.detections
+        if det is None:
+            return ()
+        mapping = self.label_maps.get(DETECTIONS)
+        if mapping is None:
+            return det.class_names
+        labels = mapped_labels(det.class_names, mapping)
+        if det.keep_unmapped:
+            labels += tuple(c for c in det.class_names if c not in mapping)
+        return labels
+
+    def decode_spec(self) -> DecodeSpec | None:
+        """How to decode the detections, for detectors."""
+        det = self.doc.detections
+        if det is None:
+            return None
+        video = self.window_spec().video
+        mapping = self.label_maps.get(DETECTIONS)
+        labels: dict[str, str | None] = {}
+        if mapping is not None:
+            labels = {c: mapping.get(c, c if det.keep_unmapped else None) for c in det.class_names}
+        return DecodeSpec(
+            layout=det.layout,
+            class_names=det.class_names,
+            box_format=det.box_format or ("cxcywh" if det.layout.startswith("yolo") else "xyxy"),
+            normalized=det.normalized,
+            width=float(video.width) if video else 1.0,
+            height=float(video.height) if video else 1.0,
+            score_threshold=det.score_threshold,
+            iou_threshold=det.iou_threshold,
+            max_detections=det.max_detections,
+            nms=det.nms if det.nms is not None else det.layout != "end2end",
+            activation=det.activation,
+            labels=labels,
+            keep_unmapped=True,
+        )
+
+    @property
+    def graph_outputs(self) -> tuple[str, ...]:
+        """Every graph output a backend must return: declared outputs, then the detections'."""
+        det = self.doc.detections.graph_outputs() if self.doc.detections else ()
+        return tuple(dict.fromkeys((*self.doc.outputs, *det)))
 
     @property
     def batch_sizes(self) -> tuple[int, ...]:
@@ -211,7 +332,9 @@ def load_manifest(path: Path) -> Manifest:
         where = ".".join(str(p) for p in first["loc"])
         raise ManifestError(f"{path}: {where}: {first['msg']}") from exc
     model_path = _resolve_model(path, doc.engine)
-    manifest = Manifest(path=path, doc=doc, model_path=model_path)
+    manifest = Manifest(
+        path=path, doc=doc, model_path=model_path, label_maps=_label_maps(path, doc)
+    )
     _check_consistency(manifest)
     if model_path is not None and model_path.suffix == ".onnx":
         _check_against_onnx(manifest, model_path)
@@ -220,6 +343,22 @@ def load_manifest(path: Path) -> Manifest:
 
 def _fail(manifest_path: Path, field: str, message: str) -> ManifestError:
     return ManifestError(f"{manifest_path}: {field}: {message}")
+
+
+def _label_maps(path: Path, doc: ManifestDoc) -> dict[str, dict[str, str]]:
+    tables: dict[str, OutputTable | DetectionsTable] = dict(doc.outputs)
+    if doc.detections is not None:
+        tables[DETECTIONS] = doc.detections
+    out: dict[str, dict[str, str]] = {}
+    for name, table in tables.items():
+        if table.label_map is None and not table.label_overrides:
+            continue
+        try:
+            base = load_label_map(table.label_map, path.parent) if table.label_map else {}
+            out[name] = apply_overrides(base, table.label_overrides)
+        except LabelMapError as exc:
+            raise _fail(path, f"outputs.{name}.label_map", str(exc)) from exc
+    return out
 
 
 def _resolve_model(path: Path, engine: EngineTable) -> Path | None:
@@ -256,8 +395,9 @@ def _check_consistency(m: Manifest) -> None:
             raise _fail(p, "inputs", f"at most one input with role {role}")
     for name, spec in doc.inputs.items():
         _check_input(p, f"inputs.{name}", spec, doc)
+    _check_detections(m)
     if not m.labels:
-        raise _fail(p, "outputs", "at least one output needs labels")
+        raise _fail(p, "outputs", "at least one output needs labels (or [outputs.detections])")
     if len(set(m.labels)) != len(m.labels):
         raise _fail(p, "outputs", "labels must be unique across outputs")
     states = set(m.inputs_with_role("state"))
@@ -275,6 +415,25 @@ def _check_consistency(m: Manifest) -> None:
         if label not in m.labels:
             raise _fail(p, f"thresholds.{label}", "not one of the engine's labels")
     _check_streaming(m)
+
+
+def _check_detections(m: Manifest) -> None:
+    det, p = m.doc.detections, m.path
+    if det is None:
+        return
+    field_ = f"outputs.{DETECTIONS}"
+    if not m.inputs_with_role("video"):
+        raise _fail(p, field_, "a detector needs a video input")
+    if det.layout == "boxes":
+        if det.boxes is None or det.scores is None or det.output is not None:
+            raise _fail(p, field_, "layout boxes names the graph outputs boxes and scores")
+    elif det.output is None or det.boxes or det.scores or det.classes:
+        raise _fail(p, field_, f"layout {det.layout} names one graph output: output")
+    if len(set(det.class_names)) != len(det.class_names):
+        raise _fail(p, f"{field_}.class_names", "class names must be unique")
+    for name in det.graph_outputs():
+        if name in m.doc.outputs:
+            raise _fail(p, field_, f"{name!r} is also declared as a score output")
 
 
 def _check_input(p: Path, field: str, spec: InputTable, doc: ManifestDoc) -> None:
@@ -360,6 +519,8 @@ def _check_against_onnx(m: Manifest, model_path: Path) -> None:
         if dtype != spec.dtype:
             raise _fail(p, f"inputs.{name}.dtype", f"{spec.dtype} but the graph has {dtype}")
         _check_dims(p, f"inputs.{name}.shape", spec.shape, dims, m.batch_sizes)
+    if m.doc.detections is not None:
+        _check_detection_graph(m, graph_out)
     for name, out in m.doc.outputs.items():
         if name not in graph_out:
             raise _fail(p, f"outputs.{name}", f"no such graph output (has {sorted(graph_out)})")
@@ -367,6 +528,25 @@ def _check_against_onnx(m: Manifest, model_path: Path) -> None:
         if out.labels and dims and isinstance(dims[-1], int) and dims[-1] != len(out.labels):
             raise _fail(
                 p, f"outputs.{name}.labels", f"{len(out.labels)} labels but dim is {dims[-1]}"
+            )
+
+
+def _check_detection_graph(m: Manifest, graph_out: dict[str, Any]) -> None:
+    det, p = m.doc.detections, m.path
+    assert det is not None
+    for name in det.graph_outputs():
+        if name not in graph_out:
+            have = sorted(graph_out)
+            raise _fail(p, f"outputs.{DETECTIONS}", f"no graph output {name!r} (has {have})")
+    if det.layout.startswith("yolo") and det.output is not None:
+        dims = graph_out[det.output][1]
+        width = (5 if det.layout == "yolo_obj" else 4) + len(det.class_names)
+        known = [d for d in dims[1:] if isinstance(d, int)]
+        if len(dims) == 3 and len(known) == 2 and width not in known:
+            raise _fail(
+                p,
+                f"outputs.{DETECTIONS}.class_names",
+                f"{len(det.class_names)} classes but the head {det.output} is {tuple(known)}",
             )
 
 

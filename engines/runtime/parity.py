@@ -66,7 +66,7 @@ def check_parity(
     """Compare every backend with the first one in `backends` (the reference)."""
     if len(backends) < 2:
         return []
-    names = list(manifest.doc.outputs)
+    names = list(manifest.graph_outputs)
     ref_name, *others = list(backends)
     reference = backends[ref_name]
     limit = tolerance_for(manifest)

@@ -6,7 +6,12 @@ relaying a pre-encoded 640x480@30 VP8 + Opus clip as N WHIP streams over loopbac
 for `--seconds` after a warm-up: capture-to-publish p50/p95/p99 from the scene messages on
 Redis, windows/s, drops by reason from `/metrics`, server CPU per stream and RSS. With
 `--find-capacity` it searches the largest N each server holds (p95 within 250 ms, no stale
-drops, no RSS/latency/queue growth). Writes `OUT/bench.json` and `OUT/bench.md`.
+drops, no RSS/latency/queue growth; admission by count, so that it measures what the machine
+holds). With `--overload` it then offers 1.5x that capacity (or 1.5x `--streams` without a
+search), once with admission by count (every stream taken: what overload did before admission
+by headroom) and once by headroom; the sender counts refused streams and goes on, and the
+report gives the admitted streams' p95 and share of windows published, and the refused count.
+Writes `OUT/bench.json` and `OUT/bench.md`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,8 @@ from stream.benchmark.report import (
     CapacitySearch,
     TrialResult,
     markdown_table,
+    overload_streams,
+    overload_table,
     ratio,
 )
 
@@ -61,7 +68,10 @@ def _engine_setup(cache_dir: Path) -> tuple[Path | None, str, float]:
     return user_dir, "untrained stand-in (same graph, random weights)", hop
 
 
-async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
+async def _trial(
+    server: str, streams: int, ctx: dict[str, Any], *, admission: str = "count",
+    overload: bool = False,
+) -> TrialResult:  # fmt: skip
     from stream.benchmark.trial import TrialPlan, run_trial
 
     expected = {"service": 1.0 / ctx["hop"], "naive": BASELINE_FPS, "ingest": 0.0}[server]
@@ -76,8 +86,10 @@ async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
         log_dir=ctx["out"] / "logs",
         expected_per_stream=expected,
         workers=_workers(server, ctx),
+        admission=admission,
+        overload=overload,
     )
-    label = _label(server, ctx)
+    label = _label(server, ctx) + (f", overload, admission {admission}" if overload else "")
     _print(f"[{label}] {streams} stream(s), {ctx['seconds']:.0f} s after {WARMUP_S:.0f} s "
            "warm-up ...")  # fmt: skip
     try:
@@ -86,6 +98,14 @@ async def _trial(server: str, streams: int, ctx: dict[str, Any]) -> TrialResult:
         raise UserError(f"{server} trial failed: {exc} (log: {plan.log_dir})") from exc
     lat = result.latency_ms
     p95 = "–" if lat["p95"] is None else f"{lat['p95']:.0f} ms"
+    if overload:
+        share = "–" if result.delivery is None else f"{result.delivery:.0%}"
+        met = "targets met" if result.held else "targets missed: " + "; ".join(result.why)
+        _print(f"[{label}] N={streams}: {result.admitted} admitted, {result.refused_streams}"
+               f" refused; admitted p95 {p95}, {share} of their windows published"
+               f" -> {met}")  # fmt: skip
+        ctx["overload_rows"].append(result)
+        return result
     state = "held" if result.held else "not held: " + "; ".join(result.why) if result.why else "-"
     _print(f"[{label}] N={streams}: p95 {p95}, {result.windows_per_s:.1f} windows/s, "
            f"{result.cpu_per_stream:.3f} cores/stream "
@@ -115,8 +135,19 @@ def _label(server: str, ctx: dict[str, Any]) -> str:
     return server if workers == 1 else f"{server} ×{workers}"
 
 
+async def _overload(ctx: dict[str, Any], capacity: int) -> dict[str, Any]:
+    """The overload trial at 1.5x `capacity`: admission by count (before), then by headroom."""
+    streams = overload_streams(capacity)
+    results = {mode: await _trial("service", streams, ctx, admission=mode, overload=True)
+               for mode in ("count", "headroom")}  # fmt: skip
+    return {"capacity": capacity, "streams": streams,
+            "targets_met": {mode: r.held for mode, r in results.items()}}  # fmt: skip
+
+
 async def _main(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]:
     servers = ["ingest"] if args.no_engine else ["service"] + (["naive"] if args.baseline else [])
+    if args.overload and not args.find_capacity:
+        servers = []  # --streams is the capacity, known already
     capacity: dict[str, Any] = {}
     for server in servers:
         if args.find_capacity:
@@ -125,6 +156,11 @@ async def _main(args: argparse.Namespace, ctx: dict[str, Any]) -> dict[str, Any]
             await _trial(server, args.streams, ctx)
     if "service" in capacity and "naive" in capacity:
         capacity["ratio"] = ratio(capacity["service"]["streams"], capacity["naive"]["streams"])
+    if args.overload:
+        held = capacity["service"]["streams"] if "service" in capacity else args.streams
+        if held < 1:
+            raise UserError("no capacity found: nothing to overload")
+        ctx["overload"] = await _overload(ctx, held)
     return capacity
 
 
@@ -142,7 +178,8 @@ def run_campaign(args: argparse.Namespace) -> int:
     clip = cached_clip(cache_dir)
     user_dir, model, hop = (None, "none", 0.5) if args.no_engine else _engine_setup(cache_dir)
     ctx: dict[str, Any] = {"seconds": args.seconds, "clip": clip, "user_dir": user_dir,
-                           "out": out, "hop": hop, "rows": [], "workers": args.workers}  # fmt: skip
+                           "out": out, "hop": hop, "rows": [], "workers": args.workers,
+                           "overload_rows": []}  # fmt: skip
     capacity = asyncio.run(_main(args, ctx))
     rows: list[TrialResult] = ctx["rows"]
     table = markdown_table(rows)
@@ -161,10 +198,18 @@ def run_campaign(args: argparse.Namespace) -> int:
         "trials": [r.as_dict() for r in rows],
         "capacity": capacity,
     }
+    overload_rows: list[TrialResult] = ctx["overload_rows"]
+    if overload_rows:
+        doc["overload"] = {**ctx["overload"], "trials": [r.as_dict() for r in overload_rows]}
+        doc["overload_table"] = otable = overload_table(overload_rows)
     (out / "bench.json").write_text(json.dumps(doc, indent=2))
     (out / "bench.md").write_text(_markdown(doc, table))
     _print("")
     _print(table)
+    if overload_rows:
+        _print(f"overload: {ctx['overload']['streams']} streams offered "
+               f"({ctx['overload']['capacity']} held)")  # fmt: skip
+        _print(otable)
     if capacity.get("ratio") is not None:
         _print(f"streams held at p95 <= {P95_BUDGET_S * 1e3:.0f} ms: service "
                f"{capacity['service']['streams']}, baseline {capacity['naive']['streams']}, "
@@ -179,6 +224,7 @@ def _argv(args: argparse.Namespace) -> list[str]:
     parts += [] if args.baseline else ["--no-baseline"]
     parts += ["--no-engine"] if args.no_engine else []
     parts += [f"--workers {args.workers}"] if args.workers > 1 else []
+    parts += ["--overload"] if args.overload else []
     return parts
 
 
@@ -201,6 +247,17 @@ def _markdown(doc: dict[str, Any], table: str) -> str:
             lines.append(f"- {who} holds {cap[server]['streams']} stream(s){bound}")
     if cap.get("ratio") is not None:
         lines.append(f"- ratio service/baseline: {cap['ratio']:.1f}x")
+    if "overload" in doc:
+        over = doc["overload"]
+        lines += [
+            "",
+            f"## Overload: {over['streams']} streams offered ({over['capacity']} held)",
+            "",
+            f"Admitted streams' p95 must stay within {doc['p95_budget_ms']:.0f} ms and each keep"
+            " 90 % of its windows; the excess must be refused (503).",
+            "",
+            doc["overload_table"],
+        ]
     service = [t for t in doc["trials"] if t["server"] == "service" and t["stages_ms"]]
     if service:
         last = max(service, key=lambda t: t["streams"])

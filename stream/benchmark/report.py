@@ -14,6 +14,8 @@ P95_BUDGET_S = 0.25  # the target: p95 capture-to-publish within 250 ms
 RSS_GROWTH_LIMIT_MB = 32.0  # over one measured interval, after the warm-up
 LATENCY_TREND_LIMIT_S = 0.05  # median of the last third over the first third: a growing queue
 MIN_DELIVERY = 0.8  # share of the expected scene messages that must arrive
+OVERLOAD_FACTOR = 1.5  # the overload trial offers this many times the capacity found
+OVERLOAD_MIN_DELIVERY = 0.9  # under overload, each admitted stream keeps this share of windows
 OUTCOMES = ("published", "late", "stale", "superseded", "error")
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -107,6 +109,7 @@ class TrialResult:
     windows_per_s: float
     expected_per_s: float
     outcomes: dict[str, float] = field(default_factory=dict)
+    shed: dict[str, float] = field(default_factory=dict)  # windows shed before compute, by reason
     frames_dropped: dict[str, float] = field(default_factory=dict)
     stages_ms: dict[str, float] = field(default_factory=dict)  # mean per service stage
     cpu_cores: float = 0.0
@@ -121,6 +124,19 @@ class TrialResult:
     why: list[str] = field(default_factory=list)
     workers: int = 1  # server processes (service workers sharing one Redis)
     streams_per_worker: list[int] = field(default_factory=list)  # live streams at the end
+    admission: str = "count"  # server.admission of the service
+    refused_streams: int | None = None  # overload trials: offers answered 503
+    min_stream_delivery: float | None = None  # overload trials: worst admitted stream's share
+
+    @property
+    def admitted(self) -> int:
+        """Streams the server took (all of them, except in an overload trial)."""
+        return self.streams - (self.refused_streams or 0)
+
+    @property
+    def delivery(self) -> float | None:
+        """Share of the admitted streams' expected scene messages that arrived."""
+        return self.windows_per_s / self.expected_per_s if self.expected_per_s else None
 
     @property
     def label(self) -> str:
@@ -144,6 +160,7 @@ class TrialResult:
             "windows_per_s": round(self.windows_per_s, 2),
             "expected_per_s": round(self.expected_per_s, 2),
             "outcomes": {k: int(v) for k, v in self.outcomes.items()},
+            "shed": {k: int(v) for k, v in self.shed.items() if v},
             "frames_dropped": {k: int(v) for k, v in self.frames_dropped.items()},
             "stages_ms": {k: round(v, 2) for k, v in self.stages_ms.items()},
             "cpu_cores": round(self.cpu_cores, 3),
@@ -156,6 +173,11 @@ class TrialResult:
             "queue_trend": round(self.queue_trend, 2),
             "workers": self.workers,
             "streams_per_worker": self.streams_per_worker,
+            "admission": self.admission,
+            "refused_streams": self.refused_streams,
+            "admitted_streams": self.admitted,
+            "delivery": _round3(self.delivery),
+            "min_stream_delivery": _round3(self.min_stream_delivery),
             "refused": self.refused,
             "held": self.held,
             "why": self.why,
@@ -164,6 +186,57 @@ class TrialResult:
 
 def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 1)
+
+
+def _round3(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def overload_streams(capacity: int) -> int:
+    """Streams the overload trial offers: `OVERLOAD_FACTOR` times the capacity, at least one
+    more than it."""
+    return max(capacity + 1, -(-capacity * 3 // 2))
+
+
+def overload_verdict(r: TrialResult, budget_s: float = P95_BUDGET_S) -> list[str]:
+    """Why an overload trial failed its targets (empty when met): the admitted streams keep p95
+    within budget and each at least `OVERLOAD_MIN_DELIVERY` of its windows; every offer was
+    either admitted or refused (none lost)."""
+    why: list[str] = []
+    p95 = r.latency_ms.get("p95")
+    if r.refused:
+        why.append("the sender gave up")
+    if p95 is None:
+        why.append("no scene messages")
+    elif p95 > budget_s * 1e3:
+        why.append(f"admitted p95 {p95:.0f} ms > {budget_s * 1e3:.0f} ms")
+    if r.delivery is not None and r.delivery < OVERLOAD_MIN_DELIVERY:
+        why.append(f"{r.delivery:.0%} of admitted streams' windows published")
+    worst = r.min_stream_delivery
+    if worst is not None and worst < OVERLOAD_MIN_DELIVERY:
+        why.append(f"worst admitted stream {worst:.0%} of its windows")
+    return why
+
+
+def overload_table(rows: Iterable[TrialResult]) -> str:
+    """Overload trials as a markdown table: admitted vs refused, and what the admitted got."""
+    lines = [
+        "| admission | offered | admitted | refused | p50 ms | p95 ms | windows published"
+        " (worst stream) | stale/superseded/late | targets met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- | --- | --- |",
+    ]
+    for r in rows:
+        o = r.outcomes
+        drops = f"{int(o.get('stale', 0))}/{int(o.get('superseded', 0))}/{int(o.get('late', 0))}"
+        share = "–" if r.delivery is None else f"{r.delivery:.0%}"
+        worst = "–" if r.min_stream_delivery is None else f"{r.min_stream_delivery:.0%}"
+        met = "yes" if r.held else "no: " + "; ".join(r.why)
+        lines.append(
+            f"| {r.admission} | {r.streams} | {r.admitted} | {r.refused_streams or 0}"
+            f" | {_ms(r.latency_ms['p50'])} | {_ms(r.latency_ms['p95'])} | {share} ({worst})"
+            f" | {drops} | {met} |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 def verdict(r: TrialResult, budget_s: float = P95_BUDGET_S) -> list[str]:

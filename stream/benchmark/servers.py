@@ -1,7 +1,7 @@
 """Server process of one benchmark trial: the service, the ingest alone, or the naive baseline.
 
     python -m stream.benchmark.servers {service,ingest,naive} --engine avfusion [--user-dir D]
-        [--redis URL] [--max-streams N]
+        [--redis URL] [--max-streams N] [--admission {count,headroom}]
 
 Prints `ready PORT REDIS_URL` on stdout once it accepts WHIP offers, then runs until SIGTERM
 and shuts down gracefully. Listens on 127.0.0.1 only and offers only loopback ICE candidates.
@@ -32,8 +32,10 @@ def bench_settings(
     *,
     redis_url: str | None = None,
     max_streams: int = 64,
+    admission: str = "count",
 ) -> Settings:
-    """Service settings for a trial: loopback, any free port, room for `max_streams` streams."""
+    """Service settings for a trial: loopback, any free port, room for `max_streams` streams;
+    admission by count unless asked (the capacity search measures what the machine holds)."""
     shared = {"redis": {"url": redis_url}} if redis_url else {}
     return load_settings(
         None,
@@ -42,6 +44,7 @@ def bench_settings(
             "port": 0,
             "max_streams": max_streams,
             "post_rate_per_minute": 100_000,
+            "admission": admission,
         },
         session={"include_loopback": True},
         engines={"enabled": engines, "user_dir": user_dir},
@@ -130,13 +133,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--user-dir", type=Path, help="engines.user_dir")
     parser.add_argument("--redis", help="join the workers on this Redis (service only)")
     parser.add_argument("--max-streams", type=int, default=64, help="server.max_streams")
+    parser.add_argument("--admission", choices=("count", "headroom"), default="count",
+                        help="server.admission")  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     settings = bench_settings(
-        args.engine, args.user_dir, redis_url=args.redis, max_streams=args.max_streams
-    )
+        args.engine, args.user_dir, redis_url=args.redis, max_streams=args.max_streams,
+        admission=args.admission,
+    )  # fmt: skip
     runners: dict[str, Any] = {"service": run_service, "ingest": run_ingest, "naive": run_naive}
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(runners[args.mode](settings))

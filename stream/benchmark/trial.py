@@ -32,6 +32,7 @@ from stream.benchmark.report import (
     histogram_means,
     live_streams,
     merge_samples,
+    overload_verdict,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
@@ -62,6 +63,8 @@ class TrialPlan:
     expected_per_stream: float  # scene messages per stream-second of the measured engine
     prefix: str = "scenestream"
     workers: int = 1  # service worker processes on one Redis (scale-out on one host)
+    admission: str = "count"  # server.admission of the service
+    overload: bool = False  # the sender counts refused streams and goes on with the others
 
 
 @dataclass
@@ -70,6 +73,7 @@ class LatencyCollector:
 
     engine: str
     seen: list[tuple[float, float]] = field(default_factory=list)
+    streams: list[tuple[float, str]] = field(default_factory=list)  # (window end, stream)
     # capture-to-publish minus the message's own queue + infer: network, jitter buffer, decode,
     # waiting for the window's media, interpret and publish (by window end)
     outside: dict[float, float] = field(default_factory=dict)
@@ -83,6 +87,7 @@ class LatencyCollector:
             end = float(msg["window"]["end"])
             latency = float(msg["published_at"]) - end
             self.seen.append((end, latency))
+            self.streams.append((end, str(msg.get("stream", ""))))
             parts = msg.get("latency_ms") or {}
             if "queue" in parts and "infer" in parts:
                 spent = (float(parts["queue"]) + float(parts["infer"])) / 1e3
@@ -94,6 +99,14 @@ class LatencyCollector:
         """Median of the latency spent outside queue + infer, for windows ending in [t0, t1]."""
         values = [v for end, v in self.outside.items() if t0 <= end <= t1]
         return float(np.median(values)) if values else None
+
+    def per_stream(self, t0: float, t1: float) -> dict[str, int]:
+        """Scene messages per stream for the windows that ended inside [t0, t1]."""
+        counts: dict[str, int] = {}
+        for end, stream in self.streams:
+            if t0 <= end <= t1:
+                counts[stream] = counts.get(stream, 0) + 1
+        return counts
 
     def between(self, t0: float, t1: float) -> list[float]:
         """Latencies of the windows that ended inside [t0, t1], in window order."""
@@ -183,6 +196,8 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
         engine_args += ["--user-dir", str(plan.user_dir)]
     if plan.workers > 1:  # each worker takes its share, then answers 307 to one with room
         engine_args += ["--max-streams", str(-(-plan.streams // plan.workers))]
+    if plan.server == "service":
+        engine_args += ["--admission", plan.admission]
     servers: list[asyncio.subprocess.Process] = []
     sender = None
     collect: asyncio.Task[None] | None = None
@@ -195,16 +210,21 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
                 collect = asyncio.create_task(
                     _collect(redis_url, pattern, collector), name="collect"
                 )
+            tolerate = ["--tolerate-refusals"] if plan.overload else []
             sender = await _spawn(
                 ["-m", "stream.benchmark.sender", urls[0], "--streams", str(plan.streams),
-                 "--seconds", str(plan.warmup + plan.seconds + 2), "--clip", str(plan.clip)],
+                 "--seconds", str(plan.warmup + plan.seconds + 2), "--clip", str(plan.clip),
+                 *tolerate],
                 log,
             )  # fmt: skip
             try:
-                await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
+                line = await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
             except RuntimeError:
                 return _refused(plan)
-            return await _measure(plan, [s.pid for s in servers], sender.pid, urls, collector)
+            words = line.split()
+            refused = int(words[3]) if len(words) >= 4 and words[2] == "refused" else 0
+            pids = [s.pid for s in servers]
+            return await _measure(plan, pids, sender.pid, urls, collector, refused)
         finally:
             if collect is not None:
                 collect.cancel()
@@ -248,6 +268,7 @@ async def _measure(
     sender_pid: int,
     urls: list[str],
     collector: LatencyCollector,
+    refused: int = 0,
 ) -> TrialResult:
     """Warm up, then sample CPU (servers and sender), RSS, queue depth and metrics over
     `plan.seconds`; with several workers, their figures are summed."""
@@ -285,6 +306,9 @@ async def _measure(
         outcomes=counter_delta(
             before, after, "scenestream_windows_total", "outcome", engine=engine
         ),
+        shed=counter_delta(
+            before, after, "scenestream_windows_shed_total", "reason", engine=engine
+        ),
         frames_dropped=_drops(before, after),
         stages_ms=_stages(before, after, engine),
         cpu_cores=(cpu1 - cpu0) / wall,
@@ -296,11 +320,27 @@ async def _measure(
         queue_trend=thirds_trend(queue),
         workers=plan.workers,
         streams_per_worker=live_streams(per_worker),
+        admission=plan.admission,
     )
-    if plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
+    if plan.overload:
+        admitted = plan.streams - refused
+        result.refused_streams = refused
+        result.expected_per_s = plan.expected_per_stream * admitted
+        counts = _admitted_counts(collector.per_stream(t0, t1), admitted)
+        expected = plan.expected_per_stream * wall
+        result.min_stream_delivery = min(counts) / expected if counts and expected else None
+        result.why = overload_verdict(result)
+        result.held = not result.why
+    elif plan.server != "ingest":  # ingest alone publishes nothing: no verdict, only costs
         result.why = verdict(result)
         result.held = not result.why
     return result
+
+
+def _admitted_counts(per_stream: dict[str, int], admitted: int) -> list[int]:
+    """Scene messages of each admitted stream (one that published nothing counts as 0)."""
+    counts = sorted(per_stream.values(), reverse=True)[:admitted]
+    return counts + [0] * (admitted - len(counts))
 
 
 def _ms(seconds: float | None) -> float | None:

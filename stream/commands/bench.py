@@ -18,4 +18,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--workers must be within 1..{MAX_WORKERS}")
     if args.workers > 1 and args.no_engine:
         raise UserError("--workers applies to the service; --no-engine runs the ingest alone")
+    if args.overload and args.no_engine:
+        raise UserError("--overload measures the service with its engine; drop --no-engine")
     return run_campaign(args)

@@ -5,6 +5,7 @@
 - `build`: load (TensorRT: build and cache) and warm every selected backend of every engine.
 - `verify`: backend parity on random and realistic inputs; non-zero exit on any mismatch.
 - `bench`: p50/p99 latency and windows/s per backend per batch size, through the engine runtime.
+- `import`: a pretrained model → an engine directory (`stream/commands/engines_import.py`).
 
 `--json PATH` also writes the results as JSON. Progress goes to stdout as it happens.
 """
@@ -31,6 +32,10 @@ from stream.config import ConfigError, load_settings
 
 def run(args: argparse.Namespace) -> int:
     """Entry point for `scenestream engines ...`."""
+    if args.engines_command == "import":
+        from stream.commands import engines_import
+
+        return engines_import.run(args)
     try:
         config = load_settings(args.config).engines
         found = discover(config.user_dir)
@@ -126,6 +131,11 @@ def _list(found: Discovered, manifests: list[Manifest]) -> dict[str, Any]:
             "batch_sizes": list(m.batch_sizes),
             "budget_ms": eng.budget_ms,
             "stateful": m.stateful,
+            "detections": (
+                {"layout": m.doc.detections.layout, "classes": len(m.doc.detections.class_names)}
+                if m.doc.detections
+                else None
+            ),
             "backends": {
                 n: {"supports": ok, "why_not": why or None} for n, (ok, why) in runs.items()
             },
@@ -134,6 +144,9 @@ def _list(found: Discovered, manifests: list[Manifest]) -> dict[str, Any]:
         usable = [n for n, (ok, _) in runs.items() if ok and here[n]["available"]]
         _say(f"  {m.name} {eng.version} ({row['origin']}): {eng.description}")
         _say(f"    labels: {', '.join(m.labels)}")
+        if m.doc.detections:
+            det = m.doc.detections
+            _say(f"    detections: {det.layout} output, {len(det.class_names)} classes, tracked")
         _say(
             f"    window {spec.length_s} s, hop {spec.hop_s} s, batch sizes {list(m.batch_sizes)}, "
             f"budget {eng.budget_ms:g} ms{', stateful' if m.stateful else ''}"

@@ -4,10 +4,14 @@ per-stream figures for `/api/streams`."""
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any, Protocol
 
 from stream.ingest.stream_ingest import StreamIngest
 from stream.metrics import Metrics
+from stream.publish.status import StreamState
+
+CLOSED_KEPT = 32  # recently closed sessions listed by `/api/streams` (with their reason)
 
 
 class LiveStream(Protocol):
@@ -18,6 +22,10 @@ class LiveStream(Protocol):
     state: str
     created: float
     missing: frozenset[str]
+    close_reason: str | None
+
+    status: tuple[str, str]
+
     ingest: StreamIngest
 
     async def close(self, reason: str) -> None: ...
@@ -39,6 +47,7 @@ class StreamAdmission:
         self._metrics = metrics
         self._reserved: set[str] = set()
         self._sessions: dict[str, LiveStream] = {}
+        self._closed: deque[dict[str, Any]] = deque(maxlen=CLOSED_KEPT)
 
     def __len__(self) -> int:
         return len(self._reserved)
@@ -52,6 +61,10 @@ class StreamAdmission:
         self._reserved.add(stream)
         self._metrics.active_streams.set(len(self._reserved))
 
+    def full_for(self, stream: str) -> bool:
+        """Whether `reserve(stream)` would raise `AtCapacity` (not `StreamLive`) right now."""
+        return stream not in self._reserved and len(self._reserved) >= self.max_streams
+
     def add(self, session: LiveStream) -> None:
         """Attach the session of a reserved stream."""
         self._sessions[session.stream] = session
@@ -61,9 +74,25 @@ class StreamAdmission:
         current = self._sessions.get(stream)
         if session is not None and current is not None and current is not session:
             return
-        self._sessions.pop(stream, None)
+        gone = self._sessions.pop(stream, None)
+        if gone is not None and gone.close_reason is not None:
+            self._closed.append(
+                {"stream": stream, "session": gone.id, "reason": gone.close_reason,
+                 "closed_at": round(time.time(), 3)}
+            )  # fmt: skip
         self._reserved.discard(stream)
         self._metrics.active_streams.set(len(self._reserved))
+
+    def stream_status(self, stream: str, state: StreamState, reason: str) -> None:
+        """A `StatusSink` for what others report about a live stream (the scheduler's
+        `degraded`/`online`), so `/api/streams` shows the status last published."""
+        session = self._sessions.get(stream)
+        if session is not None and session.close_reason is None:
+            session.status = (state, reason)
+
+    def recently_closed(self) -> list[dict[str, Any]]:
+        """The last sessions that ended on this worker, newest first, with why they ended."""
+        return list(reversed(self._closed))
 
     def get(self, stream: str, session_id: str) -> LiveStream | None:
         """The live session `session_id` of `stream`, if any."""
@@ -94,6 +123,9 @@ class StreamAdmission:
                     "last_window_latency_ms": None if latency is None else round(latency * 1e3, 1),
                     "resolution": list(stats.resolution) if stats.resolution else None,
                     "missing": sorted(session.missing),
+                    "status": session.status[0],
+                    "reason": session.status[1],
+                    "clock": session.ingest.clock,
                 }
             )
         return rows

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,17 @@ from stream.http.admission import StreamAdmission
 from stream.metrics import Metrics
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    """`/readyz`'s verdict and, when not ready, why (e.g. Redis refused authentication)."""
+
+    ready: bool
+    reason: str | None = None
+
+
+ReadyCheck = Callable[[], Awaitable[bool | Readiness]]
 StreamFigures = Callable[[], Mapping[str, Mapping[str, Any]]]
 
 
@@ -21,12 +33,18 @@ async def healthz(_: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def readyz(ready: Callable[[], Awaitable[bool]]) -> Handler:
-    """Readiness: `200` only when `ready()` says so (engines warmed, Redis answering)."""
+def readyz(ready: ReadyCheck) -> Handler:
+    """Readiness: `200` only when `ready()` says so (engines warmed, Redis answering); a
+    `Readiness` with a reason adds `"reason"` to the body."""
 
     async def handler(_: web.Request) -> web.Response:
-        ok = await ready()
-        return web.json_response({"ready": ok}, status=200 if ok else 503)
+        verdict = await ready()
+        if isinstance(verdict, bool):
+            verdict = Readiness(verdict)
+        body: dict[str, object] = {"ready": verdict.ready}
+        if verdict.reason is not None:
+            body["reason"] = verdict.reason
+        return web.json_response(body, status=200 if verdict.ready else 503)
 
     return handler
 
@@ -58,7 +76,8 @@ def streams(admission: StreamAdmission, figures: StreamFigures | None) -> Handle
 
     async def handler(_: web.Request) -> web.Response:
         downstream = figures() if figures is not None else None
-        return web.json_response({"streams": stream_rows(admission.snapshot(), downstream)})
+        rows = stream_rows(admission.snapshot(), downstream)
+        return web.json_response({"streams": rows, "closed": admission.recently_closed()})
 
     return handler
 

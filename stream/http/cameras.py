@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from stream.config import CameraConfig, Settings
 from stream.http.admission import AtCapacity, StreamAdmission, StreamLive
 from stream.http.auth import token_allowed
+from stream.http.headroom import AdmissionGate
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
 from stream.ingest.camera import CameraSource, OpenIngest
@@ -54,8 +55,10 @@ class Cameras:
         metrics: Metrics,
         on_disconnected: Callable[[str], None],
         scaleout: WorkerDirectory | None = None,
+        gate: AdmissionGate | None = None,
     ) -> None:
         self.settings, self.admission, self.scaleout = settings, admission, scaleout
+        self.gate = gate  # headroom, as for a WHIP newcomer (runtime additions only)
         self._open_ingest, self._status, self._metrics = open_ingest, status, metrics
         self._on_disconnected = on_disconnected
         self.cameras: dict[str, CameraSource] = {}
@@ -126,6 +129,10 @@ class Cameras:
         if bad:
             raise Problem(400, f"options not allowed over HTTP: {', '.join(bad)} "
                                f"(allowed: {', '.join(sorted(HTTP_OPTIONS))})")  # fmt: skip
+        if self.gate is not None and (refusal := self.gate.refusal()) is not None:
+            self.gate.refused(refusal)
+            raise Problem(503, f"this worker is overloaded ({refusal}); retry later",
+                          headers={"Retry-After": "10"})  # fmt: skip
         try:
             camera = await self.add(config)
         except StreamLive:
@@ -133,8 +140,12 @@ class Cameras:
                 409, f"stream {config.id!r} is already live (here or on a peer)"
             ) from None
         except AtCapacity:
+            if self.gate is not None:
+                self.gate.refused("capacity")
             raise Problem(503, "this worker is at capacity; retry later",
                           headers={"Retry-After": "10"}) from None  # fmt: skip
+        if self.gate is not None:
+            self.gate.admitted()
         return web.json_response(
             camera.row(), status=201, headers={"Location": f"/api/cameras/{config.id}"}
         )

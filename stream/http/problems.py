@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
 
 from aiohttp import web
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+logger = logging.getLogger(__name__)
 
 
 class Problem(Exception):
@@ -70,3 +73,8 @@ async def problem_middleware(
             raise
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow", "retry-after")}
         return problem_response(exc.status, exc.reason, headers=headers, instance=request.path)
+    except Exception:  # a fault of ours: said once in the log, never to the client
+        if request.writer.output_size > 0:
+            raise  # a streamed response already started: aiohttp closes the connection
+        logger.exception("request failed", extra={"path": request.path})
+        return problem_response(500, "internal error", instance=request.path)

@@ -46,6 +46,17 @@ class RateLimiter:
             return True
         return False
 
+    def available(self, address: str, now: float) -> float:
+        """Tokens `address` holds at `now`, none taken (a full bucket for an unknown address)."""
+        bucket = self._buckets.get(address)
+        if bucket is None:
+            return self._burst
+        bucket.tokens = min(
+            self._burst, bucket.tokens + max(0.0, now - bucket.updated) * self._rate_per_s
+        )
+        bucket.updated = max(bucket.updated, now)
+        return bucket.tokens
+
     def retry_after(self, address: str) -> float:
         """Seconds until `address` has a token again (0 when it has one)."""
         bucket = self._buckets.get(address)

@@ -1,36 +1,52 @@
-"""Pure validation of a WHIP offer before any WebRTC object is created.
+"""Pure validation of a WHIP offer before any slot, claim or WebRTC object exists.
 
 Every rejection carries the HTTP status the README's HTTP contract assigns: 400 malformed, 413 too
-large, 422 nothing usable. Codec support is checked with aiortc's own capability list and
-matching rule, so "accepted here" means "negotiable by the peer connection".
+large, 422 nothing usable. `offer_check` reads every line; this module decides what is published:
+one audio and/or one video track, sent to us, in a codec the pipeline decodes (video VP8 or H.264
+constrained baseline, matched by aiortc's own rule so that "accepted here" means "negotiable by
+the peer connection"; audio Opus only, the one audio codec the answer accepts).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from aiortc import sdp as aiortc_sdp
 from aiortc.codecs import CODECS
 from aiortc.rtcpeerconnection import find_common_codecs
+from aiortc.rtcrtpparameters import ParametersDict, RTCRtpCodecParameters
 
-MEDIA_KINDS = ("audio", "video")
+from stream.http.offer_check import (
+    FMTP_INT_PARAMETERS,
+    MEDIA_KINDS,
+    MediaSection,
+    OfferError,
+    ParsedOffer,
+    check_transport,
+    parse_offer,
+)
+
+__all__ = ["OfferError", "OfferSummary", "decodable_codecs", "validate_offer"]
+
+logger = logging.getLogger(__name__)
+
+CODEC_ADVICE = {"video": "use VP8 or H.264 constrained baseline", "audio": "use Opus"}
 
 
-class OfferError(Exception):
-    """An offer that cannot be answered; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
+def decodable_codecs(kind: str) -> list[RTCRtpCodecParameters]:
+    """What the pipeline decodes, as aiortc codec parameters: every aiortc video codec (VP8 and
+    H.264 baseline / constrained baseline, packetization-mode 1) and, for audio, Opus only."""
+    return [c for c in CODECS[kind] if kind == "video" or c.name.lower() == "opus"]
 
 
 @dataclass(frozen=True, slots=True)
 class OfferSummary:
-    """What a valid offer will publish: which kinds, with which negotiable codecs."""
+    """What a valid offer will publish: which kinds (in m-line order), with which codecs."""
 
     video_codecs: tuple[str, ...]
     audio_codecs: tuple[str, ...]
+    kinds: tuple[str, ...] = ()
 
     @property
     def has_video(self) -> bool:
@@ -49,61 +65,71 @@ def validate_offer(body: bytes, max_bytes: int) -> tuple[str, OfferSummary]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise OfferError(400, "offer is not UTF-8 text") from exc
-    _check_structure(text)
-    try:
-        description = aiortc_sdp.SessionDescription.parse(text)
-    except (ValueError, IndexError, KeyError, TypeError) as exc:
-        raise OfferError(400, f"malformed SDP: {exc}") from exc
-    return text, _summarise(description)
+    offer = parse_offer(text)
+    summary = _summarise(offer)
+    check_transport(offer)
+    try:  # a last guard: what offer_check accepts must parse in aiortc
+        aiortc_sdp.SessionDescription.parse(text)
+    except Exception as exc:
+        logger.warning("offer passed our checks but not aiortc's parser",
+                       extra={"error": type(exc).__name__})  # fmt: skip
+        raise OfferError(400, "malformed SDP: the offer could not be read") from None
+    return text, summary
 
 
-def _check_structure(text: str) -> None:
-    lines = [line for line in text.replace("\r\n", "\n").split("\n") if line]
-    if not lines:
-        raise OfferError(400, "empty SDP offer")
-    if lines[0].strip() != "v=0":
-        raise OfferError(400, "malformed SDP: the first line must be v=0")
-    for number, line in enumerate(lines, start=1):
-        if len(line) < 2 or line[1] != "=" or not line[0].isalpha():
-            raise OfferError(400, f"malformed SDP: line {number} is not `<type>=<value>`")
-    if not any(line.startswith("o=") for line in lines):
-        raise OfferError(400, "malformed SDP: no o= line")
-
-
-def _summarise(description: aiortc_sdp.SessionDescription) -> OfferSummary:
+def _summarise(offer: ParsedOffer) -> OfferSummary:
     found: dict[str, tuple[str, ...]] = {}
-    for media in description.media:
-        if media.kind not in MEDIA_KINDS or media.port == 0:
-            continue  # data channels and rejected sections are not ours to judge
+    kinds: list[str] = []
+    for media in offer.media:
+        if media.kind not in MEDIA_KINDS:
+            continue  # a data channel: negotiated, never read
         if media.kind in found:
             raise OfferError(422, f"more than one {media.kind} track; publish one of each kind")
-        if media.direction not in (None, "sendonly", "sendrecv"):
+        if media.direction is None:  # RFC 4566's default (sendrecv) is unknown to aiortc
+            raise OfferError(
+                422, f"the {media.kind} track has no direction; a publisher offers a=sendonly"
+            )
+        if media.direction not in ("sendonly", "sendrecv"):
             raise OfferError(
                 422, f"the {media.kind} track is `{media.direction}`: WHIP only receives"
             )
-        if not media.ice or not media.dtls:
-            raise OfferError(
-                400, f"malformed SDP: the {media.kind} section lacks ICE/DTLS attributes"
-            )
+        offered = _codecs(media)
         common = [
-            c for c in find_common_codecs(CODECS[media.kind], media.rtp.codecs) if c.name != "rtx"
+            c for c in find_common_codecs(decodable_codecs(media.kind), offered) if c.name != "rtx"
         ]
         if not common:
-            offered = sorted({_describe(c) for c in media.rtp.codecs if c.name != "rtx"})
+            names = sorted({_describe(c) for c in offered if c.name.lower() != "rtx"})
             raise OfferError(
                 422,
-                f"no usable {media.kind} codec in the offer ({', '.join(offered) or 'none'}); "
-                + (
-                    "use VP8 or H.264 constrained baseline" if media.kind == "video" else "use Opus"
-                ),
+                f"no usable {media.kind} codec in the offer ({', '.join(names) or 'none'}); "
+                + CODEC_ADVICE[media.kind],
             )
         found[media.kind] = tuple(dict.fromkeys(c.name for c in common))
+        kinds.append(media.kind)
     if not found:
         raise OfferError(422, "the offer has no audio or video track")
-    return OfferSummary(found.get("video", ()), found.get("audio", ()))
+    return OfferSummary(found.get("video", ()), found.get("audio", ()), tuple(kinds))
 
 
-def _describe(codec: object) -> str:
-    name = str(getattr(codec, "name", "?"))
-    profile = getattr(codec, "parameters", {}).get("profile-level-id")
-    return f"{name} {profile}" if profile else name
+def _codecs(media: MediaSection) -> list[RTCRtpCodecParameters]:
+    """The section's codecs as aiortc reads them (fmtp integers converted the same way)."""
+    codecs = []
+    for pt, rtpmap in media.rtpmaps.items():
+        parameters: ParametersDict = {}
+        for key, value in media.fmtps.get(pt, {}).items():
+            parameters[key] = int(value) if key in FMTP_INT_PARAMETERS and value else value
+        codecs.append(
+            RTCRtpCodecParameters(
+                mimeType=f"{media.kind}/{rtpmap.name}",
+                clockRate=rtpmap.clock_rate,
+                channels=rtpmap.channels,
+                payloadType=pt,
+                parameters=parameters,
+            )
+        )
+    return codecs
+
+
+def _describe(codec: RTCRtpCodecParameters) -> str:
+    profile = codec.parameters.get("profile-level-id")
+    return f"{codec.name} {profile}" if profile else codec.name

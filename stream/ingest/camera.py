@@ -283,6 +283,16 @@ class CameraSource:
                 queue.get_nowait()  # the end must get through
         queue.put_nowait((_END, reason))
 
+    @property
+    def status(self) -> tuple[str, str]:
+        """The camera's state and its reason, as `/api/streams` lists them."""
+        return self.state, self.reason
+
+    @status.setter
+    def status(self, value: tuple[str, str]) -> None:
+        """What the scheduler reported (`degraded`/`online`); already published by it."""
+        self.state, self.reason = value
+
     def _set_state(self, state: str, reason: str) -> None:
         if (state, reason) != (self.state, self.reason):
             self.state, self.reason, self.since = state, reason, time.time()

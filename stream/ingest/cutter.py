@@ -4,7 +4,9 @@ Window ends sit on a grid of multiples of the hop on the capture clock (Unix sec
 windows of every stream an engine serves fall due together and batch well. The first end is the
 first grid point at least one window length after the first media. A window is cut when every
 modality it waits for has reached its end, or, once one has, when the others are more than
-`max_wait_s` late (they are then listed in `missing` and zero-filled). Pure logic: no I/O.
+`max_wait_s` late: a late modality is then used for what it has, its unreceived tail reported
+in the window's gaps, and listed in `missing` (zero-filled) only when none of it falls in the
+window. Pure logic: no I/O.
 """
 
 from __future__ import annotations
@@ -174,8 +176,10 @@ class WindowCutter:
         audio: AudioRing | None,
         mono: float,
     ) -> Window:
-        missing = set(self._absent) | {m for m, t in reached.items() if t < end}
         start = end - self.spec.length_s
+        # A modality late at the cut is used for what it has: the rings report its unreceived
+        # tail as a gap. Only one with nothing in the window is missing (zero-filled).
+        missing = set(self._absent) | {m for m, t in reached.items() if t <= start}
         gaps: list[tuple[float, float]] = []
         frames, frame_times = self._cut_video(start, end, video, missing, gaps)
         samples = self._cut_audio(end, audio, missing, gaps)

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import secrets
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,10 @@ from stream.config import IngestConfig, SessionConfig
 from stream.ingest.stream_ingest import StreamIngest
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.publish.status import StatusSink
+from stream.publish.status import StatusSink, StreamState
+from stream.webrtc.close_reasons import connection_failure, stall_reason
+from stream.webrtc.codecs import receive_preferences
+from stream.webrtc.dtls import DtlsAdapterError, answer_passive, widen_client_suites
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +36,18 @@ CANCEL_TIMEOUT_S = 2.0
 # Windows are cut as frames arrive; when media stops (the end of a file, a stall) this tick cuts
 # the ones that were only waiting out `ingest.max_wait_s` for a late modality.
 WINDOW_TICK_S = 0.25
+STATS_EVERY_TICKS = 4  # the watchdog reads RTP counts about once a second
+
+
+@functools.cache
+def _dtls_interop() -> bool:
+    """Widen aiortc's DTLS suites once per process; False (logged once) if aiortc changed."""
+    try:
+        widen_client_suites()
+    except DtlsAdapterError as exc:
+        logger.warning("DTLS interop adapters unavailable (RSA publishers may fail): %s", exc)
+        return False
+    return True
 
 
 class IngestSession:
@@ -55,6 +71,7 @@ class IngestSession:
         self.created = time.time()
         self.state = "new"
         self.close_reason: str | None = None
+        self.status: tuple[str, str] = ("starting", "negotiating")  # last status published
         self._config, self._status, self._on_closed = config, status, on_closed
         servers = [RTCIceServer(urls=url) for url in config.ice_servers]
         self.pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
@@ -65,12 +82,43 @@ class IngestSession:
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_state)
 
-    async def answer(self, offer_sdp: str) -> str:
-        """Apply the offer and return the SDP answer (all candidates included; no trickle)."""
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
+    async def answer(self, offer_sdp: str, kinds: Sequence[str] = ()) -> str:
+        """Apply the offer and return the SDP answer (all candidates included; no trickle).
+
+        `kinds` are the offer's audio/video sections in m-line order: their receiving
+        transceivers are made first, limited to the codecs the pipeline decodes.
+        """
+        for kind in kinds:
+            transceiver = self.pc.addTransceiver(kind, direction="recvonly")
+            preferences = receive_preferences(kind)
+            if preferences:
+                transceiver.setCodecPreferences(preferences)
+        before = asyncio.all_tasks()
+        try:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            if _dtls_interop():  # the publisher picks the DTLS suites (see stream.webrtc.dtls)
+                answer_passive(self.pc, offer_sdp)
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+        finally:
+            self._adopt_connect_tasks(asyncio.all_tasks() - before)
         self._spawn(self._supervise(), "supervise")
         return str(self.pc.localDescription.sdp)
+
+    def _adopt_connect_tasks(self, new: set[asyncio.Task[Any]]) -> None:
+        """aiortc starts ICE and DTLS in tasks it keeps no reference to; closed during ICE
+        checks (setup timeout, DELETE), that task fails with `InvalidStateError` and asyncio
+        reports "Task exception was never retrieved". Their outcome is retrieved here."""
+        for task in new:
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None and frame.f_locals.get("self") is self.pc:
+                task.add_done_callback(self._connect_done)
+
+    def _connect_done(self, task: asyncio.Task[Any]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        if self.close_reason is None:  # not a close racing the connection attempt
+            logger.warning("connection setup failed", extra={"stream": self.stream,
+                           "error": type(task.exception()).__name__})  # fmt: skip
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         task = asyncio.create_task(coro, name=f"session:{self.stream}:{what}")
@@ -94,10 +142,33 @@ class IngestSession:
             self._connected.set()
             self.state = "live"
             self.ingest.last_media = time.monotonic()
-            self._status.stream_status(self.stream, "online", "connected")
+            self._publish_status("online", "connected")
             logger.info("stream online", extra={"stream": self.stream, "session": self.id})
         elif state in ("failed", "closed"):
-            self.close_soon(f"ice {state}")
+            self.close_soon(connection_failure(self._transport_states()))
+
+    def _transport_states(self) -> list[tuple[str, str]]:
+        """(ICE state, DTLS state) of each transport in use (bundled media share one)."""
+        transports = {
+            id(t.receiver.transport): t.receiver.transport for t in self.pc.getTransceivers()
+        }
+        return [(str(d.transport.state), str(d.state)) for d in transports.values()]
+
+    async def _packets_received(self) -> int | None:
+        """RTP packets received over all tracks so far (aiortc's public stats), None if unknown."""
+        total = 0
+        try:
+            for receiver in self.pc.getReceivers():
+                report = await receiver.getStats()
+                total += sum(int(getattr(s, "packetsReceived", 0) or 0) for s in report.values()
+                             if getattr(s, "type", None) == "inbound-rtp")  # fmt: skip
+        except Exception:  # stats are a diagnosis aid: never let them end the watchdog
+            return None
+        return total
+
+    def _publish_status(self, state: StreamState, reason: str) -> None:
+        self.status = (state, reason)
+        self._status.stream_status(self.stream, state, reason)
 
     async def _supervise(self) -> None:
         """Setup timeout, then the media watchdog."""
@@ -107,11 +178,16 @@ class IngestSession:
             self.close_soon("setup timeout")
             return
         timeout = self._config.media_timeout_s
+        packets, ticks = await self._packets_received(), 0
+        before = packets
         while True:
             await asyncio.sleep(min(WINDOW_TICK_S, timeout / 4))
             self.ingest.tick()
+            ticks += 1
+            if ticks % STATS_EVERY_TICKS == 0:  # RTP counts tell `decode errors` from `no media`
+                before, packets = packets, await self._packets_received()
             if time.monotonic() - self.ingest.last_media > timeout:
-                self.close_soon("no media")
+                self.close_soon(stall_reason(before, packets))  # RTP still flowing, or not
                 return
 
     def close_soon(self, reason: str) -> None:
@@ -138,7 +214,7 @@ class IngestSession:
             await asyncio.wait_for(self.pc.close(), CANCEL_TIMEOUT_S)
         self.ingest.close()
         self.state = "closed"
-        self._status.stream_status(self.stream, "offline", reason)
+        self._publish_status("offline", reason)
         logger.info("stream offline", extra={"stream": self.stream, "reason": reason})
         self._on_closed(self)
         self.closed.set()

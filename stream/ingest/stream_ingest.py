@@ -31,16 +31,18 @@ from av.video.reformatter import Interpolation, VideoReformatter
 from engines.window import Window, WindowSpec
 from stream.config import IngestConfig
 from stream.ingest.audio_batch import AudioBatcher
-from stream.ingest.clock import stream_now
+from stream.ingest.clock import ClockAnchor, ClockKind, stream_clock, stream_now
 from stream.ingest.cutter import WindowCutter
 from stream.ingest.rings import AudioRing, VideoRing
 from stream.ingest.tracks import TrackTiming
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.webrtc.rtcp import RtcpHookError, set_jitter_prefetch, throttle_remb
+from stream.webrtc.jitter import install_audio_guard, install_video_buffer
+from stream.webrtc.rtcp import RtcpHookError, throttle_remb
 
 logger = logging.getLogger(__name__)
 
+AUDIO_FRAME_S = 0.02  # one WebRTC (Opus) audio frame
 INGEST_ENGINE_LABEL = "all"  # stage="ingest" is shared by every engine
 _DECODED = (av.VideoFrame, av.AudioFrame)
 _AREA = Interpolation.AREA  # area averaging: the clean downscale
@@ -97,7 +99,13 @@ class StreamIngest:
         self.last_media = time.monotonic()
         self._sink, self._metrics, self._wall = sink, metrics, wall_clock
         self._executor = executor  # frame resizing; None resizes on the loop (tests, tools)
-        self._audio_jitter_frames = config.audio_jitter_frames
+        self._audio_hold_s = config.audio_jitter_frames * AUDIO_FRAME_S
+        self._video_hold_s = config.video_loss_wait_s
+        self._trust_offset_s = config.sender_clock_max_offset_s
+        self._anchor = ClockAnchor()  # one sender timeline for the stream's tracks
+        self.clock: ClockKind = "arrival"
+        self._clock_gauge: Any = metrics.stream_clocks  # None once closed
+        self._clock_gauge.labels(clock=self.clock).inc()
         specs = {
             name: spec
             for name, spec in specs.items()
@@ -149,18 +157,12 @@ class StreamIngest:
 
     async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
         """Drain `track` until it ends; every frame is handled at once (never queued here)."""
-        timing = TrackTiming(track.kind, receiver)
+        timing = TrackTiming(
+            track.kind, receiver, anchor=self._anchor, trust_offset_s=self._trust_offset_s
+        )
         self._tracks.append(timing)
-        if track.kind == "audio" and timing.timeline is not None:
-            try:
-                set_jitter_prefetch(receiver, self._audio_jitter_frames)
-            except RtcpHookError as exc:  # aiortc's default (80 ms) then stays
-                logger.warning("audio jitter buffer not adjustable: %s", exc)
-        if track.kind == "video" and timing.timeline is not None:
-            try:
-                throttle_remb(receiver)
-            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
-                logger.warning("REMB feedback not throttled: %s", exc)
+        if timing.timeline is not None:
+            self._adapt_receiver(track.kind, receiver, timing)
         try:
             while True:
                 try:
@@ -179,6 +181,48 @@ class StreamIngest:
                     self._drop(track.kind, "error")
         finally:
             timing.close()
+
+    def _adapt_receiver(self, kind: str, receiver: Any, timing: TrackTiming) -> None:
+        """Bounded loss waits in aiortc's receive buffers (`stream.webrtc.jitter`), REMB cadence."""
+
+        def on_loss(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
+            self._on_loss(timing, kind, event, count, rtp_timestamp)
+
+        try:
+            if kind == "audio":
+                install_audio_guard(receiver, self._audio_hold_s, on_loss)
+            else:
+                install_video_buffer(receiver, self._video_hold_s, on_loss)
+        except RtcpHookError as exc:  # aiortc's own buffers (stall on loss) then stay
+            logger.warning("receive buffer not adapted for loss: %s", exc)
+        if kind == "video":
+            try:
+                throttle_remb(receiver)
+            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
+                logger.warning("REMB feedback not throttled: %s", exc)
+
+    def _on_loss(
+        self, timing: TrackTiming, kind: str, event: str, count: int, rtp_timestamp: int | None
+    ) -> None:
+        """Count what the receive buffers gave up (see `stream.webrtc.jitter.LossEvent`)."""
+        if event == "lost":
+            self._metrics.rtp_packets_lost.labels(kind=kind).inc(count)
+        elif event == "late":
+            self._metrics.rtp_packets_late.labels(kind=kind).inc(count)
+        elif event == "keyframe_request":
+            self._metrics.keyframe_requests.inc(count)
+        else:  # frames the decoder could not use (the reference was lost): never decoded
+            for _ in range(count):
+                self._drop(kind, event)
+            t = (
+                None
+                if rtp_timestamp is None
+                else timing.capture_time_rtp(rtp_timestamp, self._wall())
+            )
+            if t is not None:  # the video reached `t` all the same: windows need not wait for it
+                for ring in self.video_rings.values():
+                    ring.mark_seen(t)
+                self._cut(t)
 
     async def on_video_frame(self, frame: av.VideoFrame, timing: TrackTiming) -> None:
         """Sample, resize once per engine size (large frames in the executor), push, cut windows."""
@@ -296,6 +340,7 @@ class StreamIngest:
         if self._batchers:
             self._flush_audio()  # the cutters read the rings: bring them up to date first
         clocks = [timing.clock for timing in self._tracks if timing.clock is not None]
+        self._set_clock(stream_clock(*clocks))
         now_capture = stream_now(self._wall(), *clocks)
         for name, cutter in self._cutters.items():
             spec = self._specs[name]
@@ -316,6 +361,13 @@ class StreamIngest:
             -math.inf if None in ends else min((e for e in ends if e is not None), default=math.inf)
         )
 
+    def _set_clock(self, kind: ClockKind) -> None:
+        """Which clock the stream's capture times are on (`/api/streams`, a gauge per kind)."""
+        if kind != self.clock and self._clock_gauge is not None:
+            self._clock_gauge.labels(clock=self.clock).dec()
+            self._clock_gauge.labels(clock=kind).inc()
+            self.clock = kind
+
     def tick(self) -> None:
         """Cut windows that fell due without a new frame (a modality waited out, media stopped)."""
         if self._cutters:  # none once closed
@@ -324,7 +376,9 @@ class StreamIngest:
     def _submit(self, window: Window) -> None:
         self.stats.windows += 1
         self.stats.last_window_latency_s = self._wall() - window.end
-        if not window.missing:
+        if self.video_rings and self.audio_rings:
+            # Every window of an A/V stream, missing modality or not: content 4 s apart is a
+            # 4 s skew (and windows that wait for the late modality), not a gap in the histogram.
             self._metrics.av_skew_seconds.observe(window.av_skew_s)
         self._sink.submit(window)
 
@@ -338,6 +392,9 @@ class StreamIngest:
 
     def close(self) -> None:
         """Release rings and audio batchers; the session cancels the readers."""
+        if self._clock_gauge is not None:
+            self._clock_gauge.labels(clock=self.clock).dec()
+            self._clock_gauge = None
         for timing in self._tracks:
             timing.close()
         self._tracks.clear()

@@ -13,7 +13,7 @@ from typing import Any
 
 import av
 
-from stream.ingest.clock import CaptureClock
+from stream.ingest.clock import CaptureClock, ClockAnchor
 from stream.webrtc.rtcp import ReceiverTimeline, RtcpHookError, SenderReport
 
 logger = logging.getLogger(__name__)
@@ -30,8 +30,16 @@ def _warn_hook_unavailable(reason: str) -> None:
 class TrackTiming:
     """Per-track timing: capture clock plus (if aiortc's internals allow) the RTCP timeline."""
 
-    def __init__(self, kind: str, receiver: Any) -> None:
+    def __init__(
+        self,
+        kind: str,
+        receiver: Any,
+        *,
+        anchor: ClockAnchor | None = None,
+        trust_offset_s: float = 1.0,
+    ) -> None:
         self.kind = kind
+        self._anchor, self._trust_offset_s = anchor, trust_offset_s
         self.timeline: ReceiverTimeline | None = None
         self._interval: float | None = None  # EMA of the source frame interval
         self._last_t: float | None = None
@@ -55,8 +63,16 @@ class TrackTiming:
             rate = VIDEO_CLOCK_RATE if self.kind == "video" else int(1 / frame.time_base)
             rtp = round(frame.pts * frame.time_base * rate) % (1 << 32)
         if self.clock is None:
-            self.clock = CaptureClock(rate)
+            self.clock = CaptureClock(
+                rate, anchor=self._anchor, trust_offset_s=self._trust_offset_s
+            )
         return float(self.clock.capture_time(rtp, arrival))
+
+    def capture_time_rtp(self, rtp_timestamp: int, arrival: float) -> float | None:
+        """Capture time of media with a wire RTP timestamp (None before the first frame)."""
+        if self.clock is None or self.timeline is None:
+            return None
+        return float(self.clock.capture_time(rtp_timestamp, arrival))
 
     def frame_interval(self, t: float) -> float:
         """Expected time to the next frame (an EMA of the source's intervals; 1/30 s at first)."""

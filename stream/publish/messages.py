@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from jsonschema import Draft202012Validator
 
+from engines.detect.decode import Box, Detection
+from engines.detect.tracker import Track
 from stream.publish.status import StreamState
 
 VERSION = 1
@@ -52,6 +54,35 @@ def _clean_scores(scores: Mapping[str, float]) -> dict[str, float]:
     return out
 
 
+def _box(box: Box) -> list[float]:
+    return [round(min(1.0, max(0.0, float(v))), 5) for v in box]
+
+
+def _unit(value: float) -> float:
+    return _clean_scores({"x": value})["x"]
+
+
+def detection_json(d: Detection) -> dict[str, Any]:
+    """One detection as published: box `[x1, y1, x2, y2]` in fractions of the frame."""
+    return {"box": _box(d.box), "score": _unit(d.score), "class": d.class_name, "label": d.label}
+
+
+def track_json(t: Track, ttc_s: float | None) -> dict[str, Any]:
+    """One track as published: id, last box, state, first seen (capture clock), TTC (s)."""
+    ttc = None if ttc_s is None or not math.isfinite(ttc_s) else round(ttc_s, 3)
+    return {
+        "id": t.id,
+        "box": _box(t.box),
+        "score": _unit(t.score),
+        "class": t.class_name,
+        "label": t.label,
+        "state": "lost" if t.state == "lost" else "confirmed",
+        "first_seen": t.first_seen,
+        "last_seen": t.last_seen,
+        "ttc_s": ttc,
+    }
+
+
 def scene_message(
     *,
     stream: str,
@@ -65,8 +96,12 @@ def scene_message(
     latency: LatencyBreakdown,
     published_at: float,
     missing: Iterable[str] = (),
+    detections: Sequence[Detection] | None = None,
+    tracks: Sequence[tuple[Track, float | None]] | None = None,
 ) -> Message:
-    """One scene message: a processed window's scores, active labels and latency breakdown."""
+    """One scene message: a processed window's scores, active labels and latency breakdown;
+    for a detector also the window's detections and the stream's tracks (with their time to
+    contact), two optional fields that consumers of scores may ignore."""
     msg: Message = {
         "v": VERSION,
         "type": "scene",
@@ -85,6 +120,10 @@ def scene_message(
     }
     if missing:
         msg["missing"] = sorted(missing)
+    if detections is not None:
+        msg["detections"] = [detection_json(d) for d in detections]
+    if tracks is not None:
+        msg["tracks"] = [track_json(t, ttc) for t, ttc in tracks]
     return msg
 
 
@@ -100,10 +139,12 @@ def event_message(
     start: float,
     end: float | None,
     published_at: float,
+    track: dict[str, Any] | None = None,
 ) -> Message:
-    """One lifecycle event (`start`, `update` or `end`) of a labelled stretch of a stream."""
+    """One lifecycle event (`start`, `update` or `end`) of a labelled stretch of a stream;
+    a tracked object's events also carry the `track` (as in scene messages)."""
     clean = _clean_scores({"score": score, "peak": peak_score})
-    return {
+    msg: Message = {
         "v": VERSION,
         "type": "event",
         "stream": stream,
@@ -117,6 +158,9 @@ def event_message(
         "end": end,
         "published_at": published_at,
     }
+    if track is not None:
+        msg["track"] = track
+    return msg
 
 
 def status_message(*, stream: str, state: StreamState, reason: str, published_at: float) -> Message:

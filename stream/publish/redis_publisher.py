@@ -35,7 +35,7 @@ from stream.metrics import Metrics
 from stream.publish.messages import Message, encode, stamp_published, status_message
 from stream.publish.outbox import Kind, Outbox, Outgoing
 from stream.publish.status import StreamState
-from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client
+from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, open_client, redis_problem
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,8 @@ class RedisPublisher:
         if self.connected:
             self.connected = False
             logger.warning(
-                "redis unreachable; buffering in the outbox",
+                "redis %s; buffering in the outbox",
+                redis_problem(exc),
                 extra={"error": type(exc).__name__, "backlog": len(self.outbox)},
             )
 

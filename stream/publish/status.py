@@ -28,3 +28,14 @@ class LogStatusSink:
     def stream_status(self, stream: str, state: StreamState, reason: str) -> None:
         self.history.append((stream, state, reason))
         logger.info("stream status", extra={"stream": stream, "state": state, "reason": reason})
+
+
+class TeeStatusSink:
+    """Hands every status change to each of `sinks`, in order."""
+
+    def __init__(self, *sinks: StatusSink) -> None:
+        self._sinks = sinks
+
+    def stream_status(self, stream: str, state: StreamState, reason: str) -> None:
+        for sink in self._sinks:
+            sink.stream_status(stream, state, reason)

@@ -60,6 +60,7 @@ class WorkerDirectory:
         self.worker_id = worker_id or uuid.uuid4().hex[:12]
         self.url = ""
         self.owned: set[str] = set()
+        self.refusing = False  # admission by headroom: no room advertised while set
         self.reaped = 0
         self._task: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[Any]] = set()
@@ -73,6 +74,12 @@ class WorkerDirectory:
         with contextlib.suppress(*_ERRORS):
             await self._advertise()
         self._task = asyncio.create_task(self._run(), name="scaleout-directory")
+
+    def set_room(self, has_room: bool) -> None:
+        """Admission by headroom changed its mind: while this worker refuses newcomers it
+        advertises itself full at its current count, so that peers stop redirecting here."""
+        self.refusing = not has_room
+        self._refresh_soon()
 
     async def drain(self) -> None:
         """Shutdown begins: advertise no room, so that peers stop redirecting here (the advert
@@ -168,7 +175,8 @@ class WorkerDirectory:
 
     async def _advertise(self) -> None:
         now = time.time()
-        advert = Advert(self.worker_id, self.url, len(self.owned), self.max_streams, now)
+        capacity = min(self.max_streams, len(self.owned)) if self.refusing else self.max_streams
+        advert = Advert(self.worker_id, self.url, len(self.owned), capacity, now)
         await self.client.set(self.keys.advert(self.worker_id), advert.encode(), px=self.ttl_ms)
         await self.client.zadd(self.keys.index, {self.worker_id: now})
 

@@ -2,18 +2,40 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import (
+    AuthenticationError,
+    AuthenticationWrongNumberOfArgsError,
+    NoPermissionError,
+    RedisClusterException,
+    RedisError,
+)
 
 ClusterMode = bool | Literal["auto"]
 AnyRedis = aioredis.Redis | RedisCluster
 # What a lost or reshaping Redis raises: a cluster client adds errors outside `RedisError`
 # (e.g. a slot no node covers while the cluster changes shape).
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisError, RedisClusterException, OSError)
+
+
+def redis_problem(exc: BaseException) -> str:
+    """What went wrong talking to Redis, in words an operator can act on (never the URL, which
+    may hold a password)."""
+    if isinstance(exc, AuthenticationError | AuthenticationWrongNumberOfArgsError):
+        return "authentication failed: check the user name and password in redis.url"
+    if isinstance(exc, NoPermissionError):
+        return "permission denied: the ACL user of redis.url may not run a command it needs"
+    cause = exc.__cause__ or exc.__context__
+    if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError) or "SSL" in str(exc):
+        return "TLS handshake failed: check the certificates of the rediss:// URL"
+    if isinstance(exc, OSError) or type(exc).__name__ in ("ConnectionError", "TimeoutError"):
+        return "unreachable"
+    return f"error ({type(exc).__name__})"
 
 
 async def detect_cluster(url: str, timeout_s: float = 5.0) -> bool:

@@ -4,15 +4,23 @@ One `DeadlineBatcher` per engine holds at most one window per stream (latest win
 of a stream *supersedes* its queued one, because a consumer wants the present, not a backlog).
 `poll(now)` decides, with `now` on the capture clock (Unix seconds):
 
-1. windows that cannot meet their deadline even if run alone right now are dropped before
-   compute (*stale*) instead of being computed late;
-2. a batch is flushed when it is full (the engine's largest batch size), when waiting any longer
-   would miss the earliest deadline (using the measured compute time of the next batch size), or
-   when the oldest window has waited the engine's max queue delay;
-3. otherwise it says how long to wait before asking again.
+1. a window that could meet its deadline when it arrived but no longer can, even run alone right
+   now, is dropped before compute (*stale*): it lost its turn to on-time work, and computing it
+   late would only delay the windows behind it;
+2. a window that arrives *already* unable to meet its deadline (ingest fell behind: a stalled
+   event loop, a slow network) is not dropped on sight: it runs, counted late by the pipeline,
+   whenever the engine has no on-time work due, and is dropped (*expired*) only once it is more
+   than `late_grace_s` past its deadline. Dropping such windows on arrival turned an ingest
+   backlog into a total outage (every window stale, nothing published) although the engine sat
+   idle;
+3. on-time windows are flushed as a batch when it is full (the engine's largest batch size),
+   when waiting any longer would miss the earliest deadline (using the measured compute time of
+   the next batch size), or when the oldest window has waited the engine's max queue delay;
+4. otherwise it says how long to wait before asking again.
 
 When more windows wait than one batch holds (overload), the batch takes the streams served
-least recently first, earliest deadline breaking ties: plain earliest-deadline-first would serve
+least recently first, earliest deadline breaking ties (freshest first among late arrivals, the
+ones closest to being useful): plain earliest-deadline-first would serve
 the same streams every hop (their windows are cut a few microseconds earlier) and starve the
 rest, whereas this spreads the shedding evenly. Compute time per batch size is an estimate kept up
 to date from measurements (`ComputeEstimate`): an EWMA of the time plus a multiple of an EWMA of
@@ -86,17 +94,21 @@ class _Queued:
     deadline: float
     queued_at: float  # capture clock when offered (max queue delay starts here)
     ticket: int  # arrival order (tie-break)
+    late: bool  # arrived already unable to meet its deadline
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do now: run `batch` (may be empty), and windows dropped as `stale`.
+    """What to do now: run `batch` (may be empty); windows dropped as `stale` (could no longer
+    meet the deadline they could meet on arrival) or `expired` (arrived late and found no idle
+    engine within the late grace).
 
     `wait_s` is how long until the policy wants to be asked again (None: nothing queued).
     """
 
     batch: list[Window] = field(default_factory=list)
     stale: list[Window] = field(default_factory=list)
+    expired: list[Window] = field(default_factory=list)
     wait_s: float | None = None
 
 
@@ -104,8 +116,9 @@ class DeadlineBatcher:
     """Batches one engine's windows across streams by deadline (see the module docstring).
 
     The queue holds at most one window per stream, and at most `capacity` windows (beyond the
-    live-stream limit only by misconfiguration); a window offered to a full queue evicts the
-    queued window with the earliest deadline, reported as stale (it was the closest to being so).
+    live-stream limit only by misconfiguration); a window offered to a full queue evicts a late
+    arrival if there is one, else the queued window with the earliest deadline (the closest to
+    being stale). `late_grace_s` defaults to the budget.
     """
 
     def __init__(
@@ -117,6 +130,7 @@ class DeadlineBatcher:
         estimate: ComputeEstimate | None = None,
         margin_s: float = 0.005,
         capacity: int = 256,
+        late_grace_s: float | None = None,
     ) -> None:
         self.estimate = estimate or ComputeEstimate(batch_sizes)
         self.max_batch = max(batch_sizes)
@@ -124,6 +138,7 @@ class DeadlineBatcher:
         self.max_queue_delay_s = max_queue_delay_s
         self.margin_s = margin_s  # scheduling jitter allowance, seconds
         self.capacity = capacity
+        self.late_grace_s = budget_s if late_grace_s is None else late_grace_s
         self._queue: dict[str, _Queued] = {}
         self._served: dict[str, float] = {}  # stream -> when its last window was batched
         self._tickets = 0
@@ -139,11 +154,13 @@ class DeadlineBatcher:
         """Queue a window. Returns `(superseded, evicted)`: the stream's older queued window it
         replaced, and a window evicted because the queue was full (either may be None)."""
         self._tickets += 1
-        item = _Queued(window, self.deadline(window), now, self._tickets)
+        deadline = self.deadline(window)
+        late = now + self._alone() > deadline
+        item = _Queued(window, deadline, now, self._tickets, late)
         old = self._queue.pop(window.stream, None)
         evicted: Window | None = None
         if old is None and len(self._queue) >= self.capacity:
-            victim = min(self._queue.values(), key=lambda q: (q.deadline, q.ticket))
+            victim = min(self._queue.values(), key=lambda q: (not q.late, q.deadline, q.ticket))
             evicted = self._queue.pop(victim.window.stream).window
         self._queue[window.stream] = item
         return (old.window if old else None), evicted
@@ -156,30 +173,50 @@ class DeadlineBatcher:
 
     def poll(self, now: float) -> Decision:
         """Decide at capture-clock time `now` (see the module docstring)."""
-        stale = self._drop_stale(now)
+        stale, expired = self._drop(now)
         if not self._queue:
-            return Decision(stale=stale)
-        ordered = sorted(self._queue.values(), key=lambda q: (q.deadline, q.ticket))
-        n = min(len(ordered), self.max_batch)
+            return Decision(stale=stale, expired=expired)
+        on_time = sorted(
+            (q for q in self._queue.values() if not q.late), key=lambda q: (q.deadline, q.ticket)
+        )
+        late = [q for q in self._queue.values() if q.late]
+        if not on_time:
+            batch = self._pick(late, min(len(late), self.max_batch), now, shrink=False)
+            return self._decided(batch, stale, expired)
+        n = min(len(on_time), self.max_batch)
         # Waiting for one more window makes the batch (at most) one size bigger.
-        latest_start = ordered[0].deadline - self.estimate.estimate(min(n + 1, self.max_batch))
+        latest_start = on_time[0].deadline - self.estimate.estimate(min(n + 1, self.max_batch))
         latest_start -= self.margin_s
-        oldest = min(q.queued_at for q in ordered)
-        flush_by_delay = oldest + self.max_queue_delay_s
+        flush_by_delay = min(q.queued_at for q in on_time) + self.max_queue_delay_s
         if n >= self.max_batch or now >= latest_start or now >= flush_by_delay:
-            batch = self._pick(n, now)
-            return Decision(batch=batch, stale=stale, wait_s=0.0 if self._queue else None)
-        return Decision(stale=stale, wait_s=max(0.0, min(latest_start, flush_by_delay) - now))
+            return self._decided(self._pick(on_time, n, now, shrink=True), stale, expired)
+        due = min(latest_start, flush_by_delay)
+        if late:
+            # The engine is idle until `due`: late arrivals that fit in the gap run now.
+            k = min(len(late), self.max_batch)
+            while k > 0 and now + self.estimate.estimate(k) + self.margin_s > due:
+                k -= 1
+            if k:
+                return self._decided(self._pick(late, k, now, shrink=False), stale, expired)
+        return Decision(stale=stale, expired=expired, wait_s=max(0.0, due - now))
 
-    def _pick(self, n: int, now: float) -> list[Window]:
-        """Take up to `n` windows: least recently served streams first, then by deadline."""
+    def _decided(self, batch: list[Window], stale: list[Window], expired: list[Window]) -> Decision:
+        return Decision(batch, stale, expired, wait_s=0.0 if self._queue else None)
+
+    def _pick(self, items: list[_Queued], n: int, now: float, *, shrink: bool) -> list[Window]:
+        """Take up to `n` of `items`: least recently served streams first, then by deadline
+        (on time: earliest first; late arrivals: freshest first)."""
+        sign = 1.0 if shrink else -1.0
         ranked = sorted(
-            self._queue.values(),
-            key=lambda q: (self._served.get(q.window.stream, 0.0), q.deadline, q.ticket),
+            items,
+            key=lambda q: (self._served.get(q.window.stream, 0.0), sign * q.deadline, q.ticket),
         )[:n]
-        # Never let the batch size itself make one of its windows late: shrink it.
-        while n > 1 and now + self.estimate.estimate(n) + self.margin_s > min(
-            q.deadline for q in ranked[:n]
+        # Never let the batch size itself make one of its on-time windows late: shrink it.
+        while (
+            shrink
+            and n > 1
+            and now + self.estimate.estimate(n) + self.margin_s
+            > min(q.deadline for q in ranked[:n])
         ):
             n -= 1
         batch = [q.window for q in ranked[:n]]
@@ -188,9 +225,20 @@ class DeadlineBatcher:
             self._served[w.stream] = now
         return batch
 
-    def _drop_stale(self, now: float) -> list[Window]:
-        alone = self.estimate.estimate(1) + self.margin_s
-        stale = [q for q in self._queue.values() if now + alone > q.deadline]
-        for q in stale:
+    def _alone(self) -> float:
+        return self.estimate.estimate(1) + self.margin_s
+
+    def _drop(self, now: float) -> tuple[list[Window], list[Window]]:
+        """(stale, expired) windows, taken out of the queue."""
+        alone = self._alone()
+        stale: list[Window] = []
+        expired: list[Window] = []
+        for q in list(self._queue.values()):
+            if q.late and now + alone > q.deadline + self.late_grace_s:
+                expired.append(q.window)
+            elif not q.late and now + alone > q.deadline:
+                stale.append(q.window)
+            else:
+                continue
             del self._queue[q.window.stream]
-        return [q.window for q in stale]
+        return stale, expired

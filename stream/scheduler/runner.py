@@ -6,7 +6,10 @@ and when, runs batches in the engine's own executor thread (one thread per engin
 context on one thread and the event loop free), and hands each window's scores to a
 `ResultSink` (the pipeline: interpretation and publishing). Outcomes are counted in
 `scenestream_windows_total`: `stale`, `superseded` and `error` here, `published`/`late` by the
-pipeline once Redis has the scene message. A stream whose windows are shed too often is
+pipeline once Redis has the scene message; every window shed before compute is also counted by
+its reason in `scenestream_windows_shed_total` (`stale`, `expired`, `evicted`, `superseded`,
+`ended`). Each window's age when its engine takes it (or sheds it) goes to `observe_lateness`,
+one of the signals of admission by headroom. A stream whose windows are shed too often is
 reported `degraded` through the `StatusSink`, and `online` again once it recovers.
 """
 
@@ -15,12 +18,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from engines.runtime.interface import EngineError, EngineRuntime
+from engines.detect.decode import Detection
+from engines.runtime.interface import EngineError, EngineRuntime, detections_of
 from engines.window import Window
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
@@ -29,12 +33,18 @@ from stream.scheduler.policy import ComputeEstimate, DeadlineBatcher
 
 logger = logging.getLogger(__name__)
 
-Shed = Literal["stale", "superseded"]
+Shed = Literal["stale", "expired", "evicted", "superseded", "ended"]
+# The `scenestream_windows_total` outcome each shed reason is counted under (a fixed contract).
+_OUTCOME: dict[Shed, Literal["stale", "superseded"]] = {
+    "stale": "stale", "expired": "stale", "evicted": "stale",
+    "superseded": "superseded", "ended": "superseded",
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class WindowResult:
-    """One window's scores from its engine, with the time it queued and the batch's compute."""
+    """One window's scores from its engine, with the time it queued and the batch's compute;
+    a detector's result also holds the detections of the window's last frame."""
 
     window: Window
     engine: str
@@ -42,6 +52,7 @@ class WindowResult:
     queue_s: float
     infer_s: float
     batch_size: int
+    detections: tuple[Detection, ...] | None = None
 
 
 class ResultSink(Protocol):
@@ -80,8 +91,10 @@ class Scheduler:
         *,
         health: HealthTracker | None = None,
         queue_capacity: int = 256,
+        observe_lateness: Callable[[float], None] | None = None,
     ) -> None:
         self.metrics = metrics
+        self.observe_lateness = observe_lateness
         self.sink = sink
         self.status = status
         self.health = health or HealthTracker()
@@ -140,7 +153,7 @@ class Scheduler:
         if superseded is not None:
             self._shed(lane, superseded, "superseded")
         if evicted is not None:
-            self._shed(lane, evicted, "stale")
+            self._shed(lane, evicted, "evicted")
         self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
         lane.wake.set()
 
@@ -151,7 +164,7 @@ class Scheduler:
         for lane in self._lanes.values():
             queued = lane.batcher.remove_stream(stream)
             if queued is not None:
-                self.metrics.windows.labels(engine=lane.engine.name, outcome="superseded").inc()
+                self._count(lane, "ended")
             lane.ends.append(stream)
             lane.ends_done.clear()
             lane.wake.set()
@@ -195,6 +208,8 @@ class Scheduler:
         decision = lane.batcher.poll(time.time())
         for window in decision.stale:
             self._shed(lane, window, "stale")
+        for window in decision.expired:
+            self._shed(lane, window, "expired")
         self.metrics.queue_depth.labels(engine=lane.engine.name).set(len(lane.batcher))
         if decision.batch:
             await self._run_batch(lane, decision.batch)
@@ -215,6 +230,7 @@ class Scheduler:
             self.metrics.stage_seconds.labels(stage="queue", engine=name).observe(q)
         self.metrics.batch_size.labels(engine=name).observe(len(batch))
         lane.batches += 1
+        self._lateness(batch)
         loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         try:
@@ -232,7 +248,10 @@ class Scheduler:
         for window, s, q in zip(batch, scores, queue_s, strict=True):
             self._record_health(window.stream, shed=False)
             try:
-                self.sink.window_result(WindowResult(window, name, s, q, infer_s, len(batch)))
+                result = WindowResult(
+                    window, name, dict(s), q, infer_s, len(batch), detections_of(s)
+                )
+                self.sink.window_result(result)
             except Exception:
                 logger.exception("result sink failed", extra={"engine": name})
 
@@ -252,9 +271,24 @@ class Scheduler:
                 logger.exception("result sink failed", extra={"engine": lane.engine.name})
         lane.ends_done.set()
 
-    def _shed(self, lane: _Lane, window: Window, outcome: Shed) -> None:
-        self.metrics.windows.labels(engine=lane.engine.name, outcome=outcome).inc()
+    def _shed(self, lane: _Lane, window: Window, reason: Shed) -> None:
+        self._count(lane, reason)
+        if reason != "superseded":  # a newer window of the stream came: not a sign of delay
+            self._lateness([window])
         self._record_health(window.stream, shed=True)
+
+    def _count(self, lane: _Lane, reason: Shed) -> None:
+        name = lane.engine.name
+        self.metrics.windows.labels(engine=name, outcome=_OUTCOME[reason]).inc()
+        self.metrics.windows_shed.labels(engine=name, reason=reason).inc()
+
+    def _lateness(self, windows: Sequence[Window]) -> None:
+        """Report each window's age (capture clock) now that its engine takes or sheds it."""
+        if self.observe_lateness is None:
+            return
+        now = time.time()
+        for w in windows:
+            self.observe_lateness(now - w.end)
 
     def _record_health(self, stream: str, *, shed: bool) -> None:
         change = self.health.record(stream, shed)

@@ -19,10 +19,11 @@ MAX_REDIRECTS = 3  # a full worker answers 307 to a peer with room (scale-out)
 class WhipRefused(Exception):
     """The server refused the offer (or could not be reached); the message is one line."""
 
-    def __init__(self, status: int | None, detail: str) -> None:
+    def __init__(self, status: int | None, detail: str, retry_after_s: float | None = None) -> None:
         super().__init__(f"{status} {detail}" if status is not None else detail)
         self.status = status
         self.detail = detail
+        self.retry_after_s = retry_after_s  # the server's `Retry-After` (seconds), if any
 
 
 class WhipPublisher:
@@ -90,7 +91,9 @@ class WhipPublisher:
                     logger.info("WHIP POST redirected", extra={"to": self.url})
                     continue
                 if resp.status != 201:
-                    raise WhipRefused(resp.status, _detail(body, resp.reason))
+                    retry = resp.headers.get("Retry-After", "")
+                    wait = float(retry) if retry.isdigit() else None
+                    raise WhipRefused(resp.status, _detail(body, resp.reason), wait)
                 return body, target
         raise WhipRefused(307, f"more than {MAX_REDIRECTS} redirects")
 

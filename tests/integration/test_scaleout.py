@@ -30,6 +30,7 @@ import redis.asyncio as aioredis
 from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.publish.messages import Message
 from stream.subscribe import Subscription
+from tests.support.sdp_mutations import load_offers
 from tests.support.whip_support import wait_for
 
 pytestmark = pytest.mark.integration
@@ -115,9 +116,11 @@ async def api_streams(http: aiohttp.ClientSession, worker: Worker) -> list[str]:
 
 
 async def post_offer(http: aiohttp.ClientSession, url: str) -> aiohttp.ClientResponse:
-    """A raw WHIP POST; admission is decided before the offer is parsed."""
+    """A raw WHIP POST of a real (Chromium) offer: a full worker redirects before reading it,
+    a stream live elsewhere is refused once the offer is checked (nothing is claimed before)."""
     headers = {"Content-Type": "application/sdp", "Authorization": f"Bearer {TOKEN}"}
-    async with http.post(url, data="v=0\r\n", headers=headers, allow_redirects=False) as resp:
+    offer = load_offers()["chromium.sdp"]
+    async with http.post(url, data=offer, headers=headers, allow_redirects=False) as resp:
         await resp.read()
         return resp
 

@@ -180,3 +180,25 @@ async def test_streams_of_a_vanished_worker_are_reported_lost_once(
         assert sorted(await client.zrange(KEYS.index, 0, -1)) == [b"wb", b"wc"]
         assert await client.exists(KEYS.claim("cam1")) == 0
         assert await client.get(KEYS.claim("moved")) == b"wb"
+
+
+async def test_worker_refusing_for_headroom_advertises_no_room(redis_server: EmbeddedRedis) -> None:
+    async with (
+        directory(redis_server.url, "wa", 8) as a,
+        directory(redis_server.url, "wb", 8) as b,
+    ):
+        assert await a.claim("cam1")
+
+        async def peer_of_b() -> str | None:
+            peer = await b.peer_with_room()
+            return None if peer is None else peer.worker_id
+
+        await wait_for_async(lambda: _is(peer_of_b, "wa"), 3, "wa to have room")
+        a.set_room(False)  # the load monitor of wa says: no headroom
+        await wait_for_async(lambda: _is(peer_of_b, None), 3, "wa to advertise no room")
+        a.set_room(True)
+        await wait_for_async(lambda: _is(peer_of_b, "wa"), 3, "wa to have room again")
+
+
+async def _is(read: Callable[[], Awaitable[str | None]], expected: str | None) -> bool:
+    return await read() == expected

@@ -13,6 +13,9 @@ from stream.benchmark.report import (
     live_streams,
     markdown_table,
     merge_samples,
+    overload_streams,
+    overload_table,
+    overload_verdict,
     parse_metrics,
     percentiles_ms,
     thirds_trend,
@@ -175,3 +178,43 @@ scenestream_stage_seconds_count{engine="avfusion",stage="infer"} %s
     after = parse_metrics(text % (1.5, 20, 2.0, 10))
     means = histogram_means(before, after, "scenestream_stage_seconds", "stage", engine="avfusion")
     assert means == {"queue": pytest.approx(0.05)}  # infer saw nothing new: left out
+
+
+def test_overload_offers_half_again_the_capacity() -> None:
+    assert overload_streams(16) == 24
+    assert overload_streams(15) == 23
+    assert overload_streams(1) == 2
+
+
+def test_overload_verdict_judges_only_the_admitted_streams() -> None:
+    # 24 offered, 14 admitted, 10 refused: the admitted published 27 of 28 expected windows/s.
+    fine = result(streams=24, refused_streams=10, windows_per_s=27.0, expected_per_s=28.0,
+                  min_stream_delivery=0.93, admission="headroom")  # fmt: skip
+    assert fine.admitted == 14
+    assert overload_verdict(fine) == []
+    collapsed = result(streams=24, refused_streams=0, windows_per_s=0.0, expected_per_s=48.0,
+                       latency_ms={"p50": None, "p95": None, "p99": None},
+                       min_stream_delivery=0.0)  # fmt: skip
+    why = overload_verdict(collapsed)
+    assert "no scene messages" in why
+    assert "0% of admitted streams' windows published" in why
+    slow = result(streams=24, refused_streams=4, windows_per_s=38.0, expected_per_s=40.0,
+                  latency_ms={"p50": 200.0, "p95": 400.0, "p99": 500.0},
+                  min_stream_delivery=0.5)  # fmt: skip
+    assert overload_verdict(slow) == [
+        "admitted p95 400 ms > 250 ms",
+        "worst admitted stream 50% of its windows",
+    ]
+    fine.held = True
+    table = overload_table([fine])
+    assert "| headroom | 24 | 14 | 10 | 80 | 120 | 96% (93%) | 0/0/0 | yes |" in table
+
+
+def test_latency_collector_counts_messages_per_stream() -> None:
+    c = LatencyCollector("avfusion")
+    for i, stream in enumerate(["bench0", "bench1", "bench0"]):
+        end = 100.0 + i
+        c.add(f'{{"engine": "avfusion", "stream": "{stream}", "window": {{"end": {end}}},'
+              f' "published_at": {end + 0.1}}}')  # fmt: skip
+    assert c.per_stream(100.0, 102.0) == {"bench0": 2, "bench1": 1}
+    assert c.per_stream(101.0, 101.5) == {"bench1": 1}

@@ -9,7 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.ingest.clock import CaptureClock, RtpUnwrapper, SlidingMin, skew, stream_now
+from stream.ingest.clock import (
+    CaptureClock,
+    ClockAnchor,
+    RtpUnwrapper,
+    SlidingMin,
+    skew,
+    stream_clock,
+    stream_now,
+)
 from stream.webrtc.ntp import NTP_UNIX_OFFSET, ntp_to_unix, unix_to_ntp
 
 pytestmark = pytest.mark.unit
@@ -42,6 +50,14 @@ def test_ntp_round_trip_across_eras(unix: float) -> None:
 def test_skew_sign() -> None:
     assert skew(10.05, 10.0) == pytest.approx(0.05)
     assert skew(10.0, 10.05) == pytest.approx(-0.05)
+
+
+def test_a_sender_report_far_from_the_media_does_not_move_the_unwrap_reference() -> None:
+    u = RtpUnwrapper()
+    assert u.unwrap(MOD - 90_000) == MOD - 90_000  # one second before the 32-bit wrap
+    far = (MOD - 90_000 + MOD // 2 + 10) % MOD  # a broken sender's report, half the range away
+    assert u.unwrap(far, track=False) == MOD - 90_000 - (MOD // 2 - 10)
+    assert u.unwrap(9_000) == MOD + 9_000  # the next packet still unwraps past the wrap
 
 
 def test_unwrap_across_2_32_and_reordering() -> None:
@@ -122,19 +138,109 @@ def test_sender_report_switch_slews_backwards_without_reordering() -> None:
     assert clock.correction_s == pytest.approx(0.0, abs=1e-9)
 
 
-def test_sender_report_forward_correction_applies_at_once() -> None:
-    rate, origin = 48_000, 99
+def test_sender_clock_slightly_ahead_is_wall_clock_clamped_to_arrival() -> None:
+    rate, origin, delay = 48_000, 99, 0.2  # media arrives 200 ms after capture
     clock = CaptureClock(rate)
     for i in range(10):
         t = T0 + i * 0.02
-        clock.capture_time(rtp(rate, origin, t), t + 0.005)
-    sender_ahead = 2.0  # the sender's wall clock is 2 s ahead of ours
+        assert clock.capture_time(rtp(rate, origin, t), t + delay) == pytest.approx(t + delay)
+    assert clock.kind == "arrival"
     t = T0 + 0.2
-    clock.on_sender_report(t + sender_ahead, rtp(rate, origin, t), t + 0.005)
-    assert clock.capture_time(rtp(rate, origin, t + 0.02), t + 0.025) == pytest.approx(
-        t + 0.02 + sender_ahead, abs=1e-6
-    )
-    assert clock.lag == pytest.approx(0.025 - 0.02 - sender_ahead, abs=1e-6)
+    # the sender's clock is 230 ms ahead of ours: 30 ms more than arrival allows, within the
+    # tolerance for clocks that are merely not perfectly synchronised
+    clock.on_sender_report(t + 0.23, rtp(rate, origin, t), t + delay)
+    assert clock.kind == "sender"
+    arrival = t + 0.02 + delay
+    assert clock.capture_time(rtp(rate, origin, t + 0.02), arrival) == pytest.approx(arrival)
+    assert clock.lag == pytest.approx(0.0, abs=1e-9)
+    burst = t + 0.2 + delay  # three frames arriving at once after a stall keep their order
+    times = [clock.capture_time(rtp(rate, origin, t + k * 0.02), burst) for k in (8, 9, 10)]
+    assert times[0] < times[1] < times[2] <= burst
+
+
+def test_sender_clock_ahead_of_arrival_is_relative_and_never_after_arrival() -> None:
+    rate, origin, delay = 48_000, 99, 0.005
+    clock = CaptureClock(rate, trust_offset_s=1.0)
+    sender_ahead = 2.0  # GStreamer-like: the report's clock runs 2 s ahead of ours
+    captures, times = [], []
+    for i in range(100):
+        t = T0 + i * 0.02
+        if i == 10:
+            clock.on_sender_report(t + sender_ahead, rtp(rate, origin, t), t + delay)
+        arrival = t + delay + (0.01 if i % 3 else 0.0)  # jitter only delays
+        captured = clock.capture_time(rtp(rate, origin, t), arrival)
+        assert captured <= arrival
+        captures.append(captured)
+        times.append(t)
+    assert clock.kind == "relative"
+    assert clock.synced
+    assert clock.sender_delay == pytest.approx(delay - sender_ahead, abs=1e-6)
+    assert all(b > a for a, b in itertools.pairwise(captures))  # never backwards
+    # anchored on the least-delayed arrival
+    assert np.allclose(np.array(captures[20:]) - np.array(times[20:]), delay, atol=1e-6)
+
+
+@pytest.mark.parametrize("sender_offset", [5.0, -5.0])
+def test_relative_clock_keeps_tracks_aligned(sender_offset: float) -> None:
+    """A sender clock 5 s off either way is not wall-clock, yet audio and video captured at the
+    same instant still get the same capture time (video arrives 40 ms after audio)."""
+    anchor = ClockAnchor()
+    audio = CaptureClock(48_000, trust_offset_s=1.0, anchor=anchor)
+    video = CaptureClock(90_000, trust_offset_s=1.0, anchor=anchor)
+    for i in range(200):
+        t = T0 + i * 0.02
+        if i == 5:
+            audio.on_sender_report(t + sender_offset, rtp(48_000, 7, t), t + 0.02)
+            video.on_sender_report(t + sender_offset, rtp(90_000, 11, t), t + 0.06)
+        a = audio.capture_time(rtp(48_000, 7, t), t + 0.02)
+        v = video.capture_time(rtp(90_000, 11, t), t + 0.06)
+        assert a <= t + 0.02
+        assert v <= t + 0.06
+        if i > 150:  # converged: one timeline, anchored at the earliest arrival (audio's)
+            assert skew(a, v) == pytest.approx(0.0, abs=1e-6)
+            assert a == pytest.approx(t + 0.02, abs=1e-6)
+    assert audio.kind == video.kind == "relative"
+    assert stream_clock(audio, video) == "relative"
+
+
+def test_relative_tracks_that_disagree_are_each_anchored_on_their_own_arrival() -> None:
+    """GStreamer-like: the video report's clock is 4 s off the audio report's. Aligning on it
+    would put video 4 s before its arrival (every window missing video); instead each track
+    stays on its own arrival."""
+    anchor = ClockAnchor()
+    audio = CaptureClock(48_000, trust_offset_s=1.0, anchor=anchor)
+    video = CaptureClock(90_000, trust_offset_s=1.0, anchor=anchor)
+    for i in range(200):
+        t = T0 + i * 0.02
+        if i == 5:
+            audio.on_sender_report(t - 2.0, rtp(48_000, 7, t), t + 0.02)
+            video.on_sender_report(t - 6.0, rtp(90_000, 11, t), t + 0.06)
+        a = audio.capture_time(rtp(48_000, 7, t), t + 0.02)
+        v = video.capture_time(rtp(90_000, 11, t), t + 0.06)
+        if i > 150:
+            assert a == pytest.approx(t + 0.02, abs=1e-6)
+            assert v == pytest.approx(t + 0.06, abs=1e-6)
+    assert audio.kind == video.kind == "relative"
+
+
+def test_sender_clock_within_the_bound_is_wall_clock() -> None:
+    clock = CaptureClock(90_000, trust_offset_s=0.5)
+    for i in range(30):
+        t = T0 + i / 30
+        clock.capture_time(rtp(90_000, 1, t), t + 0.3)
+    t = T0 + 1.0
+    clock.on_sender_report(t, rtp(90_000, 1, t), t + 0.3)
+    assert clock.kind == "sender"
+    assert clock.sender_delay == pytest.approx(0.3, abs=1e-6)
+    strict = CaptureClock(90_000, trust_offset_s=0.2)  # the same sender, a tighter bound
+    for i in range(30):
+        t = T0 + i / 30
+        strict.capture_time(rtp(90_000, 1, t), t + 0.3)
+    strict.on_sender_report(T0 + 1.0, rtp(90_000, 1, T0 + 1.0), T0 + 1.3)
+    assert strict.kind == "relative"
+    assert stream_clock(clock) == "sender"
+    assert stream_clock(clock, strict) == "relative"
+    assert stream_clock(CaptureClock(48_000), None) == "arrival"
 
 
 def test_later_sender_reports_correct_rtp_clock_drift() -> None:
@@ -147,9 +253,9 @@ def test_later_sender_reports_correct_rtp_clock_drift() -> None:
     clock = CaptureClock(rate)
     clock.on_sender_report(T0, stamp(T0), T0)
     late = T0 + 20.0
-    error_before = clock.capture_time(stamp(late), late) - late
-    clock.on_sender_report(late - 0.5, stamp(late - 0.5), late - 0.5)
-    error_after = clock.capture_time(stamp(late + 0.1), late + 0.1) - (late + 0.1)
+    error_before = clock.capture_time(stamp(late), late + 0.05) - late  # 50 ms network
+    clock.on_sender_report(late - 0.5, stamp(late - 0.5), late - 0.45)
+    error_after = clock.capture_time(stamp(late + 0.1), late + 0.15) - (late + 0.1)
     assert error_before == pytest.approx(20.0 * drift, rel=0.01)  # 2 ms off before
     assert abs(error_after) < 1e-4  # ~0.06 ms after the refresh
 

@@ -152,27 +152,34 @@ def test_audio_is_exactly_the_pushed_samples_ending_at_the_window_end() -> None:
         assert w.av_skew_s < 0.05  # audio and video arrive together in this feed
 
 
-def test_a_window_waits_for_the_lagging_modality_then_cuts_it_missing() -> None:
+def test_a_window_waits_for_the_lagging_modality_then_cuts_what_it_has() -> None:
     feed = make_feed(max_wait=0.25)
-    feed.run(3.1, video_stops=(1.8, 10.0))  # video ends near T0 + 1.75, audio at T0 + 3.05
+    feed.run(3.1, video_stops=(1.8, 10.0))  # video ends near T0 + 1.72, audio at T0 + 3.05
     ends = [round(w.end - T0, 6) for w in feed.windows]
     assert ends == [1.0, 1.5, 2.0, 2.5]  # 2.0 is cut at 2.25 (max wait), 2.5 at 2.75
     assert feed.cut_now[2] - T0 == pytest.approx(2.25, abs=0.021)  # the next audio arrival
     assert feed.cut_now[2] >= T0 + 2.25
     late = feed.windows[2]
-    assert late.missing == frozenset({"video"})
+    last_frame = feed.frame_times[-1]
+    # the late video is used up to its last frame; the rest of the window is a gap
+    assert late.missing == frozenset()
     assert late.video is not None
-    assert not late.video.any()
     assert late.frame_times is not None
-    assert late.frame_times.tolist() == pytest.approx((2.0 - np.arange(7, -1, -1) / 8) + T0)
+    assert late.frame_times.max() == pytest.approx(last_frame)
+    assert late.gaps[-1] == pytest.approx((last_frame, T0 + 2.0))
     assert late.audio is not None
     assert late.audio.any()
     assert late.cut_at > feed.windows[1].cut_at
+    assert feed.windows[3].missing == frozenset()  # [1.5, 2.5] still holds some video
     # nothing more while the video is still missing but max_wait has not passed
     assert feed.poll(T0 + 3.2) == []
     (window,) = feed.poll(T0 + 3.25)
     assert window.end == pytest.approx(T0 + 3.0)
-    assert window.missing == frozenset({"video"})
+    assert window.missing == frozenset({"video"})  # none of [2.0, 3.0] ever came
+    assert window.video is not None
+    assert not window.video.any()
+    assert window.frame_times is not None
+    assert window.frame_times.tolist() == pytest.approx((3.0 - np.arange(7, -1, -1) / 8) + T0)
 
 
 def test_late_window_is_not_cut_before_max_wait() -> None:
@@ -182,13 +189,21 @@ def test_late_window_is_not_cut_before_max_wait() -> None:
     # each is cut by the first poll at or after end + max_wait (audio arrives every 20 ms)
     for w, now in zip(feed.windows, feed.cut_now, strict=True):
         assert w.end + 0.4 <= now < w.end + 0.42
-    assert all(w.missing == frozenset({"video"}) for w in feed.windows)
+    # video until ~0.82 of [0, 1.0]: used, its last frame standing in for the rest (a tail
+    # shorter than two frame intervals is not a gap)
+    assert feed.windows[0].missing == frozenset()
+    assert feed.windows[0].frame_times is not None
+    assert feed.windows[0].frame_times.max() == pytest.approx(feed.frame_times[-1])
+    assert feed.windows[1].missing == frozenset()  # [0.5, 1.5]: video until ~0.82, then a gap
+    assert feed.windows[1].gaps[-1] == pytest.approx((feed.frame_times[-1], T0 + 1.5))
     # video that reaches 1.0 but not 1.5: the first window is complete, the second late
     feed2 = make_feed(max_wait=0.4)
     feed2.run(2.2, video_stops=(1.1, 10.0))
     assert [round(w.end - T0, 6) for w in feed2.windows] == [1.0, 1.5]
     assert feed2.windows[0].missing == frozenset()
-    assert feed2.windows[1].missing == frozenset({"video"})
+    assert feed2.windows[0].gaps == ()
+    assert feed2.windows[1].missing == frozenset()
+    assert feed2.windows[1].gaps
 
 
 def test_audio_only_stream_marks_video_missing_with_full_shapes() -> None:

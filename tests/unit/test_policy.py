@@ -85,14 +85,102 @@ def test_newer_window_supersedes_queued_one_of_same_stream() -> None:
     assert len(b) == 1
 
 
-def test_window_that_cannot_meet_its_deadline_is_stale_not_computed() -> None:
-    b = batcher(compute_s=0.05, budget_s=0.2, delay_s=0.01)
-    late, fine = win("a", T0 - 0.16), win("b", T0)
-    b.offer(late, T0)
+def test_window_that_became_unable_to_meet_its_deadline_while_queued_is_stale() -> None:
+    b = batcher(compute_s=0.05, budget_s=0.2, delay_s=0.5)
+    queued, fine = win("a", T0 - 0.1), win("b", T0 + 0.05)
+    b.offer(queued, T0)  # deadline T0+0.1, fits alone until T0+0.05
     b.offer(fine, T0)
-    d = b.poll(T0 + 0.01)
-    assert d.stale == [late]
-    assert d.batch == [fine]
+    d = b.poll(T0 + 0.06)
+    assert d.stale == [queued]
+    assert d.expired == []
+    assert d.batch == []
+
+
+def test_window_arriving_late_runs_when_no_on_time_work_and_counts_nothing_shed() -> None:
+    b = batcher(compute_s=0.05, budget_s=0.2, delay_s=0.01)
+    late = win("a", T0 - 0.19)  # ingest fell behind: past saving on arrival
+    b.offer(late, T0)
+    d = b.poll(T0)
+    assert d.stale == []
+    assert d.expired == []
+    assert d.batch == [late]
+
+
+def test_late_arrival_waits_for_due_on_time_work_then_uses_the_idle_gap() -> None:
+    b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.05)
+    late, fine = win("a", T0 - 0.19), win("b", T0)
+    b.offer(fine, T0)
+    b.offer(late, T0)
+    # On-time work is due only at T0+0.05 (max queue delay): the late one runs in the gap.
+    d = b.poll(T0)
+    assert d.batch == [late]
+    assert [w.stream for w in b.poll(T0 + 0.05).batch] == ["b"]
+    # When on-time work is due now, it goes first.
+    b.offer(win("a", T0 - 0.1), T0 + 0.1)
+    b.offer(win("b", T0 + 0.1), T0 + 0.05)
+    assert [w.stream for w in b.poll(T0 + 0.1).batch] == ["b"]
+
+
+def test_late_arrival_expires_after_the_grace() -> None:
+    b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.01)
+    b.late_grace_s = 0.1
+    late = win("a", T0 - 0.19)  # deadline T0+0.01: expires once it cannot finish by T0+0.11
+    b.offer(late, T0)
+    b.offer(win("b", T0 + 0.08), T0)
+    d = b.poll(T0 + 0.085)  # the engine was busy elsewhere until now; on-time work first
+    assert d.expired == []
+    assert [w.stream for w in d.batch] == ["b"]
+    d = b.poll(T0 + 0.1)
+    assert d.expired == [late]
+    assert late not in d.batch
+
+
+def test_late_grace_defaults_to_the_budget() -> None:
+    assert DeadlineBatcher((1,), 0.3, 0.01).late_grace_s == pytest.approx(0.3)
+
+
+def test_everything_arriving_late_is_still_published_fairly() -> None:
+    """A lagging ingest (every window 0.25 s old on arrival): the engine keeps publishing each
+    stream's freshest window instead of shedding them all as stale."""
+    b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.025, sizes=(1, 2, 4))
+    served: dict[str, int] = {}
+    shed = 0
+    now = T0
+    for hop in range(40):  # 8 streams every 0.5 s, one 4-batch per poll, two polls per hop
+        for i in range(8):
+            superseded, _ = b.offer(win(f"s{i}", now - 0.25 + i * 1e-6, hop), now)
+            shed += superseded is not None
+        for step in (0.0, 0.02):
+            d = b.poll(now + step)
+            shed += len(d.stale) + len(d.expired)
+            for w in d.batch:
+                served[w.stream] = served.get(w.stream, 0) + 1
+        now += 0.5
+    assert shed == 0
+    assert served == {f"s{i}": 40 for i in range(8)}
+
+
+def test_overloaded_late_arrivals_are_shed_evenly() -> None:
+    b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.0, sizes=(1, 2, 4))
+    served: dict[str, int] = {}
+    now = T0
+    for hop in range(40):  # 8 late streams, one 4-batch per hop: half are superseded
+        for i in range(8):
+            b.offer(win(f"s{i}", now - 0.25 + i * 1e-6, hop), now)
+        for w in b.poll(now).batch:
+            served[w.stream] = served.get(w.stream, 0) + 1
+        now += 0.1
+    assert len(served) == 8
+    assert max(served.values()) - min(served.values()) <= 2
+
+
+def test_full_queue_evicts_a_late_arrival_first() -> None:
+    b = DeadlineBatcher((1,), 0.2, 1.0, capacity=2)
+    b.offer(win("a", T0 - 0.5), T0)  # late
+    b.offer(win("b", T0), T0)
+    _, evicted = b.offer(win("c", T0 + 0.1), T0)
+    assert evicted is not None
+    assert evicted.stream == "a"
 
 
 def test_batch_shrinks_rather_than_making_its_first_window_late() -> None:
@@ -157,7 +245,7 @@ def test_compute_estimate_deviation_raises_the_estimate_for_jittery_engines() ->
     ends=st.lists(st.floats(min_value=-0.3, max_value=0.0), min_size=1, max_size=12),
     polls=st.lists(st.floats(min_value=0.0, max_value=0.02), min_size=1, max_size=30),
 )
-def test_every_window_is_batched_stale_or_superseded_and_batches_meet_estimates(
+def test_every_window_is_batched_or_shed_and_on_time_batches_meet_estimates(
     ends: list[float], polls: list[float]
 ) -> None:
     b = batcher(compute_s=0.02, budget_s=0.2, delay_s=0.03)
@@ -170,11 +258,14 @@ def test_every_window_is_batched_stale_or_superseded_and_batches_meet_estimates(
     for step in [*polls, 1.0]:
         now += step
         d = b.poll(now)
-        seen += d.stale + d.batch
+        seen += d.stale + d.expired + d.batch
         assert len(d.batch) <= 4
         if d.batch:
-            # Every computed window can still meet its deadline at the estimated cost.
-            assert now + b.estimate.estimate(len(d.batch)) <= min(b.deadline(w) for w in d.batch)
+            # An on-time batch still meets its deadlines at the estimated cost; a batch of late
+            # arrivals runs within the grace.
+            first = min(b.deadline(w) for w in d.batch)
+            grace = b.late_grace_s if first < T0 + b.estimate.estimate(1) else 0.0
+            assert now + b.estimate.estimate(len(d.batch)) <= first + grace
     assert sorted(id(w) for w in seen) == sorted(id(w) for w in offered)
 
 

@@ -59,6 +59,12 @@ validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 ## Where it falls short
 {shortfalls}
 
+<!-- crossgen:begin -->
+## Measured on an independent generator
+Not measured for this model yet: `scenestream evaluate --engine avfusion --set all --card`
+writes the in-generator vs cross-generator table here.
+<!-- crossgen:end -->
+
 ## Limits
 - It knows generated scenes. Real cameras and microphones look and sound different; expect it
   to fail on real footage until trained on real clips.
@@ -147,6 +153,9 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         shortfalls=shortfalls(result),
         generator=result.get("generator", "unknown"),
     )
+    from engines.lab.realsounds.card import section as real_sound_section
+
+    text += real_sound_section(engine_dir, engine_dir.name)
     path = engine_dir / "MODEL_CARD.md"
     path.write_text(text)
     return path

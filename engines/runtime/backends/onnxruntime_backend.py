@@ -84,7 +84,7 @@ class OnnxRuntimeBackend(Backend):
                 "onnxruntime for %s fell back from %s to %s", manifest.name, wanted[0], got[0]
             )
         self._manifest = manifest
-        self._outputs = list(manifest.doc.outputs)
+        self._outputs = list(manifest.graph_outputs)
 
     def infer(self, inputs: Arrays) -> Arrays:
         """Run the session; outputs as float32 host arrays."""

@@ -247,7 +247,7 @@ class TensorRTBackend(Backend):
 
     def _collect(self, outputs: dict[str, Any]) -> Arrays:
         assert self._device is not None
-        declared = self.manifest.doc.outputs
+        declared = self.manifest.graph_outputs
         return {
             k: self._device.to_host(v).astype(np.float32, copy=False)
             for k, v in outputs.items()

@@ -128,7 +128,7 @@ class TorchBackend(Backend):
         return self._to_outputs(result)
 
     def _to_outputs(self, result: Any) -> Arrays:
-        names = list(self.manifest.doc.outputs)
+        names = list(self.manifest.graph_outputs)
         if isinstance(result, dict):
             pairs = [(n, result[n]) for n in names if n in result]
         elif isinstance(result, tuple | list):
