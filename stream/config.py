@@ -145,16 +145,14 @@ class IngestConfig(_Section):
     )
 
 
-PULL_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "http", "https")
-
-
 class CameraConfig(_Section):
     """A camera the service pulls from (RTSP, or any live URL PyAV opens), by its stream id."""
 
     id: str = Field(pattern=STREAM_ID_PATTERN, description="stream id its windows and events carry")
     url: str = Field(
-        pattern=r"^(rtsps?|rtmps?|srt|https?)://\S+$",
-        description="rtsp://, rtsps://, rtmp://, rtmps://, srt:// or http(s):// (HLS) URL",
+        # What PyAV's FFmpeg opens live; not file:// or other local inputs (SRT is not built in).
+        pattern=r"^(rtsps?|rtmps?|https?)://\S+$",
+        description="rtsp://, rtsps://, rtmp://, rtmps:// or http(s):// (HLS) URL",
     )
     options: dict[str, str] = Field(
         default_factory=dict,

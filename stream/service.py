@@ -120,8 +120,6 @@ class Service:
         else:
             self.app = await self._full_app()
         self._watch_decode_errors()
-        if self.cameras is not None:
-            self.cameras.start()  # connect in the background; `/api/cameras` shows how it goes
         self._runner = web.AppRunner(
             self.app, handle_signals=False, shutdown_timeout=5.0,
             logger=RejectedRequestLog(self.metrics),  # parser refusals: no log flood
@@ -132,6 +130,8 @@ class Service:
         self.port = int(self._runner.addresses[0][1])
         if self._directory is not None:
             await self._directory.start(s.server.public_url or self.url)
+        if self.cameras is not None:
+            await self.cameras.start()  # they connect in the background (`/api/cameras`)
         if self.load is not None:
             self.load.start()  # now: the stalls of loading engines are no load to judge by
         logger.info("scenestream listening on %s", self.url)
@@ -202,10 +202,11 @@ class Service:
                 has_video=has_video, has_audio=has_audio, executor=pool,
             )  # fmt: skip
 
+        gate = AdmissionGate(self.metrics, self.load)
         # Pulled cameras: the same ingest and sink as WHIP streams, admitted alike.
         self.cameras = Cameras(s, self.admission, open_ingest, status, self.metrics,
-                               on_disconnected=sink.stream_ended)  # fmt: skip
-        gate = AdmissionGate(self.metrics, self.load)
+                               on_disconnected=sink.stream_ended,
+                               scaleout=self._directory, gate=gate)  # fmt: skip
         return WhipEndpoint(
             s, self.admission, sessions, scaleout=self._directory, gate=gate, metrics=self.metrics
         )

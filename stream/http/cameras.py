@@ -20,11 +20,13 @@ from pydantic import ValidationError
 from stream.config import CameraConfig, Settings
 from stream.http.admission import AtCapacity, StreamAdmission, StreamLive
 from stream.http.auth import token_allowed
+from stream.http.headroom import AdmissionGate
 from stream.http.problems import Problem
 from stream.http.ratelimit import RateLimiter
 from stream.ingest.camera import CameraSource, OpenIngest
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink
+from stream.scaleout.directory import WorkerDirectory
 
 logger = logging.getLogger(__name__)
 
@@ -52,27 +54,34 @@ class Cameras:
         status: StatusSink,
         metrics: Metrics,
         on_disconnected: Callable[[str], None],
+        scaleout: WorkerDirectory | None = None,
+        gate: AdmissionGate | None = None,
     ) -> None:
-        self.settings, self.admission = settings, admission
+        self.settings, self.admission, self.scaleout = settings, admission, scaleout
+        self.gate = gate  # headroom, as for a WHIP newcomer (runtime additions only)
         self._open_ingest, self._status, self._metrics = open_ingest, status, metrics
         self._on_disconnected = on_disconnected
         self.cameras: dict[str, CameraSource] = {}
         self.tokens = [t.get_secret_value() for t in settings.server.tokens]
         self.limiter = RateLimiter(settings.server.post_rate_per_minute)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         """Start the configured cameras (a clash or a full worker is an error at start)."""
         for config in self.settings.cameras:
             try:
-                self.add(config)
+                await self.add(config)
             except (StreamLive, AtCapacity) as exc:
                 raise ValueError(
                     f"camera {config.id!r} cannot start: {type(exc).__name__}"
                 ) from None
 
-    def add(self, config: CameraConfig) -> CameraSource:
-        """Admit and start a camera; raises `StreamLive` or `AtCapacity`."""
+    async def add(self, config: CameraConfig) -> CameraSource:
+        """Admit and start a camera; raises `StreamLive` (here, or on another worker with
+        scale-out) or `AtCapacity`."""
         self.admission.reserve(config.id)
+        if self.scaleout is not None and not await self.scaleout.claim(config.id):
+            self.admission.release(config.id)
+            raise StreamLive(config.id)
         camera = CameraSource(
             config, self.settings.pull, self._open_ingest, self._status, self._metrics,
             on_closed=self._closed, on_disconnected=self._on_disconnected,
@@ -87,6 +96,8 @@ class Cameras:
         if self.cameras.get(camera.stream) is camera:
             del self.cameras[camera.stream]
         self.admission.release(camera.stream, camera)
+        if self.scaleout is not None:
+            self.scaleout.release_soon(camera.stream)
 
     async def close_all(self, _: web.Application | None = None) -> None:
         """Shutdown: stop every camera."""
@@ -118,13 +129,23 @@ class Cameras:
         if bad:
             raise Problem(400, f"options not allowed over HTTP: {', '.join(bad)} "
                                f"(allowed: {', '.join(sorted(HTTP_OPTIONS))})")  # fmt: skip
+        if self.gate is not None and (refusal := self.gate.refusal()) is not None:
+            self.gate.refused(refusal)
+            raise Problem(503, f"this worker is overloaded ({refusal}); retry later",
+                          headers={"Retry-After": "10"})  # fmt: skip
         try:
-            camera = self.add(config)
+            camera = await self.add(config)
         except StreamLive:
-            raise Problem(409, f"stream {config.id!r} is already live") from None
+            raise Problem(
+                409, f"stream {config.id!r} is already live (here or on a peer)"
+            ) from None
         except AtCapacity:
+            if self.gate is not None:
+                self.gate.refused("capacity")
             raise Problem(503, "this worker is at capacity; retry later",
                           headers={"Retry-After": "10"}) from None  # fmt: skip
+        if self.gate is not None:
+            self.gate.admitted()
         return web.json_response(
             camera.row(), status=201, headers={"Location": f"/api/cameras/{config.id}"}
         )

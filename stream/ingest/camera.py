@@ -13,12 +13,13 @@ Capture clock: arrival-anchored frame pts, per track (`PulledTiming`): capture t
 frame's pts plus the smallest recent `arrival - pts` (jitter only delays), applied at once in
 both directions. Unlike a WHIP track's mapping, it is not slewed: right after connecting, FFmpeg
 hands over the seconds of media it buffered while reading the stream's header in one burst, and
-those frames arrive late, not early; mapped at once, they all land on their arrival instant and
-the rings drop them as out of order (counted), so live frames start on time instead of seconds
-ahead. FFmpeg does read the camera's RTCP Sender Reports, but PyAV exposes only the first
-report's NTP time (`start_time_realtime`), not each track's NTP/RTP pair, and FFmpeg's pts step
-when a track's first report arrives; a step in pts that arrival does not show (over
-`PTS_JUMP_S`) restarts that track's mapping.
+those frames arrive late, not early; mapped at once, they all land on their arrival instant
+(before the first window starts), so live frames are on time instead of seconds ahead.
+
+FFmpeg does read the camera's RTCP Sender Reports, but PyAV exposes only the first report's NTP
+time (`start_time_realtime`), not each track's NTP/RTP pair, and FFmpeg's pts step when a
+track's first report arrives; a step in pts that arrival does not show (over `PTS_JUMP_S`)
+restarts that track's mapping.
 """
 
 from __future__ import annotations

@@ -370,7 +370,7 @@ class StreamIngest:
 
     def tick(self) -> None:
         """Cut windows that fell due without a new frame (a modality waited out, media stopped)."""
-        if self._tracks:
+        if self._cutters:  # none once closed
             self._cut(-math.inf)
 
     def _submit(self, window: Window) -> None:

@@ -154,6 +154,7 @@ class StreamReader:
             else None
         )
         self._done = False
+        self._resampled_to: float | None = None  # offset of the resampler's next output sample
 
     def read(self) -> list[tuple[float, Media]] | None:
         """The items of the next packet (none for a packet the decoder keeps), None at the end."""
@@ -185,9 +186,13 @@ class StreamReader:
                 continue
             offset = float(frame.pts * frame.time_base) - self._plan.origin_s
             if self._resampler is not None:
+                # The resampler's output runs on from the samples it held back, not from this
+                # frame's start: its position is the first input's offset plus what it emitted.
+                if self._resampled_to is None:
+                    self._resampled_to = offset
                 for pcm in self._resampler.resample(frame):
-                    out.append((offset, pcm))
-                    offset += pcm.samples / AUDIO_RATE
+                    out.append((self._resampled_to, pcm))
+                    self._resampled_to += pcm.samples / AUDIO_RATE
             else:
                 out.append((offset, frame))
         return out

@@ -16,10 +16,21 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import redis.asyncio as aioredis
 
 from stream.config import CameraConfig
-from stream.embedded_redis import free_port
-from tests.support.whip_support import Service, running_service, settings, wait_for
+from stream.embedded_redis import EmbeddedRedis, free_port
+from stream.http.admission import StreamLive
+from stream.http.cameras import Cameras
+from stream.ingest.stream_ingest import StreamIngest
+from tests.support.whip_support import (
+    SYNC_SPECS,
+    Service,
+    running_service,
+    settings,
+    wait_for,
+    wait_for_async,
+)
 
 pytestmark = [pytest.mark.integration]
 
@@ -157,3 +168,40 @@ async def test_camera_routes_auth_validation_and_capacity() -> None:
             assert resp.status == 404
         assert len(service.registry) == 0
         assert service.states("gate")[-1] == ("offline", "deleted")
+
+
+async def test_camera_id_live_on_another_worker_is_refused(redis_server: EmbeddedRedis) -> None:
+    """With scale-out, a camera claims its stream id across workers like a WHIP stream."""
+    from tests.integration.test_worker_directory import KEYS, directory
+
+    unreachable = f"rtsp://127.0.0.1:{free_port()}/cam"
+    config = settings(pull=PULL)
+    async with (
+        directory(redis_server.url, "wa", 4) as peer,
+        directory(redis_server.url, "wb", 4) as mine,
+        running_service(config) as service,
+    ):
+        assert await peer.claim("door")  # a WHIP stream "door" is live on worker wa
+        sink = service.sink
+
+        def open_ingest(stream: str, video: bool, audio: bool) -> StreamIngest:
+            return StreamIngest(stream, SYNC_SPECS, sink, service.metrics, config.ingest,
+                                has_video=video, has_audio=audio)  # fmt: skip
+
+        cameras = Cameras(config, service.registry, open_ingest, service.status,
+                          service.metrics, sink.stream_ended, scaleout=mine)  # fmt: skip
+        with pytest.raises(StreamLive):
+            await cameras.add(CameraConfig(id="door", url=unreachable))
+        assert len(service.registry) == 0  # the slot was given back
+        peer.release_soon("door")
+        client = aioredis.Redis.from_url(redis_server.url)
+
+        async def released() -> bool:
+            return not await client.exists(KEYS.claim("door"))
+
+        await wait_for_async(released, 3, "the peer's claim to be released")
+        await client.aclose()
+        camera = await cameras.add(CameraConfig(id="door", url=unreachable))
+        assert "door" in mine.owned
+        await camera.close("deleted")
+        assert "door" not in mine.owned

@@ -58,7 +58,7 @@ async def test_single_pass_file_is_aligned_and_analysed_to_its_end(
     # The grid puts a window end within one hop of any instant: the last one ends in the
     # file's final hop (the last frame itself is 1/30 s before the end).
     assert last_end >= start + CLIP_S - HOP_S - 0.05, (last_end - start, stderr)
-    print(f"{kind}: click - flash {[round(s * 1e3, 1) for s in skews]} ms, "
+    print(f"{kind}: click - flash {[round(float(s) * 1e3, 1) for s in skews]} ms, "
           f"last window ends {last_end - start:.2f} s into {CLIP_S} s")  # fmt: skip
 
 
@@ -79,7 +79,7 @@ async def test_looping_file_stays_aligned_across_passes(tmp_path: Path) -> None:
     skews = pair_marks(flashes, clicks)
     assert len(skews) == len(flashes), (flashes, clicks)
     assert all(abs(s) <= ALIGNED_S for s in skews), f"loop: click - flash = {skews}"
-    print(f"loop: click - flash {[round(s * 1e3, 1) for s in skews]} ms")
+    print(f"loop: click - flash {[round(float(s) * 1e3, 1) for s in skews]} ms")
 
 
 async def test_stream_closed_by_the_service_fails_the_sender(tmp_path: Path) -> None:

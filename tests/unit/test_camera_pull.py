@@ -22,12 +22,13 @@ def test_rtsp_defaults_to_tcp_unless_the_camera_says_otherwise() -> None:
     assert tcp == {"rtsp_transport": "tcp"}
     udp = input_options(CameraConfig(id="a", url="rtsp://h/s", options={"rtsp_transport": "udp"}))
     assert udp == {"rtsp_transport": "udp"}
-    assert input_options(CameraConfig(id="a", url="srt://h:9000")) == {}
+    assert input_options(CameraConfig(id="a", url="rtmp://h/live/cam")) == {}
 
 
 def test_config_refuses_other_schemes_bad_ids_and_repeats() -> None:
-    with pytest.raises(ConfigError, match=r"cameras\.0\.url"):
-        load_settings(None, cameras=[{"id": "a", "url": "file:///etc/passwd"}])
+    for url in ("file:///etc/passwd", "srt://h:9000", "/dev/video0"):
+        with pytest.raises(ConfigError, match=r"cameras\.0\.url"):
+            load_settings(None, cameras=[{"id": "a", "url": url}])
     with pytest.raises(ConfigError, match=r"cameras\.0\.id"):
         load_settings(None, cameras=[{"id": "no spaces", "url": "rtsp://h/s"}])
     with pytest.raises(ConfigError, match="repeated: a"):

@@ -154,3 +154,30 @@ async def test_frames_up_to_1080p_resize_on_the_loop_larger_in_the_executor() ->
     assert len(threads) == 2
     assert threads[0] == threading.current_thread().name
     assert threads[1].startswith("resize-test")
+
+
+async def test_tick_cuts_the_window_that_waited_for_media_that_stopped() -> None:
+    """Video stops before audio (the end of a file): the window past the last video frame is
+    due once `max_wait_s` has passed, and only the tick can cut it (no frame arrives)."""
+    metrics, sink = Metrics(process=False), Sink()
+    ingest = make(metrics, sink)
+    tv, ta = TrackTiming("video", None), TrackTiming("audio", None)
+    clock = [1_000.0]
+    ingest._wall = lambda: clock[0]
+    events = sorted([(n / 30, "v", n) for n in range(75)] + [(n / 50, "a", n) for n in range(175)])
+    for t, kind, n in events:  # video to 2.47 s, audio to 3.5 s (capture = 1000.05 + t)
+        clock[0] = 1_000.05 + t
+        if kind == "v":
+            await ingest.on_video_frame(video_frame(n), tv)
+        else:
+            ingest.on_audio_frame(audio_frame(n), ta)
+    cut = len(sink.windows)
+    ingest.tick()  # nothing is due yet: the window ending at 1002.5+ still waits for video
+    assert len(sink.windows) == cut
+    clock[0] += 1.0
+    ingest.tick()
+    late = sink.windows[cut:]
+    assert late, "the tick cut nothing"
+    for w in late:  # past the last video frame: video is missing or a gap up to the end
+        assert "video" in w.missing or (w.gaps and w.gaps[-1][1] >= w.end), w
+    assert max(w.end for w in late) <= 1_000.05 + 3.5
