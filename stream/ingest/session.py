@@ -154,6 +154,10 @@ class IngestSession:
         }
         return [(str(d.transport.state), str(d.state)) for d in transports.values()]
 
+    def _overdue(self) -> float:
+        """Seconds since the last decoded frame."""
+        return time.monotonic() - self.ingest.last_media
+
     async def _packets_received(self) -> int | None:
         """RTP packets received over all tracks so far (aiortc's public stats), None if unknown."""
         total = 0
@@ -184,9 +188,11 @@ class IngestSession:
             await asyncio.sleep(min(WINDOW_TICK_S, timeout / 4))
             self.ingest.tick()
             ticks += 1
-            if ticks % STATS_EVERY_TICKS == 0:  # RTP counts tell `decode errors` from `no media`
+            # RTP counts tell `decode errors` from `no media`: read about once a second, and at
+            # every tick once frames are overdue (the last look must be long after the last frame)
+            if ticks % STATS_EVERY_TICKS == 0 or self._overdue() > timeout / 2:
                 before, packets = packets, await self._packets_received()
-            if time.monotonic() - self.ingest.last_media > timeout:
+            if self._overdue() > timeout:
                 self.close_soon(stall_reason(before, packets))  # RTP still flowing, or not
                 return
 
