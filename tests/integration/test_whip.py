@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import resource
 import weakref
 from collections.abc import Mapping
@@ -137,6 +138,44 @@ async def test_post_answer_carries_location_etag_and_cors() -> None:
                 assert resp.status == 200
         await pc.close()
         assert_nothing_left(service)
+
+
+async def test_refused_cors_origin_is_logged_once_per_origin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no `server.cors_origins` (the default) a browser app elsewhere gets no CORS headers:
+    the operator reads why once per origin, however often the browser retries."""
+    caplog.set_level(logging.WARNING, logger="stream.http.cors")
+    async with running_service() as service, aiohttp.ClientSession() as http:
+
+        def refusals() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "stream.http.cors"]
+
+        async def preflight(origin: str) -> None:
+            ask = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+            async with http.options(service.whip("cam1"), headers=ask) as resp:
+                assert resp.status == 204
+                assert "Access-Control-Allow-Origin" not in resp.headers
+
+        for _ in range(3):
+            await preflight("https://app.example")
+        async with http.get(
+            f"{service.url}/api/streams", headers={"Origin": "https://app.example"}
+        ):
+            pass
+        [line] = refusals()
+        assert "'https://app.example'" in line
+        assert "server.cors_origins" in line
+        await preflight("http://other.example:3000")
+        await preflight("http://other.example:3000")
+        assert len(refusals()) == 2
+        assert "'http://other.example:3000'" in refusals()[1]
+        # the service's own page: a same-origin request carries Origin too, and is not refused
+        same = {"Origin": service.url}
+        async with http.get(f"{service.url}/api/streams", headers=same) as resp:
+            assert resp.status == 200
+        assert len(refusals()) == 2
+        assert all(r.levelno == logging.WARNING for r in caplog.records if r.name.endswith("cors"))
 
 
 H264_HIGH_VIDEO = (
