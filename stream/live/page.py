@@ -194,7 +194,11 @@ class LiveBridge:
                 await close_pubsub(pubsub)
             logger.info(
                 "live view closed",
-                extra={"client": client_id, "dropped_scenes": buffer.dropped_scenes},
+                extra={
+                    "client": client_id,
+                    "dropped_scenes": buffer.dropped_scenes,
+                    "stream": stream,
+                },
             )
         return response
 

@@ -25,6 +25,7 @@ from multidict import CIMultiDict
 from engines.lab.scenes.sync import SyncScene
 from stream.http import api
 from stream.http.problems import problem_middleware
+from stream.logs import FORMAT, ContextFormatter
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher
 from tests.support.whip_support import (
@@ -111,6 +112,27 @@ async def test_publish_online_api_streams_delete_offline() -> None:
             assert service.sink.ended == ["cam1"]
             async with http.delete(location) as resp:  # double DELETE
                 assert_problem(resp.status, resp.headers, await resp.text(), 404)
+
+
+async def test_session_lifecycle_log_lines_carry_the_stream_and_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="stream")
+    async with running_service() as service:
+        publisher = WhipPublisher(service.whip("logcam"))
+        await publisher.publish(scene_tracks())
+        await wait_for(lambda: ("online", "connected") in service.states("logcam"), 5, "online")
+        assert publisher.location is not None
+        session = publisher.location.rsplit("/", 1)[1]
+        await publisher.close()
+    formatter = ContextFormatter(FORMAT)
+    lines = {r.getMessage(): formatter.format(r) for r in caplog.records}
+    for message in ("session created", "stream online", "stream offline"):
+        assert message in lines, sorted(lines)
+        assert lines[message].endswith(f"{message} stream=logcam session={session}")
+    # every line of the session's story (not the service's own start and stop) names it
+    story = [r for r in caplog.records if r.name != "stream.service"]
+    assert [r.getMessage() for r in story if getattr(r, "stream", None) != "logcam"] == []
 
 
 async def test_post_answer_carries_location_etag_and_cors() -> None:
