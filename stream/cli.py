@@ -18,6 +18,7 @@ from pathlib import Path
 
 from engines.errors import UserError
 from stream import __version__
+from stream.logs import configure as configure_logging
 
 
 def _serve_args(p: argparse.ArgumentParser) -> None:
@@ -182,10 +183,7 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `scenestream` console script."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO)
     run = _command(args.command)
     try:
         return int(run(args))

@@ -169,6 +169,7 @@ class Service:
         live = LiveBridge(
             self.redis_url, s.redis.prefix, cluster=cluster,
             tokens=[t.get_secret_value() for t in s.server.tokens],
+            statuses=self.admission.statuses,
         )  # fmt: skip
         return build_app(
             s, self.metrics, whip, ready=self._ready, stream_figures=self._interpreter.streams,

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from stream.config import Settings, load_settings
+from stream.logs import configure as configure_logging
 
 MODES = ("service", "ingest", "naive")
 
@@ -136,9 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--admission", choices=("count", "headroom"), default="count",
                         help="server.admission")  # fmt: skip
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(logging.WARNING)
     settings = bench_settings(
         args.engine, args.user_dir, redis_url=args.redis, max_streams=args.max_streams,
         admission=args.admission,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from stream.ingest.stream_ingest import StreamIngest
 from stream.metrics import Metrics
@@ -89,6 +89,16 @@ class StreamAdmission:
         session = self._sessions.get(stream)
         if session is not None and session.close_reason is None:
             session.status = (state, reason)
+
+    def statuses(self) -> list[tuple[str, StreamState, str]]:
+        """`(stream, state, reason)` of every live stream that has published a status: what the
+        live page shows a viewer who connects after the change (status is sent on change)."""
+        current = []
+        for session in self._sessions.values():
+            state, reason = session.status
+            if session.close_reason is None and state in ("online", "degraded"):
+                current.append((session.stream, cast(StreamState, state), reason))
+        return current
 
     def recently_closed(self) -> list[dict[str, Any]]:
         """The last sessions that ended on this worker, newest first, with why they ended."""

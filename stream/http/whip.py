@@ -92,7 +92,8 @@ class WhipEndpoint:
         if not token_allowed(request.headers.get("Authorization"), self.tokens):
             self._count("bad_token")
             self.auth_failures.allow(address, now)
-            logger.info("bearer token refused", extra={"client": address})
+            stream = request.match_info.get("stream")
+            logger.info("bearer token refused", extra={"client": address, "stream": stream})
             raise Problem(401, "missing or invalid bearer token",
                           headers={"WWW-Authenticate": 'Bearer realm="scenestream"'})  # fmt: skip
 

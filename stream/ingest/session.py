@@ -117,8 +117,9 @@ class IngestSession:
         if task.cancelled() or task.exception() is None:
             return
         if self.close_reason is None:  # not a close racing the connection attempt
-            logger.warning("connection setup failed", extra={"stream": self.stream,
-                           "error": type(task.exception()).__name__})  # fmt: skip
+            error = type(task.exception()).__name__
+            context = {"stream": self.stream, "session": self.id, "error": error}
+            logger.warning("connection setup failed", extra=context)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], what: str) -> None:
         task = asyncio.create_task(coro, name=f"session:{self.stream}:{what}")
@@ -129,7 +130,9 @@ class IngestSession:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error(
-                "session task failed", exc_info=task.exception(), extra={"stream": self.stream}
+                "session task failed",
+                exc_info=task.exception(),
+                extra={"stream": self.stream, "session": self.id},
             )
 
     def _on_track(self, track: MediaStreamTrack) -> None:
@@ -221,7 +224,9 @@ class IngestSession:
         self.ingest.close()
         self.state = "closed"
         self._publish_status("offline", reason)
-        logger.info("stream offline", extra={"stream": self.stream, "reason": reason})
+        logger.info(
+            "stream offline", extra={"stream": self.stream, "session": self.id, "reason": reason}
+        )
         self._on_closed(self)
         self.closed.set()
 

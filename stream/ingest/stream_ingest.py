@@ -194,12 +194,14 @@ class StreamIngest:
             else:
                 install_video_buffer(receiver, self._video_hold_s, on_loss)
         except RtcpHookError as exc:  # aiortc's own buffers (stall on loss) then stay
-            logger.warning("receive buffer not adapted for loss: %s", exc)
+            logger.warning("receive buffer not adapted for loss: %s", exc,
+                           extra={"stream": self.stream})  # fmt: skip
         if kind == "video":
             try:
                 throttle_remb(receiver)
             except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
-                logger.warning("REMB feedback not throttled: %s", exc)
+                logger.warning("REMB feedback not throttled: %s", exc,
+                               extra={"stream": self.stream})  # fmt: skip
 
     def _on_loss(
         self, timing: TrackTiming, kind: str, event: str, count: int, rtp_timestamp: int | None

@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,10 +35,15 @@ from redis.asyncio.client import PubSub
 from stream.config import STREAM_ID_PATTERN
 from stream.http.problems import problem_response
 from stream.live.sse import CHANNEL_KINDS, ClientBuffer, format_event, route, subscription
+from stream.publish.messages import encode, status_message
+from stream.publish.status import StreamState
 from stream.scaleout import sharded
 from stream.scaleout.redis_client import REDIS_ERRORS, AnyRedis, close_pubsub, open_client
 
 logger = logging.getLogger(__name__)
+
+Statuses = Callable[[], Iterable[tuple[str, StreamState, str]]]
+"""The current `(stream, state, reason)` of every live stream (`StreamAdmission.statuses`)."""
 
 WEB_DIR = Path(__file__).resolve().parent
 _STREAM_ID = re.compile(STREAM_ID_PATTERN)
@@ -63,8 +68,10 @@ class LiveBridge:
         max_pending: int = 1024,
         tokens: Sequence[str] = (),
         cluster: bool = False,
+        statuses: Statuses | None = None,
     ) -> None:
         self.redis_url = redis_url
+        self._statuses = statuses  # sent first to a new client: status is only sent on change
         self.cluster = cluster
         self._tokens = tuple(t.encode() for t in tokens)
         self.prefix = prefix
@@ -157,6 +164,8 @@ class LiveBridge:
             logger.warning("live view: redis unavailable", extra={"client": client_id})
             return problem_response(503, "redis unavailable", headers={"Retry-After": "5"})
         buffer = ClientBuffer(max_scenes=self.max_scenes, max_pending=self.max_pending)
+        if "status" in kinds:
+            self._current_status(buffer, stream)
         reading = (
             self._read_sharded(pubsub, sub.patterns, buffer, wake, stream)
             if self.cluster
@@ -185,9 +194,27 @@ class LiveBridge:
                 await close_pubsub(pubsub)
             logger.info(
                 "live view closed",
-                extra={"client": client_id, "dropped_scenes": buffer.dropped_scenes},
+                extra={
+                    "client": client_id,
+                    "dropped_scenes": buffer.dropped_scenes,
+                    "stream": stream,
+                },
             )
         return response
+
+    def _current_status(self, buffer: ClientBuffer, stream: str | None) -> None:
+        """Queue the current status of the live streams (or of `stream`) for a new client.
+
+        Taken after SUBSCRIBE: a change racing with it arrives again from Redis, so the page
+        ends on the latest status either way.
+        """
+        if self._statuses is None:
+            return
+        now = time.time()
+        for name, state, reason in self._statuses():
+            if stream is None or name == stream:
+                message = status_message(stream=name, state=state, reason=reason, published_at=now)
+                buffer.push("status", encode(message))
 
     def _forward(
         self, message: dict[str, Any], buffer: ClientBuffer, wake: asyncio.Event, stream: str | None

@@ -146,7 +146,8 @@ class Scheduler:
         """Queue a window for its engine (latest wins per stream). Never blocks."""
         lane = self._lanes.get(window.engine)
         if lane is None:
-            logger.warning("window for an engine not running", extra={"engine": window.engine})
+            logger.warning("window for an engine not running",
+                           extra={"engine": window.engine, "stream": window.stream})  # fmt: skip
             self.metrics.windows.labels(engine=window.engine, outcome="error").inc()
             return
         superseded, evicted = lane.batcher.offer(window, time.time())
@@ -239,7 +240,9 @@ class Scheduler:
                 raise EngineError(f"{name}: {len(scores)} results for {len(batch)} windows")
         except Exception:
             # One bad batch fails its windows, not the streams or the engine.
-            logger.exception("engine failed on a batch", extra={"engine": name, "n": len(batch)})
+            streams = ",".join(sorted({w.stream for w in batch}))
+            context = {"engine": name, "n": len(batch), "stream": streams}
+            logger.exception("engine failed on a batch", extra=context)
             self.metrics.windows.labels(engine=name, outcome="error").inc(len(batch))
             return
         infer_s = time.perf_counter() - t0
@@ -253,7 +256,8 @@ class Scheduler:
                 )
                 self.sink.window_result(result)
             except Exception:
-                logger.exception("result sink failed", extra={"engine": name})
+                logger.exception("result sink failed",
+                                 extra={"engine": name, "stream": window.stream})  # fmt: skip
 
     async def _release_ended(self, lane: _Lane) -> None:
         while lane.ends:
@@ -263,12 +267,14 @@ class Scheduler:
                 # Same thread as inference: runs after any batch holding this stream.
                 await loop.run_in_executor(lane.executor, lane.engine.release, stream)
             except Exception:
-                logger.exception("engine release failed", extra={"engine": lane.engine.name})
+                logger.exception("engine release failed",
+                                 extra={"engine": lane.engine.name, "stream": stream})  # fmt: skip
             self.health.forget(stream)  # again: in-flight results may have recorded since
             try:
                 self.sink.stream_closed(stream, lane.engine.name)
             except Exception:
-                logger.exception("result sink failed", extra={"engine": lane.engine.name})
+                logger.exception("result sink failed",
+                                 extra={"engine": lane.engine.name, "stream": stream})  # fmt: skip
         lane.ends_done.set()
 
     def _shed(self, lane: _Lane, window: Window, reason: Shed) -> None:

@@ -134,6 +134,13 @@ async def publish_from_page(
             assert (logged["label"], logged["phase"]) == (label, "start")
             assert logged["published_at"] >= clicked + begin, (logged, clicked)  # not before
             assert await page.text_content("#stream-state") == "online"
+            # A viewer who opens the page now, with no status change since, sees it too.
+            viewer = await browser.new_page()
+            await viewer.goto(f"{service.url}/?watch={STREAM}")
+            shown = await viewer.wait_for_selector("#stream-state[data-state]", timeout=10_000)
+            assert shown is not None
+            assert await shown.text_content() in ("online", "degraded")
+            await viewer.close()
             await page.wait_for_selector(f'#streams tr[data-stream="{STREAM}"]', timeout=5_000)
             cell = page.locator('#latency tr[data-key="capture_to_publish"] td').first
             assert float(await cell.text_content() or "nan") > 0

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.live.page import LIVE_BRIDGE, LiveBridge
+from stream.publish.messages import validate
+from stream.publish.status import StreamState
 from stream.routes import add_live_routes
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
@@ -244,3 +246,49 @@ async def test_slow_browser_loses_scenes_counted_never_events(live_app: LiveApp)
     assert events == ["mid", "last"]
     assert dropped > 0
     assert delivered + dropped == scenes
+
+
+async def test_a_viewer_who_connects_later_sees_the_current_status(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """Status is published on change only: a page opened after a stream went online still
+    shows it, from the worker's live sessions, before any further change."""
+    current: list[tuple[str, StreamState, str]] = [
+        ("cam1", "online", "connected"),
+        ("cam2", "degraded", "overloaded: 40% stale"),
+    ]
+    app, runner, base = await _start(redis_server.url, poll_s=0.05, statuses=lambda: current)
+    client = aioredis.from_url(redis_server.url, decode_responses=True)
+    live = LiveApp(base, app[LIVE_BRIDGE], runner, client)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{base}/api/live?stream=cam2") as resp:
+                async with asyncio.timeout(5):
+                    kind, data = await _next_event(resp)
+                assert kind == "status"
+                msg = json.loads(data)
+                validate(msg)
+                assert (msg["stream"], msg["state"], msg["reason"]) == current[1]
+                # then changes as before, from Redis
+                await _wait_subscribed(live, channel=f"{PREFIX}:status")
+                await client.publish(f"{PREFIX}:status", _msg("status", "cam2", state="online"))
+                async with asyncio.timeout(5):
+                    kind, data = await _next_event(resp)
+                assert (kind, json.loads(data)["state"]) == ("status", "online")
+            async with http.get(f"{base}/api/live") as resp:  # all streams: each one's status
+                async with asyncio.timeout(5):
+                    got = [await _next_event(resp) for _ in range(2)]
+                assert [(k, json.loads(d)["stream"]) for k, d in got] == [
+                    ("status", "cam1"),
+                    ("status", "cam2"),
+                ]
+            current.clear()  # no live stream: nothing is sent, the page keeps "waiting…"
+            async with http.get(f"{base}/api/live?stream=cam1") as resp:
+                await _wait_subscribed(live, channel=f"{PREFIX}:cam1:scene")
+                await client.publish(f"{PREFIX}:cam1:scene", _msg("scene", "cam1"))
+                async with asyncio.timeout(5):
+                    kind, _ = await _next_event(resp)
+                assert kind == "scene"
+    finally:
+        await client.aclose()
+        await runner.cleanup()

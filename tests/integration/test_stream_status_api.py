@@ -40,10 +40,15 @@ async def test_api_streams_shows_status_reason_clock_and_closed_sessions() -> No
         # what the scheduler reports about a live stream shows up too
         service.worker.admission.stream_status("cam1", "degraded", "overloaded: 40% stale")
         assert await row_says(status="degraded", reason="overloaded: 40% stale")
+        # what the live page sends a viewer who connects now
+        assert service.worker.admission.statuses() == [
+            ("cam1", "degraded", "overloaded: 40% stale")
+        ]
         session = (await _api(service.url))["streams"][0]["session"]
         await publisher.close()
         body = await _api(service.url)
         assert body["streams"] == []
+        assert service.worker.admission.statuses() == []
         assert body["closed"][0]["stream"] == "cam1"
         assert body["closed"][0]["session"] == session
         assert body["closed"][0]["reason"] == "deleted"

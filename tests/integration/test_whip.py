@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import logging
 import resource
 import weakref
 from collections.abc import Mapping
@@ -24,6 +25,7 @@ from multidict import CIMultiDict
 from engines.lab.scenes.sync import SyncScene
 from stream.http import api
 from stream.http.problems import problem_middleware
+from stream.logs import FORMAT, ContextFormatter
 from stream.sender.tracks import SceneAudioTrack, SceneClock, SceneVideoTrack
 from stream.sender.whip_client import WhipPublisher
 from tests.support.whip_support import (
@@ -112,6 +114,29 @@ async def test_publish_online_api_streams_delete_offline() -> None:
                 assert_problem(resp.status, resp.headers, await resp.text(), 404)
 
 
+async def test_session_lifecycle_log_lines_carry_the_stream_and_session(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="stream")
+    async with running_service() as service:
+        publisher = WhipPublisher(service.whip("logcam"))
+        await publisher.publish(scene_tracks())
+        await wait_for(lambda: ("online", "connected") in service.states("logcam"), 5, "online")
+        assert publisher.location is not None
+        session = publisher.location.rsplit("/", 1)[1]
+        await publisher.close()
+    formatter = ContextFormatter(FORMAT)
+    lines = {r.getMessage(): formatter.format(r) for r in caplog.records}
+    for message in ("session created", "stream online", "stream offline"):
+        assert message in lines, sorted(lines)
+        assert lines[message].endswith(f"{message} stream=logcam session={session}")
+    # every line of the session's story names it (worker-wide lines, e.g. headroom, need not)
+    sources = ("stream.http.whip", "stream.ingest.", "stream.publish.status")
+    story = [r for r in caplog.records if r.name.startswith(sources)]
+    assert len(story) >= 5  # created, online, offline and two status lines
+    assert [r.getMessage() for r in story if getattr(r, "stream", None) != "logcam"] == []
+
+
 async def test_post_answer_carries_location_etag_and_cors() -> None:
     config = settings(server={"cors_origins": ["https://app.example"]})
     async with running_service(config) as service:
@@ -137,6 +162,44 @@ async def test_post_answer_carries_location_etag_and_cors() -> None:
                 assert resp.status == 200
         await pc.close()
         assert_nothing_left(service)
+
+
+async def test_refused_cors_origin_is_logged_once_per_origin(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With no `server.cors_origins` (the default) a browser app elsewhere gets no CORS headers:
+    the operator reads why once per origin, however often the browser retries."""
+    caplog.set_level(logging.WARNING, logger="stream.http.cors")
+    async with running_service() as service, aiohttp.ClientSession() as http:
+
+        def refusals() -> list[str]:
+            return [r.getMessage() for r in caplog.records if r.name == "stream.http.cors"]
+
+        async def preflight(origin: str) -> None:
+            ask = {"Origin": origin, "Access-Control-Request-Method": "POST"}
+            async with http.options(service.whip("cam1"), headers=ask) as resp:
+                assert resp.status == 204
+                assert "Access-Control-Allow-Origin" not in resp.headers
+
+        for _ in range(3):
+            await preflight("https://app.example")
+        async with http.get(
+            f"{service.url}/api/streams", headers={"Origin": "https://app.example"}
+        ):
+            pass
+        [line] = refusals()
+        assert "'https://app.example'" in line
+        assert "server.cors_origins" in line
+        await preflight("http://other.example:3000")
+        await preflight("http://other.example:3000")
+        assert len(refusals()) == 2
+        assert "'http://other.example:3000'" in refusals()[1]
+        # the service's own page: a same-origin request carries Origin too, and is not refused
+        same = {"Origin": service.url}
+        async with http.get(f"{service.url}/api/streams", headers=same) as resp:
+            assert resp.status == 200
+        assert len(refusals()) == 2
+        assert all(r.levelno == logging.WARNING for r in caplog.records if r.name.endswith("cors"))
 
 
 H264_HIGH_VIDEO = (
