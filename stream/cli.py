@@ -118,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="heldout",
         help="heldout|val|train, a directory, or in|cross|all (independent generator)",
     )
-    p.add_argument("--scenes", type=int, help="cross-generator scenes (default 400)")
+    p.add_argument("--scenes", type=int, help="cross-generator scenes (default 440)")
     p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
     )

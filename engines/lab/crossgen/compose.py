@@ -79,7 +79,11 @@ class SceneDraft:
             xs = np.array([self.stage.track.at(float(t))[0] for t in times])
             inside &= (xs > 0) & (xs < self.stage.size)
         self.mark(label, times, inside)
-        self.params["beacon"] = {"style": beacon.style, "hz": round(beacon.hz, 2)}
+        self.params["beacon"] = {
+            "style": beacon.style,
+            "hz": round(beacon.hz, 2),
+            "colours": "/".join(beacon.colours),
+        }
 
     def mark(self, label: str, times: F64, mask: npt.NDArray[np.bool_]) -> None:
         """Turn `label` on where `mask` holds."""

@@ -9,6 +9,7 @@ weighted kind list, so every kind is represented even in small sets.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,7 +150,7 @@ def build_cross_set(
         else:
             arrays = _scene_arrays(make_scene(seed, i, spec), spec)
             if path is not None:
-                np.savez(path, **arrays)  # type: ignore[arg-type]
+                _save(path, arrays)
         parts.append(arrays)
         kinds += [order[i % len(order)]] * len(arrays["labels"])
         if progress and (i + 1) % 25 == 0:
@@ -165,6 +166,14 @@ def build_cross_set(
         scene=scene_idx.astype(np.int64),
         kinds=kinds,
     )
+
+
+def _save(path: Path, arrays: dict[str, npt.NDArray[np.generic]]) -> None:
+    """Write then rename: a concurrent reader never sees half a scene."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        np.savez(f, **arrays)  # type: ignore[arg-type]
+    os.replace(tmp, path)
 
 
 def _spec_key(spec: WindowSpec) -> str:

@@ -25,7 +25,7 @@ from engines.lab.evaluation.report import THRESHOLD, distractor_kinds, window_me
 from engines.lab.evaluation.scoring import Scorer
 from engines.labels import LABELS
 
-CROSS_SCENES = 400
+CROSS_SCENES = 440
 CROSS_SEED = 11
 TOP_CONFUSIONS = 10
 Array = npt.NDArray[np.float32]

@@ -22,7 +22,7 @@ from engines.lab.evaluation.report import THRESHOLD
 from engines.lab.evaluation.scoring import Scorer, load_scorer
 from engines.labels import LABELS
 
-TAG_KEYS = ("pattern", "timbre", "style", "synth", "bed", "codec", "doppler")
+TAG_KEYS = ("pattern", "timbre", "style", "colours", "synth", "bed", "codec", "doppler")
 # What can explain a miss of each label (a siren's pattern, not the lamp style next to it).
 # In `mixed` scenes a `pattern` may be an alarm's: read those rows with that in mind.
 RELEVANT = {
@@ -30,7 +30,7 @@ RELEVANT = {
     "siren": ("pattern", "timbre", "doppler", "bed"),
     "horn": ("bed",),
     "alarm": ("pattern", "bed"),
-    "flashing_lights": ("style", "codec"),
+    "flashing_lights": ("style", "colours", "codec"),
     "approaching_object": ("codec",),
     "emergency_vehicle": ("pattern", "style", "doppler"),
     "collision": ("codec", "bed"),
