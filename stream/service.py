@@ -115,6 +115,9 @@ class Service:
             use_loopback_candidates()
         for reason in REFUSAL_REASONS:
             self.metrics.streams_refused.labels(reason=reason)
+        for kind in ("audio", "video"):  # zero until a loss: dashboards and alerts see a series
+            self.metrics.rtp_packets_lost.labels(kind=kind)
+            self.metrics.rtp_packets_late.labels(kind=kind)
         if self.ingest_only:
             self.app = self._ingest_only_app()
         else:

@@ -68,6 +68,9 @@ def _feed_troubled(m: Metrics, tick: int) -> None:
     m.outbox_dropped.labels(type="scene").inc()
     m.outbox_depth.set(200 + 10 * tick)
     m.av_skew_seconds.observe(0.4)
+    m.streams_refused.labels(reason="loop_busy").inc()  # no headroom for newcomers
+    m.http_refused.labels(reason="auth_locked").inc()  # a token guesser locked out
+    m.camera_connects.labels(result="lost").inc()  # a pulled camera keeps dropping
 
 
 async def _serve_metrics(workers: dict[str, Metrics], port: int) -> web.AppRunner:
