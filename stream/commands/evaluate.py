@@ -19,7 +19,7 @@ import json
 from engines.errors import UserError
 from engines.lab.evaluation import cross
 from engines.lab.evaluation.scoring import Scorer, load_scorer
-from engines.lab.evaluation.suite import _finite, evaluate, render, write
+from engines.lab.evaluation.suite import evaluate, finite, render, write
 from engines.runtime.interface import EngineError, ManifestError
 
 CROSS_SETS = ("in", "cross", "all")
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     text = cross.markdown(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(_finite(result), indent=2) + "\n")
+        args.json.write_text(json.dumps(finite(result), indent=2) + "\n")
     if args.markdown:
         args.markdown.parent.mkdir(parents=True, exist_ok=True)
         args.markdown.write_text(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +14,7 @@ from stream.interpret import Interpreter
 from stream.metrics import Metrics
 from stream.publish import messages as m
 from stream.scheduler.runner import WindowResult
+from tests.support.fusion_scenarios import FakeEngine, Sink
 
 pytestmark = pytest.mark.unit
 
@@ -23,32 +23,13 @@ HOP, LENGTH, BUDGET, HOLD = 0.5, 1.0, 0.2, 1.0
 
 
 @dataclass
-class Engine:
+class Engine(FakeEngine):
     """A minimal `EngineRuntime` (the pipeline only reads its name, labels and budget)."""
 
     name: str = "avfusion"
     labels: tuple[str, ...] = ("emergency_vehicle", "siren")
     spec: WindowSpec = field(default_factory=lambda: WindowSpec(length_s=LENGTH, hop_s=HOP))
-    batch_sizes: tuple[int, ...] = (1,)
     budget_s: float = BUDGET
-    max_queue_delay_s: float = 0.0
-    backend_name: str = "none"
-
-    def infer(self, windows: Sequence[Window]) -> list[dict[str, float]]:
-        return [{} for _ in windows]
-
-    def release(self, stream: str) -> None:
-        pass
-
-
-@dataclass
-class Sink:
-    """A `MessageSink` that keeps what it is given."""
-
-    sent: list[m.Message] = field(default_factory=list)
-
-    def publish(self, message: m.Message) -> None:
-        self.sent.append(message)
 
 
 def emergency_score(start: float, end: float) -> float:

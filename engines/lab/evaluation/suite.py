@@ -128,19 +128,20 @@ def write(result: dict[str, Any], json_path: Path | None, md_path: Path | None) 
     """Write JSON (NaN as null) and markdown."""
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(_finite(result), indent=2) + "\n")
+        json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
     if md_path:
         md_path.parent.mkdir(parents=True, exist_ok=True)
         md_path.write_text(render(result))
 
 
-def _finite(x: Any) -> Any:
+def finite(x: Any) -> Any:
+    """`x` with NaN and infinities as None (JSON has no such numbers)."""
     if isinstance(x, float) and not math.isfinite(x):
         return None
     if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
+        return {k: finite(v) for k, v in x.items()}
     if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
+        return [finite(v) for v in x]
     return x
 
 

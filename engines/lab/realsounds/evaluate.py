@@ -25,6 +25,7 @@ import numpy.typing as npt
 from engines.errors import UserError
 from engines.lab.evaluation.metrics import label_scores
 from engines.lab.evaluation.scoring import Scorer
+from engines.lab.evaluation.suite import finite
 from engines.lab.realsounds import clips
 from engines.lab.realsounds.fetch import DEFAULT_CACHE
 from engines.lab.realsounds.manifest import Entry, eval_entries, load_manifest
@@ -311,23 +312,13 @@ def markdown(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _finite(x: Any) -> Any:
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_finite(v) for v in x]
-    return x
-
-
 def write_report(
     result: dict[str, Any], text: str, json_path: Path | None, md_path: Path | None
 ) -> None:
     """Write the JSON (NaN as null) and the markdown where asked."""
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(_finite(result), indent=2) + "\n")
+        json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
     if md_path:
         md_path.parent.mkdir(parents=True, exist_ok=True)
         md_path.write_text(text)
