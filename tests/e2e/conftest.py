@@ -133,15 +133,8 @@ def service(e2e_redis: EmbeddedRedis) -> Iterator[ServiceThread]:
         restore_candidates()
 
 
-async def send_scene(
-    url: str, scenario: str, truth: Path, *, seconds: float, timeout_s: float = 90.0
-) -> dict[str, Any]:
-    """Publish a scenario with `scenestream send` in its own process; return its truth JSON.
-
-    The truth's `start` is the capture time (Unix seconds) of scene time 0.
-    """
-    cmd = [sys.executable, "-m", "stream.cli", "send", url, "--scenario", scenario]
-    cmd += ["--truth", str(truth), "--seconds", str(seconds)]
+async def run_command(cmd: list[str], timeout_s: float) -> tuple[int, str]:
+    """Run `cmd` from the repository root; its exit code and output (killed after `timeout_s`)."""
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT
     )
@@ -151,8 +144,20 @@ async def send_scene(
         proc.kill()
         await proc.wait()
         raise
-    text = out.decode(errors="replace")
-    assert proc.returncode == 0, f"sender exited {proc.returncode}:\n{text[-3000:]}"
+    return proc.returncode or 0, out.decode(errors="replace")
+
+
+async def send_scene(
+    url: str, scenario: str, truth: Path, *, seconds: float, timeout_s: float = 90.0
+) -> dict[str, Any]:
+    """Publish a scenario with `scenestream send` in its own process; return its truth JSON.
+
+    The truth's `start` is the capture time (Unix seconds) of scene time 0.
+    """
+    cmd = [sys.executable, "-m", "stream.cli", "send", url, "--scenario", scenario]
+    cmd += ["--truth", str(truth), "--seconds", str(seconds)]
+    returncode, text = await run_command(cmd, timeout_s)
+    assert returncode == 0, f"sender exited {returncode}:\n{text[-3000:]}"
     assert await asyncio.to_thread(truth.exists), f"sender wrote no truth:\n{text[-3000:]}"
     document: dict[str, Any] = json.loads(await asyncio.to_thread(truth.read_text))
     return document

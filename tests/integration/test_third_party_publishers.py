@@ -32,6 +32,7 @@ from tests.e2e.conftest import (
     ServiceThread,
     Tap,
     percentile,
+    run_command,
     tap,
     wait_offline,
 )
@@ -144,22 +145,15 @@ async def _publish(service: ServiceThread, stream: str, cmd: list[str], timeout_
 
     async with tap(service.redis_url, stream, prefix=PREFIX) as t:
         poller = asyncio.create_task(poll_api(), name=f"interop-poll-{stream}")
-        proc = await asyncio.create_subprocess_exec(
-            *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, cwd=ROOT
-        )
         try:
-            out, _ = await asyncio.wait_for(proc.communicate(), timeout_s)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise
+            returncode, output = await run_command(cmd, timeout_s)
         finally:
             poller.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await poller
         with contextlib.suppress(TimeoutError):
             await wait_offline(t)
-    return Run(proc.returncode or 0, out.decode(errors="replace"), t, rows)
+    return Run(returncode, output, t, rows)
 
 
 def _assert_published_both_modalities(service: ServiceThread, run: Run, name: str) -> None:
