@@ -19,7 +19,7 @@ from pathlib import Path
 
 STREAM_PREFIX = "bench"
 STAGGER_S = 0.05  # between publishes: a burst of N offers at once is not what we measure
-RAMP_S = 40.0  # --tolerate-refusals: how long refused streams are offered again
+RAMP_S = 60.0  # --tolerate-refusals: how long refused streams are offered again
 
 
 async def relay(

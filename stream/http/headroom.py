@@ -27,7 +27,7 @@ threads, the engines). So a burst of offers cannot pass on the strength of one q
 
 - the settling streams are counted again, at a settled stream's cost, in the busy projection;
 - beyond its first `FIRST_WAVE` streams, at most half as many streams as are settled may settle
-  at once (one while any signal is past three quarters of its threshold): the worker grows by
+  at once (one while any signal is past half of its threshold): the worker grows by
   waves, each judged by the signals of the last, like a slow start. A refusal for this reason is
   `settling`.
 
@@ -52,7 +52,7 @@ from stream.metrics import Metrics
 logger = logging.getLogger(__name__)
 
 Refusal = Literal["capacity", "loop_busy", "loop_lag", "window_lateness", "settling"]
-CAUTION = 0.75  # past this share of any threshold, one newcomer settles at a time
+CAUTION = 0.5  # past this share of any threshold, one newcomer settles at a time
 FIRST_WAVE = 4  # streams a worker takes at once whatever it has measured (a few cameras at once)
 MIN_LATENESS_SAMPLES = 5  # fewer windows than this say nothing about a backlog
 RETRY_AFTER_S = 2  # a refusal for want of headroom: the signals move within seconds

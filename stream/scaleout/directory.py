@@ -153,7 +153,9 @@ class WorkerDirectory:
 
     # -- the refresh loop -------------------------------------------------------------------
     async def _run(self) -> None:
-        while True:
+        # Not `while True`: a cancellation that lands inside a redis-py command can come out as a
+        # connection error (caught below), and `close` would then wait for this loop forever.
+        while not self._closed:
             await asyncio.sleep(self.refresh_s)
             try:
                 await self._advertise()

@@ -65,6 +65,7 @@ def _feed_troubled(m: Metrics, tick: int) -> None:
     m.windows.labels(engine="avfusion", outcome="late").inc(2)
     m.windows.labels(engine="avfusion", outcome="stale").inc(2)
     m.publish_failures.inc(3)
+    m.streams_refused.labels(reason="loop_busy").inc()
     m.outbox_dropped.labels(type="scene").inc()
     m.outbox_depth.set(200 + 10 * tick)
     m.av_skew_seconds.observe(0.4)

@@ -18,12 +18,12 @@ pytestmark = pytest.mark.integration
 SCENESTREAM = str(Path(sys.executable).parent / "scenestream")
 
 
-def run_bench(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def run_bench(out: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [SCENESTREAM, "bench", "--out", str(out), *args],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
 
@@ -67,6 +67,29 @@ def test_two_workers_share_the_streams(tmp_path: Path) -> None:
     assert "| service ×2 | 2 |" in (tmp_path / "bench.md").read_text()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_overload_trial_runs_count_then_headroom(tmp_path: Path) -> None:
+    """Plumbing only (1 stream held, 2 offered: a fresh worker takes both at once)."""
+    done = run_bench(tmp_path, "--overload", "--streams", "1", "--seconds", "3",
+                     "--no-baseline", timeout=180)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    doc = json.loads((tmp_path / "bench.json").read_text())
+    assert doc["trials"] == []  # --streams is the capacity: no search, no plain trial
+    over = doc["overload"]
+    assert (over["capacity"], over["streams"]) == (1, 2)
+    count, headroom = over["trials"]
+    assert (count["admission"], headroom["admission"]) == ("count", "headroom")
+    for trial in (count, headroom):
+        assert trial["streams"] == 2
+        assert trial["admitted_streams"] + trial["refused_streams"] == 2
+        assert trial["messages"] >= 4
+        assert 0 < trial["delivery"] <= 1.5
+    assert count["refused_streams"] == 0  # by count, with room for 64
+    assert "| headroom | 2 |" in (tmp_path / "bench.md").read_text()
+    assert "## Overload: 2 streams offered (1 held)" in (tmp_path / "bench.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
@@ -74,6 +97,8 @@ def test_two_workers_share_the_streams(tmp_path: Path) -> None:
         (["--workers", "0"], "--workers must be within 1..8"),
         (["--workers", "2", "--no-engine"],
          "--workers applies to the service; --no-engine runs the ingest alone"),
+        (["--overload", "--no-engine"],
+         "--overload measures the service with its engine; drop --no-engine"),
     ],
 )  # fmt: skip
 def test_bad_arguments_are_one_line(tmp_path: Path, args: list[str], error: str) -> None:

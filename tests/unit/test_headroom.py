@@ -62,7 +62,7 @@ def test_busy_is_projected_to_one_more_stream() -> None:
 
 def test_a_burst_of_newcomers_is_admitted_in_waves() -> None:
     p = policy(settle_s=2.0)
-    signals = Signals(loop_busy=0.3, window_lateness_s=0.08)  # the burst's cost not shown yet
+    signals = Signals(loop_busy=0.3, window_lateness_s=0.05)  # the burst's cost not shown yet
     carried, now = 4, 100.0
     waves: list[int] = []
     for _ in range(4):
@@ -91,7 +91,7 @@ def test_a_fresh_worker_takes_its_first_four_streams_at_once() -> None:
 
 def test_one_newcomer_at_a_time_near_a_threshold() -> None:
     p = policy(settle_s=2.0)
-    near = Signals(loop_busy=0.3, window_lateness_s=0.12)  # past 3/4 of 150 ms
+    near = Signals(loop_busy=0.3, window_lateness_s=0.09)  # past half of 150 ms
     assert p.refusal(near, streams=10, now=100.0) is None  # 10 settled: half would be 5
     p.admitted(100.0)
     assert p.refusal(near, streams=11, now=100.1) == "settling"
