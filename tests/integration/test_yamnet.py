@@ -122,3 +122,34 @@ def test_batched_windows_equal_each_window_alone(engine: Engine) -> None:
         (alone,) = engine.infer([w])
         for label, value in want.items():
             assert alone[label] == pytest.approx(value, abs=1e-5)
+
+
+def test_real_sound_scoring_takes_an_engine_with_labels_outside_the_scene_set(
+    tmp_path: Path,
+) -> None:
+    # `impact` (an AudioSet engine's label for the collision rule) has no real-sound truth: the
+    # evaluation scores the scene labels and leaves it out instead of failing.
+    if not MODEL.exists():
+        pytest.skip("engines/bundled/yamnet/model.onnx is absent")
+    from engines.lab.evaluation.scoring import load_scorer
+    from engines.lab.realsounds.evaluate import score_condition, summarise
+    from engines.lab.realsounds.manifest import Entry
+    from engines.labels import LABELS
+
+    scorer = load_scorer("yamnet", backend="onnxruntime", cache_dir=tmp_path)
+    assert "impact" in scorer.labels
+    audio = sirens_and_noise(3.0)
+
+    def entry(kind: str, labels: tuple[str, ...]) -> Entry:
+        return Entry(kind, "test", "none", "0", kind, "", "CC0", labels, (), kind, "", "eval",
+                     "signal check", "")  # fmt: skip
+
+    decoded = [
+        (entry("siren_wail", ("siren",)), audio["wail"]),
+        (entry("noise", ()), audio["pink"]),
+    ]
+    scored = score_condition(scorer, decoded, None, "clean")
+    assert scored.scores.shape[1] == len(LABELS)
+    summary = summarise(scored, scorer.labels)
+    assert "impact" not in summary["labels"]
+    assert summary["labels"]["siren"]["support"] > 0
