@@ -33,6 +33,10 @@ def redis_problem(exc: BaseException) -> str:
     cause = exc.__cause__ or exc.__context__
     if isinstance(exc, ssl.SSLError) or isinstance(cause, ssl.SSLError) or "SSL" in str(exc):
         return "TLS handshake failed: check the certificates of the rediss:// URL"
+    if "closed by server" in str(exc) or isinstance(cause, ConnectionResetError):
+        # TLS 1.3 refuses a client certificate after the handshake: the first command sees a reset
+        return ("the server closed the connection (with rediss://: the TLS client certificate "
+                "was refused or is missing)")  # fmt: skip
     if isinstance(exc, OSError) or type(exc).__name__ in ("ConnectionError", "TimeoutError"):
         return "unreachable"
     return f"error ({type(exc).__name__})"
