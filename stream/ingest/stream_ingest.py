@@ -293,7 +293,10 @@ class StreamIngest:
         self.last_media = mono
         self.stats.frame("audio", mono)
         self._received["audio"].inc()
-        t = timing.capture_time(frame, arrival)
+        duration = frame.samples / frame.sample_rate
+        # Its last sample was captured before it arrived: the frame's end, not its start, is
+        # bounded by arrival (a window never ends after the media in it reached us).
+        t = timing.capture_time(frame, arrival - duration)
         if t is None:
             return self._drop("audio", "no_timestamp")
         if not self.audio_rings:
@@ -307,7 +310,7 @@ class StreamIngest:
         self._ingested("audio", time.perf_counter() - started)
         if full:
             self._flush_audio()
-        self._cut(t + frame.samples / frame.sample_rate)
+        self._cut(t + duration)
         return None
 
     def _flush_audio(self) -> None:
