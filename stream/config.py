@@ -63,6 +63,13 @@ class ServerConfig(_Section):
         description="headroom: event-loop busy fraction (CPU/wall of the loop thread, projected to"
         " one more stream) beyond which newcomers are refused",
     )
+    headroom_process_cpu: float = Field(
+        0.75,
+        gt=0,
+        description="headroom: cores the whole process uses (CPU/wall over all its threads,"
+        " projected to one more stream) beyond which newcomers are refused; a Python worker is"
+        " held near one core by the GIL",
+    )
     headroom_loop_lag_ms: float = Field(
         100.0, gt=0, description="headroom: p90 event-loop lag beyond which newcomers are refused"
     )

@@ -30,7 +30,14 @@ BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 STAGES = ("ingest", "window", "queue", "infer", "interpret", "publish")
 OUTCOMES = ("published", "late", "stale", "superseded", "error")
 SHED_REASONS = ("stale", "expired", "evicted", "superseded", "ended")
-REFUSAL_REASONS = ("capacity", "loop_busy", "loop_lag", "window_lateness", "settling")
+REFUSAL_REASONS = (
+    "capacity",
+    "loop_busy",
+    "process_cpu",
+    "loop_lag",
+    "window_lateness",
+    "settling",
+)
 
 
 class Metrics:

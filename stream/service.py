@@ -343,6 +343,7 @@ def _load_monitor(
         return None
     thresholds = Thresholds(
         loop_busy=s.headroom_loop_busy,
+        process_cpu=s.headroom_process_cpu,
         loop_lag_s=s.headroom_loop_lag_ms / 1e3,
         window_lateness_s=s.headroom_window_lateness_ms / 1e3,
     )

@@ -38,6 +38,7 @@ from stream.benchmark.report import (
     thirds_trend,
     verdict,
 )
+from stream.benchmark.sender import RAMP_S
 from stream.scaleout.redis_client import close_pubsub
 
 logger = logging.getLogger(__name__)
@@ -218,7 +219,9 @@ async def run_trial(plan: TrialPlan) -> TrialResult:
                 log,
             )  # fmt: skip
             try:
-                line = await _read_line(sender, "published", PUBLISH_TIMEOUT_S)
+                # With refusals tolerated, the sender re-offers refused streams for RAMP_S first.
+                within = PUBLISH_TIMEOUT_S + (RAMP_S if plan.overload else 0.0)
+                line = await _read_line(sender, "published", within)
             except RuntimeError:
                 return _refused(plan)
             words = line.split()

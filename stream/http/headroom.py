@@ -13,6 +13,11 @@ seconds, is past its threshold:
   add to the busy fraction only partly yet: this overestimates, the safe side), and at least
   what it was last seen to be while no stream was settling. The loop is where aiortc receives
   every packet; near 1.0 it cannot keep up.
+- `process_cpu`: the whole process's CPU time over wall time (`time.process_time`, all threads:
+  the loop, aiortc's decoder threads, the engines' threads), in cores, projected the same way.
+  Decoding threads that fall behind while waiting for the GIL do not show in `loop_busy`; a
+  Python worker is held near one core by the GIL, and its receive path falls behind before
+  it reaches it (measured: 10 streams held at ~1.0 core, 9 admitted at 0.75 met every target).
 - `loop_lag`: p90 of how late the loop wakes a timer. Catches a loop starved of CPU by other
   threads or processes, which `loop_busy` does not see.
 - `window_lateness`: p90 of a window's age (capture clock) when its engine takes it or sheds it.
@@ -51,7 +56,7 @@ from stream.metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-Refusal = Literal["capacity", "loop_busy", "loop_lag", "window_lateness", "settling"]
+Refusal = Literal["capacity", "loop_busy", "process_cpu", "loop_lag", "window_lateness", "settling"]
 CAUTION = 0.5  # past this share of any threshold, one newcomer settles at a time
 FIRST_WAVE = 4  # streams a worker takes at once whatever it has measured (a few cameras at once)
 MIN_LATENESS_SAMPLES = 5  # fewer windows than this say nothing about a backlog
@@ -96,6 +101,7 @@ class Signals:
     loop_busy: float | None = None  # fraction of wall time the loop thread was on a CPU
     loop_lag_s: float | None = None  # p90 timer lateness
     window_lateness_s: float | None = None  # p90 window age when its engine takes it
+    process_cpu: float | None = None  # cores the whole process used (CPU time over wall time)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +111,7 @@ class Thresholds:
     loop_busy: float = 0.85
     loop_lag_s: float = 0.100
     window_lateness_s: float = 0.150
+    process_cpu: float = 0.75
 
 
 class HeadroomPolicy:
@@ -115,13 +122,18 @@ class HeadroomPolicy:
         self.settle_s = settle_s
         self._admitted: deque[float] = deque(maxlen=1024)
         self.stream_cost = 0.0  # busy per stream, learnt while no stream settles
+        self.stream_cpu = 0.0  # process cores per stream, likewise
 
     def observe(self, signals: Signals, streams: int, now: float) -> None:
         """Learn a stream's cost from a steady moment (streams carried, none settling)."""
-        if signals.loop_busy is None or streams <= 0 or self.settling(now):
+        if streams <= 0 or self.settling(now):
             return
-        cost = signals.loop_busy / streams
-        self.stream_cost = cost if not self.stream_cost else 0.8 * self.stream_cost + 0.2 * cost
+        if signals.loop_busy is not None:
+            cost = signals.loop_busy / streams
+            self.stream_cost = cost if not self.stream_cost else 0.8 * self.stream_cost + 0.2 * cost
+        if signals.process_cpu is not None:
+            cpu = signals.process_cpu / streams
+            self.stream_cpu = cpu if not self.stream_cpu else 0.8 * self.stream_cpu + 0.2 * cpu
 
     def refusal(self, signals: Signals, streams: int, now: float) -> Refusal | None:
         """Why a newcomer must be refused now, or None to admit it. `streams` is how many the
@@ -136,6 +148,11 @@ class HeadroomPolicy:
             cost = max(busy / (settled or streams), self.stream_cost)
             if busy + cost * (settling + 1) > t.loop_busy:
                 return "loop_busy"
+        cpu = signals.process_cpu
+        if cpu is not None:
+            per_stream = max(cpu / (settled or streams), self.stream_cpu)
+            if cpu + per_stream * (settling + 1) > t.process_cpu:
+                return "process_cpu"
         if signals.loop_lag_s is not None and signals.loop_lag_s > t.loop_lag_s:
             return "loop_lag"
         lateness = signals.window_lateness_s
@@ -150,6 +167,7 @@ class HeadroomPolicy:
         t = self.thresholds
         near = (
             (signals.loop_busy or 0.0) > CAUTION * t.loop_busy
+            or (signals.process_cpu or 0.0) > CAUTION * t.process_cpu
             or (signals.loop_lag_s or 0.0) > CAUTION * t.loop_lag_s
             or (signals.window_lateness_s or 0.0) > CAUTION * t.window_lateness_s
         )
@@ -193,6 +211,7 @@ class LoadMonitor:
         self.tick_s = tick_s
         self.on_change = on_change
         self.busy = Recent(size=int(busy_horizon_s / tick_s) + 1, horizon_s=busy_horizon_s)
+        self.cpu = Recent(size=int(busy_horizon_s / tick_s) + 1, horizon_s=busy_horizon_s)
         self.lag = Recent(size=int(horizon_s / tick_s) + 1, horizon_s=horizon_s)
         self.lateness = Recent(size=4096, horizon_s=lateness_horizon_s)
         self.has_room = True
@@ -207,6 +226,7 @@ class LoadMonitor:
         now = time.monotonic() if now is None else now
         return Signals(
             loop_busy=self.busy.mean(now),
+            process_cpu=self.cpu.mean(now),
             loop_lag_s=self.lag.quantile(0.9, now),
             window_lateness_s=(
                 self.lateness.quantile(0.9, now)
@@ -238,16 +258,17 @@ class LoadMonitor:
                 await task
 
     async def _run(self) -> None:
-        wall, cpu = time.monotonic(), time.thread_time()
+        wall, cpu, process = time.monotonic(), time.thread_time(), time.process_time()
         while True:
             await asyncio.sleep(self.tick_s)
-            now, used = time.monotonic(), time.thread_time()
+            now, used, process_used = time.monotonic(), time.thread_time(), time.process_time()
             elapsed = now - wall
             if elapsed > 0:
                 # The loop thread ran this task, so thread_time is the loop's own CPU time.
                 self.busy.add(now, min(1.0, (used - cpu) / elapsed))
+                self.cpu.add(now, (process_used - process) / elapsed)
                 self.lag.add(now, max(0.0, elapsed - self.tick_s))
-            wall, cpu = now, used
+            wall, cpu, process = now, used, process_used
             self._report_room()
 
     def _report_room(self) -> None:

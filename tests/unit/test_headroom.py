@@ -168,3 +168,12 @@ def _spin(seconds: float) -> None:
     end = time.thread_time() + seconds
     while time.thread_time() < end:
         pass
+
+
+def test_process_cpu_refuses_when_the_threads_fill_the_core_while_the_loop_looks_quiet() -> None:
+    """Decoding threads waiting for the GIL do not show in the loop's busy fraction: the whole
+    process at 0.85 cores for 8 settled streams has no room for a ninth (0.106 cores each)."""
+    p = policy()
+    quiet_loop = {"loop_busy": 0.3, "loop_lag_s": 0.002, "window_lateness_s": 0.05}
+    assert p.refusal(Signals(**quiet_loop, process_cpu=0.85), streams=8, now=100.0) == "process_cpu"
+    assert p.refusal(Signals(**quiet_loop, process_cpu=0.5), streams=8, now=100.0) is None
