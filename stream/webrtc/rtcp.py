@@ -8,7 +8,6 @@ audio and video of one stream on the sender's capture clock. This module
   report every `RtcpSrPacket` as a `SenderReport`;
 - reads the receiver's private timestamp mapper origin to turn a frame's pts back into the wire
   RTP timestamp, and the negotiated codec's clock rate;
-- sets how many audio frames the receiver's jitter buffer holds back (`set_jitter_prefetch`);
 - throttles the video receiver's REMB feedback to libwebrtc's cadence (`throttle_remb`).
 
 `tests/unit/test_rtcp_hook.py` fails loudly when a new aiortc changes any of these internals.
@@ -36,7 +35,6 @@ SUPPORTED_AIORTC = "1.16."
 _MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
 _CODECS_ATTR = "_RTCRtpReceiver__codecs"
 _HOOK_ATTR = "_handle_rtcp_packet"
-_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
 _ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
 REMB_INTERVAL_MS = 200  # libwebrtc's REMB send interval
 REMB_DROP_RATIO = 0.97  # ... and a drop of 3 % or more is sent at once
@@ -67,19 +65,6 @@ def check_internals(receiver: RTCRtpReceiver) -> None:
         raise RtcpHookError("aiortc RTCRtpReceiver has no codec table")
     if not callable(getattr(receiver, _HOOK_ATTR, None)):
         raise RtcpHookError("aiortc RTCRtpReceiver has no `_handle_rtcp_packet`")
-
-
-def set_jitter_prefetch(receiver: RTCRtpReceiver, frames: int) -> None:
-    """Make the receiver's jitter buffer release a frame once `frames` later ones arrived.
-
-    aiortc holds 4 audio frames (80 ms) before decoding; windows wait for audio to reach their
-    end, so that delay lands on every window's latency. Raises `RtcpHookError` if aiortc's
-    jitter buffer is not what this was written against.
-    """
-    buffer = getattr(receiver, _JITTER_ATTR, None)
-    if buffer is None or not isinstance(getattr(buffer, "_prefetch", None), int):
-        raise RtcpHookError("aiortc RTCRtpReceiver has no jitter buffer with `_prefetch`")
-    buffer._prefetch = frames
 
 
 class RembThrottle:

@@ -22,7 +22,6 @@ from stream.webrtc.rtcp import (
     RtcpHookError,
     SenderReport,
     check_internals,
-    set_jitter_prefetch,
     throttle_remb,
     watch_decode_errors,
 )
@@ -54,26 +53,6 @@ def test_aiortc_is_the_pinned_version() -> None:
 
 def test_receiver_internals_are_present() -> None:
     check_internals(receiver())  # raises RtcpHookError naming what moved
-
-
-def test_audio_jitter_prefetch_is_set_and_releases_frames_sooner() -> None:
-    from aiortc.rtp import RtpPacket
-
-    rx = receiver("audio")
-    buffer = internal(rx, "jitter_buffer")
-    assert buffer._prefetch == 4, "aiortc's audio default changed: re-check the latency note"
-    set_jitter_prefetch(rx, 1)
-    released = []
-    for n in range(3):
-        packet = RtpPacket(payload_type=111, sequence_number=n, timestamp=960 * n)
-        packet._data = b"opus"  # type: ignore[attr-defined]  # what aiortc's depayloader attaches before the jitter buffer
-        released.append(buffer.add(packet)[1])
-    # with prefetch 1 a 20 ms frame leaves as soon as the next one starts (aiortc's 4: 80 ms)
-    assert released[0] is None
-    assert released[1] is not None
-    assert released[1].timestamp == 0
-    with pytest.raises(RtcpHookError):
-        set_jitter_prefetch(object(), 1)  # type: ignore[arg-type]
 
 
 def feed_delayed_packets(estimator: Any, packets: int, delay_growth_ms: float) -> list[int]:
