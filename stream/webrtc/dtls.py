@@ -25,11 +25,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-import aiortc
 from aiortc import RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCCertificate, RTCDtlsTransport
 
-SUPPORTED_AIORTC = "1.16."
+from stream.webrtc.aiortc_internals import require_pinned
+
 _CONTEXT_ATTR = "_create_ssl_context"
 _ROLE_ATTR = "_role"
 # aiortc 1.16's own list first (ECDSA: our certificate), then ECDHE-RSA for RSA peers as servers.
@@ -46,8 +46,7 @@ class DtlsAdapterError(RuntimeError):
 
 def check_internals() -> None:
     """Raise `DtlsAdapterError` unless aiortc has every internal this module relies on."""
-    if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
-        raise DtlsAdapterError(f"aiortc {aiortc.__version__} is not the pinned {SUPPORTED_AIORTC}*")
+    require_pinned(DtlsAdapterError)
     if not callable(getattr(RTCCertificate, _CONTEXT_ATTR, None)):
         raise DtlsAdapterError("aiortc RTCCertificate has no `_create_ssl_context`")
     if not callable(getattr(RTCDtlsTransport, "_set_role", None)):

@@ -32,12 +32,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiortc
 from aiortc.jitterbuffer import JitterBuffer, JitterFrame
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add
 
+from stream.webrtc import aiortc_internals as internals
+from stream.webrtc.aiortc_internals import require_pinned
 from stream.webrtc.loss import (
     KeyframeGate,
     PacketReorder,
@@ -45,16 +46,17 @@ from stream.webrtc.loss import (
     h264_annexb_keyframe,
     rtp_delta,
 )
-from stream.webrtc.rtcp import SUPPORTED_AIORTC, RtcpHookError
+from stream.webrtc.rtcp import RtcpHookError
 
 logger = logging.getLogger(__name__)
 
-_JITTER_ATTR = "_RTCRtpReceiver__jitter_buffer"
-_CODECS_ATTR = "_RTCRtpReceiver__codecs"
-_RTP_HOOK_ATTR = "_handle_rtp_packet"
-_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
-_DECODER_QUEUE_ATTR = "_RTCRtpReceiver__decoder_queue"
-_DECODER_THREAD_ATTR = "_RTCRtpReceiver__decoder_thread"
+_CODECS_ATTR = internals.RECEIVER_CODECS
+_DECODER_QUEUE_ATTR = internals.RECEIVER_DECODER_QUEUE
+_DECODER_THREAD_ATTR = internals.RECEIVER_DECODER_THREAD
+_JITTER_ATTR = internals.RECEIVER_JITTER_BUFFER
+_MAPPER_ATTR = internals.RECEIVER_MAPPER
+_RTP_HOOK_ATTR = internals.RECEIVER_RTP_HANDLER
+
 VIDEO_CLOCK_RATE = 90_000
 OPUS_CLOCK_RATE = 48_000
 VIDEO_CAPACITY = 512  # aiortc's own video buffer size (packets)
@@ -78,8 +80,7 @@ def _safe(on_event: LossEvent) -> LossEvent:
 
 
 def _check(receiver: RTCRtpReceiver) -> JitterBuffer:
-    if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
-        raise RtcpHookError(f"aiortc {aiortc.__version__} is not the pinned {SUPPORTED_AIORTC}*")
+    require_pinned(RtcpHookError)
     buffer = getattr(receiver, _JITTER_ATTR, None)
     if not isinstance(buffer, JitterBuffer) or not all(
         hasattr(buffer, a) for a in ("_origin", "_packets", "_capacity", "_remove_frame")

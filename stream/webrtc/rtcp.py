@@ -23,19 +23,20 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-import aiortc
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtp import RtcpSrPacket
 
+from stream.webrtc import aiortc_internals as internals
+from stream.webrtc.aiortc_internals import require_pinned
 from stream.webrtc.ntp import ntp_to_unix
 
 logger = logging.getLogger(__name__)
 
-SUPPORTED_AIORTC = "1.16."
-_MAPPER_ATTR = "_RTCRtpReceiver__timestamp_mapper"
-_CODECS_ATTR = "_RTCRtpReceiver__codecs"
-_HOOK_ATTR = "_handle_rtcp_packet"
-_ESTIMATOR_ATTR = "_RTCRtpReceiver__remote_bitrate_estimator"
+_CODECS_ATTR = internals.RECEIVER_CODECS
+_ESTIMATOR_ATTR = internals.RECEIVER_ESTIMATOR
+_MAPPER_ATTR = internals.RECEIVER_MAPPER
+_HOOK_ATTR = internals.RECEIVER_RTCP_HANDLER
+
 REMB_INTERVAL_MS = 200  # libwebrtc's REMB send interval
 REMB_DROP_RATIO = 0.97  # ... and a drop of 3 % or more is sent at once
 RTP_MODULO = 1 << 32
@@ -56,8 +57,7 @@ class SenderReport:
 
 def check_internals(receiver: RTCRtpReceiver) -> None:
     """Raise `RtcpHookError` unless `receiver` has every internal this module relies on."""
-    if not aiortc.__version__.startswith(SUPPORTED_AIORTC):
-        raise RtcpHookError(f"aiortc {aiortc.__version__} is not the pinned {SUPPORTED_AIORTC}*")
+    require_pinned(RtcpHookError)
     mapper = getattr(receiver, _MAPPER_ATTR, None)
     if mapper is None or not hasattr(mapper, "_origin"):
         raise RtcpHookError("aiortc RTCRtpReceiver has no timestamp mapper with `_origin`")
