@@ -217,15 +217,8 @@ class TrackingConfig(_Section):
         return self
 
     def params(self) -> TrackerParams:
-        """The tracker's parameters."""
-        return TrackerParams(
-            high_score=self.high_score,
-            low_score=self.low_score,
-            match_iou=self.match_iou,
-            min_hits=self.min_hits,
-            max_age_s=self.max_age_s,
-            ttc_window_s=self.ttc_window_s,
-        )
+        """The tracker's parameters (this section's fields, under the same names)."""
+        return TrackerParams(**self.model_dump())
 
 
 class Settings(BaseSettings):
