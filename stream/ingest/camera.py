@@ -9,17 +9,8 @@ events, metrics. When the connection ends or cannot be made, the camera is repor
 with the reason and retried with exponential backoff; the first frame of a new connection
 reports it `online` again.
 
-Capture clock: arrival-anchored frame pts, per track (`PulledTiming`): capture time is the
-frame's pts plus the smallest recent `arrival - pts` (jitter only delays), applied at once in
-both directions. Unlike a WHIP track's mapping, it is not slewed: right after connecting, FFmpeg
-hands over the seconds of media it buffered while reading the stream's header in one burst, and
-those frames arrive late, not early; mapped at once, they all land on their arrival instant
-(before the first window starts), so live frames are on time instead of seconds ahead.
-
-FFmpeg does read the camera's RTCP Sender Reports, but PyAV exposes only the first report's NTP
-time (`start_time_realtime`), not each track's NTP/RTP pair, and FFmpeg's pts step when a
-track's first report arrives; a step in pts that arrival does not show (over `PTS_JUMP_S`)
-restarts that track's mapping.
+Capture clock: the camera's RTCP Sender Reports where it sends them, judged against arrival
+like a WHIP sender's; arrival-anchored pts where it sends none (`stream.ingest.pulled_timing`).
 """
 
 from __future__ import annotations
@@ -38,50 +29,18 @@ import av
 
 from stream.config import CameraConfig, PullConfig
 from stream.ingest.backoff import Backoff
-from stream.ingest.clock import SlidingMin
+from stream.ingest.pulled_timing import PulledTiming, SenderTime, carried, sender_time
 from stream.ingest.stream_ingest import StreamIngest
-from stream.ingest.tracks import TrackTiming
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink, StreamState
 
 logger = logging.getLogger(__name__)
 
-PTS_JUMP_S = 1.0  # a pts step this much larger (or smaller) than the arrival step is a new timeline
 CANCEL_TIMEOUT_S = 2.0
 TICK_S = 0.25  # windows waiting out a late modality are cut at least this often
 _END = object()
 
 OpenIngest = Callable[[str, bool, bool], StreamIngest]  # (stream, has_video, has_audio)
-
-
-class PulledTiming(TrackTiming):
-    """A pulled track's timing: its pts mapped to capture time by arrival (module docstring)."""
-
-    def __init__(self, kind: str, smoothing_window: int = 64) -> None:  # no RTCP hook to attach
-        self.kind = kind
-        self.timeline = None
-        self.clock = None  # capture times never run ahead of arrival: "now" needs no lag
-        self._interval = None
-        self._last_t = None
-        self._window = smoothing_window
-        self._offsets = SlidingMin(smoothing_window)
-        self._last: tuple[float, float] | None = None  # (pts seconds, arrival) of the last frame
-        self.restarts = 0
-
-    def capture_time(self, frame: av.VideoFrame | av.AudioFrame, arrival: float) -> float | None:
-        if frame.pts is None or frame.time_base is None:
-            return None
-        media = float(frame.pts * frame.time_base)
-        if self._last is not None:
-            step = (media - self._last[0]) - (arrival - self._last[1])
-            if abs(step) > PTS_JUMP_S:
-                self._offsets = SlidingMin(self._window)  # a new timeline: map it afresh
-                self.restarts += 1
-        self._last = (media, arrival)
-        return media + self._offsets.push(arrival - media)
-
-    def close(self) -> None:
-        pass
 
 
 def redact(url: str) -> str:
@@ -159,7 +118,7 @@ class CameraSource:
             "since": round(self.since, 3),
             "connects": self.connects,
             "failures": self._backoff.failures,
-            "capture_clock": "arrival",
+            "capture_clock": self.ingest.clock,
             "missing": sorted(self.missing),
         }
 
@@ -203,7 +162,10 @@ class CameraSource:
         )
         self.ingest.close()
         self.ingest = self._open_ingest(self.stream, has_video, has_audio)
-        timings = {k: PulledTiming(k) for k in ("video", "audio")}
+        timings = {
+            k: PulledTiming(k, anchor=self.ingest.anchor, trust_offset_s=self.ingest.trust_offset_s)
+            for k in ("video", "audio")
+        }
         for timing in timings.values():
             self.ingest.attach_timing(timing)
         loop = asyncio.get_running_loop()
@@ -237,11 +199,18 @@ class CameraSource:
             if self.state != "online":
                 self._backoff.reset()
                 self._set_state("online", "connected")
+            frame, sender = item
             try:
-                if isinstance(item, av.VideoFrame):
-                    await ingest.on_video_frame(item, timings["video"])
+                if isinstance(frame, av.VideoFrame):
+                    timing = timings["video"]
+                    if sender is not None:
+                        timing.on_sender_time(sender)
+                    await ingest.on_video_frame(frame, timing)
                 else:
-                    ingest.on_audio_frame(item, timings["audio"])
+                    timing = timings["audio"]
+                    if sender is not None:
+                        timing.on_sender_time(sender)
+                    ingest.on_audio_frame(frame, timing)
             except Exception:  # one bad frame must not end the camera
                 logger.exception("camera frame failed", extra={"stream": self.stream})
 
@@ -255,13 +224,19 @@ class CameraSource:
     ) -> None:
         """Reader thread: demux and decode until the end, an error or `stop`."""
         reason = "the stream ended"
+        held: dict[int, SenderTime] = {}  # a reference time waiting for its track's next frame
         try:
             for packet in container.demux(*streams):
                 if stop.is_set():
                     reason = "stopped"
                     break
+                sender = sender_time(packet, time.time())
+                index = packet.stream.index
+                if sender is not None:
+                    held[index] = carried(held.get(index), sender)
                 for frame in packet.decode():
-                    loop.call_soon_threadsafe(self._offer, queue, frame)
+                    item = (frame, held.pop(index, None))
+                    loop.call_soon_threadsafe(self._offer, queue, item)
         except Exception as exc:  # a dropped connection, a read timeout, a corrupt stream
             reason = f"connection lost: {_short(exc)}"
         finally:
@@ -270,11 +245,11 @@ class CameraSource:
             with contextlib.suppress(RuntimeError):  # the loop is gone: shutting down
                 loop.call_soon_threadsafe(self._offer_end, queue, reason)
 
-    def _offer(self, queue: asyncio.Queue[Any], frame: Any) -> None:
+    def _offer(self, queue: asyncio.Queue[Any], item: tuple[Any, SenderTime | None]) -> None:
         try:
-            queue.put_nowait(frame)
+            queue.put_nowait(item)
         except asyncio.QueueFull:
-            kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
+            kind = "video" if isinstance(item[0], av.VideoFrame) else "audio"
             self._metrics.frames_dropped.labels(kind, "pull_queue_full").inc()
 
     def _offer_end(self, queue: asyncio.Queue[Any], reason: str) -> None:

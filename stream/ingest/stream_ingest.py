@@ -151,6 +151,16 @@ class StreamIngest:
 
     # -- readers -----------------------------------------------------------------------------
 
+    @property
+    def anchor(self) -> ClockAnchor:
+        """The stream's sender-timeline anchor (its tracks' clocks share it)."""
+        return self._anchor
+
+    @property
+    def trust_offset_s(self) -> float:
+        """How far a sender's clock may lag arrival and still count as wall-clock."""
+        return self._trust_offset_s
+
     def attach_timing(self, timing: TrackTiming) -> None:
         """Register a track's timing fed by another reader (a pulled camera's)."""
         self._tracks.append(timing)

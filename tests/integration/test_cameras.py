@@ -1,7 +1,9 @@
 """Pulled cameras against a real RTSP server (GStreamer's gst-rtsp-server, started here).
 
 The camera is configured, pulled, analysed (windows with both modalities), loses its server
-(`offline` with a reason), and comes back by itself when the server does. The HTTP routes are
+(`offline` with a reason), and comes back by itself when the server does. A camera playing a
+flash-and-click clip is put on its RTCP Sender Reports' clock (`sender`), with the flash and the
+click at the same instant and capture times never after the windows were cut. The HTTP routes are
 checked for auth, validation and capacity against the same live service.
 """
 
@@ -23,6 +25,7 @@ from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.http.admission import StreamLive
 from stream.http.cameras import Cameras
 from stream.ingest.stream_ingest import StreamIngest
+from tests.support.flash_clip import click_times, flash_times, pair_marks, write_flash_clip
 from tests.support.whip_support import (
     SYNC_SPECS,
     Service,
@@ -36,6 +39,7 @@ pytestmark = [pytest.mark.integration]
 
 SERVER = Path(__file__).parents[1] / "support" / "rtsp_server.py"
 SYSTEM_PYTHON = "/usr/bin/python3"
+AUDIO_RATE = 16_000  # the probe engine's
 PULL = {"open_timeout_s": 10.0, "read_timeout_s": 3.0, "reconnect_initial_s": 0.2,
         "reconnect_max_s": 1.0}  # fmt: skip
 
@@ -61,10 +65,12 @@ needs_rtsp = pytest.mark.skipif(
 
 
 @contextlib.asynccontextmanager
-async def rtsp_server(port: int) -> AsyncIterator[asyncio.subprocess.Process]:
-    """The test camera on 127.0.0.1:`port`, killed on exit."""
+async def rtsp_server(
+    port: int, clip: Path | None = None
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """The test camera on 127.0.0.1:`port` (live sources, or `clip`), killed on exit."""
     proc = await asyncio.create_subprocess_exec(
-        SYSTEM_PYTHON, str(SERVER), str(port),
+        SYSTEM_PYTHON, str(SERVER), str(port), *([str(clip)] if clip else []),
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -124,6 +130,48 @@ async def test_rtsp_camera_is_analysed_goes_offline_and_reconnects() -> None:
             windows_s = time.monotonic() - restarted
         print(f"offline reason: {reason!r}; back online {online_s:.1f} s after the server "
               f"restarted, windows again after {windows_s:.1f} s")  # fmt: skip
+
+
+CLIP_S = 8.0
+EVENTS_S = (2.0, 4.5, 7.0)
+ALIGNED_S = 0.05  # flash and click within this on the capture clock (as for files)
+
+
+@needs_rtsp
+@pytest.mark.flaky(reruns=1, reruns_delay=1)
+async def test_rtsp_camera_on_its_rtcp_clock_keeps_flash_and_click_aligned(tmp_path: Path) -> None:
+    clip = tmp_path / "flash.mkv"
+    write_flash_clip(clip, "mkv", seconds=CLIP_S, events_s=EVENTS_S)
+    port = free_port()
+    camera = CameraConfig(id="clip", url=f"rtsp://127.0.0.1:{port}/cam")
+    config = settings(pull=PULL).model_copy(update={"cameras": [camera]})
+    async with rtsp_server(port, clip), running_service(config) as service:
+        cams = service.worker.cameras
+        assert cams is not None
+        row = cams.cameras["clip"].row
+        # gst-rtsp-server's reports are on the host's clock: trusted as wall-clock time.
+        await wait_for(lambda: row()["capture_clock"] == "sender", 15, "the sender clock")
+        sink = service.sink
+
+        def flashes_seen() -> int:
+            return len(flash_times(w for w in sink.windows if w.stream == "clip"))
+
+        await wait_for(lambda: flashes_seen() >= len(EVENTS_S), CLIP_S + 20, "the flashes")
+        cut = [
+            (w, at) for w, at in zip(sink.windows, sink.cut_at, strict=True) if w.stream == "clip"
+        ]
+    windows = [w for w, _ in cut]
+    flashes, clicks = flash_times(windows), click_times(windows, AUDIO_RATE)
+    skews = pair_marks(flashes, clicks)
+    assert len(skews) >= len(EVENTS_S), (flashes, clicks)
+    assert all(abs(s) <= ALIGNED_S for s in skews), f"click - flash = {skews}"
+    # A capture time is never later than the media's arrival: no window ends after it was cut.
+    lags = sorted(at - w.end for w, at in cut)
+    assert lags[0] >= 0.0, f"windows ending after they were cut: {lags[:3]}"
+    print(
+        f"rtsp on the sender clock: click - flash {[round(s * 1e3, 1) for s in skews]} ms, "
+        f"end-to-cut p50 {lags[len(lags) // 2] * 1e3:.0f} ms, max {lags[-1] * 1e3:.0f} ms"
+    )
 
 
 async def test_camera_routes_auth_validation_and_capacity() -> None:

@@ -1,9 +1,11 @@
 """A real RTSP camera for the tests: GStreamer's gst-rtsp-server with live test sources.
 
 Run with Debian's system Python (the GObject bindings live there, not in the project's venv):
-`/usr/bin/python3 tests/support/rtsp_server.py PORT` serves `rtsp://127.0.0.1:PORT/cam`: H.264
-video (a moving ball, 320x240 at 15 fps) and Opus audio (a tone), both live, with RTCP Sender
-Reports as any camera sends. Prints `ready` once it listens; runs until killed.
+`/usr/bin/python3 tests/support/rtsp_server.py PORT [CLIP]` serves `rtsp://127.0.0.1:PORT/cam`:
+H.264 video (a moving ball, 320x240 at 15 fps) and Opus audio (a tone), both live; or, given a
+Matroska CLIP with H.264 and Opus, that clip played once in real time to each client that
+connects. RTCP Sender Reports on the host's wall clock, as an NTP-synced camera sends them.
+Prints `ready` once it listens; runs until killed.
 """
 
 import sys
@@ -23,6 +25,11 @@ PIPELINE = (
     "! audio/x-raw,rate=48000,channels=1 ! audioconvert ! opusenc "
     "! rtpopuspay name=pay1 pt=97 )"
 )
+CLIP = (
+    "( filesrc location={} ! matroskademux name=d "
+    "d.video_0 ! queue ! h264parse ! rtph264pay name=pay0 pt=96 config-interval=1 "
+    "d.audio_0 ! queue ! rtpopuspay name=pay1 pt=97 )"
+)
 
 
 def main() -> None:
@@ -32,8 +39,9 @@ def main() -> None:
     server.set_address("127.0.0.1")
     server.set_service(port)
     factory = GstRtspServer.RTSPMediaFactory()
-    factory.set_launch(PIPELINE)
-    factory.set_shared(True)
+    clip = sys.argv[2] if len(sys.argv) > 2 else None
+    factory.set_launch(CLIP.format(clip) if clip else PIPELINE)
+    factory.set_shared(clip is None)
     server.get_mount_points().add_factory("/cam", factory)
     if server.attach(None) == 0:
         print(f"cannot listen on port {port}", flush=True)

@@ -34,13 +34,15 @@ SYNC_SPECS = {
 
 @dataclass
 class RecordingSink:
-    """A `WindowSink` that keeps every window and every `stream_ended`."""
+    """A `WindowSink` that keeps every window (and when it was cut) and every `stream_ended`."""
 
     windows: list[Window] = field(default_factory=list)
+    cut_at: list[float] = field(default_factory=list)  # wall-clock time each window arrived
     ended: list[str] = field(default_factory=list)
 
     def submit(self, window: Window) -> None:
         self.windows.append(window)
+        self.cut_at.append(time.time())
 
     def stream_ended(self, stream: str) -> None:
         self.ended.append(stream)
