@@ -29,6 +29,7 @@ from engines.runtime.interface import EngineError
 from engines.runtime.loader import LoadReport, try_backend
 from engines.runtime.manifest import Manifest, load_manifest
 from engines.window import Window
+from tests.support.detector_fixtures import build_detector_engine
 from tests.support.engine_fixtures import BASE, tiny_onnx, to_toml
 from tests.support.fake_tensorrt import HostOps, make_fake_trt
 
@@ -313,3 +314,46 @@ def test_profile_spans_the_manifest_batch_sizes(manifest: Manifest) -> None:
     assert set(profile) == {"video", "audio"}
     low, opt, high = profile["audio"]
     assert (low[0], opt[0], high[0]) == (1, 4, 4)
+
+
+@pytest.fixture(scope="module")
+def detector_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Exported before any test puts the fake `tensorrt` in `sys.modules` (torch's ONNX
+    exporter probes for the real one)."""
+    return build_detector_engine(tmp_path_factory.mktemp("det"))
+
+
+def test_a_detector_engine_runs_on_tensorrt_with_the_same_detections(
+    detector_dir: Path,
+    trt: Any,
+    calls: list[tuple[Any, ...]],
+    ops: HostOps,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An `[outputs.detections]` engine (the tiny YOLO-family head) builds and runs through the
+    TensorRT backend like a classifier: same boxes, classes and scores as ONNX Runtime."""
+    monkeypatch.setattr(TensorRTBackend, "available", classmethod(lambda cls: (True, "fake")))
+    detector = load_manifest(detector_dir)
+    report = LoadReport(engine=detector.name)
+    backend = try_backend(detector, "tensorrt", tmp_path / "c", report, TensorRTBackend(ops))
+    assert backend is not None, report.skipped
+    assert report.backend == "tensorrt"
+    rng = np.random.default_rng(3)
+    windows = [
+        Window(f"cam{i}", detector.name, 0, 0.0, 0.25,
+               rng.integers(0, 256, (1, 64, 64, 3), dtype=np.uint8), None, None)
+        for i in range(3)
+    ]  # fmt: skip
+    calls.clear()
+    on_trt = Engine(detector, backend).infer(windows)
+    assert "execute_async_v3" in names(calls)
+    reference = OnnxRuntimeBackend()
+    reference.load(detector, tmp_path)
+    on_ort = Engine(detector, reference).infer(windows)
+    for got, want in zip(on_trt, on_ort, strict=True):
+        assert got.detections, "the tiny head always finds its vehicles"
+        assert [d.label for d in got.detections] == [d.label for d in want.detections]
+        for a, b in zip(got.detections, want.detections, strict=True):
+            assert a.box == pytest.approx(b.box, abs=1e-5)
+            assert a.score == pytest.approx(b.score, abs=1e-5)
