@@ -23,6 +23,7 @@ from aiortc.mediastreams import MediaStreamTrack
 from engines.window import WindowSpec
 from stream.config import IngestConfig, SessionConfig
 from stream.ingest.stream_ingest import StreamIngest
+from stream.ingest.webrtc_reader import TrackReader
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
 from stream.publish.status import StatusSink, StreamState
@@ -61,9 +62,11 @@ class IngestSession:
         status: StatusSink,
         on_closed: Callable[[IngestSession], None],
         *,
+        reader: TrackReader,
         missing: frozenset[str] = frozenset(),
     ) -> None:
         self.stream = stream
+        self._reader = reader  # drains each track into `ingest`
         self.missing = missing  # modalities the publisher does not send
         self.id = secrets.token_urlsafe(12)
         self.etag = f'"{secrets.token_hex(8)}"'
@@ -137,7 +140,7 @@ class IngestSession:
 
     def _on_track(self, track: MediaStreamTrack) -> None:
         receiver = next((r for r in self.pc.getReceivers() if r.track is track), None)
-        self._spawn(self.ingest.read_track(track, receiver), f"read-{track.kind}")
+        self._spawn(self._reader.read(track, receiver), f"read-{track.kind}")
 
     def _on_state(self) -> None:
         state = self.pc.connectionState
@@ -270,4 +273,7 @@ class SessionFactory:
             on_closed(session)
             self.window_sink.stream_ended(stream)  # the scheduler ends the stream's events
 
-        return IngestSession(stream, ingest, self.session, self.status, closed, missing=missing)
+        reader = TrackReader(ingest, self.ingest, self.metrics)
+        return IngestSession(
+            stream, ingest, self.session, self.status, closed, reader=reader, missing=missing
+        )

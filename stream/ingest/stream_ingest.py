@@ -1,14 +1,15 @@
-"""Live ingest of one stream: drain its tracks, stamp capture times, fill rings, cut windows.
+"""Live ingest of one stream: stamp capture times, fill rings, cut windows.
 
-One always-draining reader task per track does only cheap work per frame (aiortc's own queues
-are unbounded, so a slow reader would grow latency without end): a video frame is first checked
-against what the windows will pick (`WindowCutter.wants_frame`: dropped as `sampled` before any
-pixel work, so the rings fill at the engines' frame rate), then resized once by swscale to each
-engine input size (≈0.2–0.6 ms up to 1080p, so it stays on the loop; larger frames go to the
-executor); audio frames are held as they arrive and resampled to each engine rate in one call
-just before the windows are cut (`stream.ingest.audio_batch`). After every frame each engine's
-`WindowCutter` is polled once media has reached its next window end, and its windows are handed
-to the `WindowSink`, which must not block.
+Readers hand it decoded frames (`stream.ingest.webrtc_reader` for a WHIP stream's tracks,
+`stream.ingest.camera` for a pulled camera), and it does only cheap work per frame (aiortc's
+own queues are unbounded, so a slow reader would grow latency without end): a video frame is
+first checked against what the windows will pick (`WindowCutter.wants_frame`: dropped as
+`sampled` before any pixel work, so the rings fill at the engines' frame rate), then resized
+once by swscale to each engine input size (≈0.2–0.6 ms up to 1080p, so it stays on the loop;
+larger frames go to the executor); audio frames are held as they arrive and resampled to each
+engine rate in one call just before the windows are cut (`stream.ingest.audio_batch`). After
+every frame each engine's `WindowCutter` is polled once media has reached its next window end,
+and its windows are handed to the `WindowSink`, which must not block.
 """
 
 from __future__ import annotations
@@ -25,7 +26,6 @@ from typing import Any
 import av
 import numpy as np
 import numpy.typing as npt
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from av.video.reformatter import Interpolation, VideoReformatter
 
 from engines.window import Window, WindowSpec
@@ -37,14 +37,10 @@ from stream.ingest.rings import AudioRing, VideoRing
 from stream.ingest.tracks import TrackTiming
 from stream.ingest.window_sink import WindowSink
 from stream.metrics import Metrics
-from stream.webrtc.jitter import install_audio_guard, install_video_buffer
-from stream.webrtc.rtcp import RtcpHookError, throttle_remb
 
 logger = logging.getLogger(__name__)
 
-AUDIO_FRAME_S = 0.02  # one WebRTC (Opus) audio frame
 INGEST_ENGINE_LABEL = "all"  # stage="ingest" is shared by every engine
-_DECODED = (av.VideoFrame, av.AudioFrame)
 _AREA = Interpolation.AREA  # area averaging: the clean downscale
 # Up to 1080p a resize costs less than its trip through a thread pool (0.2 ms at 640x480 and
 # 0.6 ms at 1920x1080 to 224x224, against ~0.1 ms of wake-ups and future callbacks, which made
@@ -99,8 +95,6 @@ class StreamIngest:
         self.last_media = time.monotonic()
         self._sink, self._metrics, self._wall = sink, metrics, wall_clock
         self._executor = executor  # frame resizing; None resizes on the loop (tests, tools)
-        self._audio_hold_s = config.audio_jitter_frames * AUDIO_FRAME_S
-        self._video_hold_s = config.video_loss_wait_s
         self._trust_offset_s = config.sender_clock_max_offset_s
         self._anchor = ClockAnchor()  # one sender timeline for the stream's tracks
         self.clock: ClockKind = "arrival"
@@ -165,76 +159,16 @@ class StreamIngest:
         """Register a track's timing fed by another reader (a pulled camera's)."""
         self._tracks.append(timing)
 
-    async def read_track(self, track: MediaStreamTrack, receiver: Any) -> None:
-        """Drain `track` until it ends; every frame is handled at once (never queued here)."""
-        timing = TrackTiming(
-            track.kind, receiver, anchor=self._anchor, trust_offset_s=self._trust_offset_s
-        )
-        self._tracks.append(timing)
-        if timing.timeline is not None:
-            self._adapt_receiver(track.kind, receiver, timing)
-        try:
-            while True:
-                try:
-                    frame = await track.recv()
-                except MediaStreamError:
-                    return
-                if not isinstance(frame, _DECODED):
-                    continue  # aiortc only hands decoded frames to a remote track
-                try:
-                    if isinstance(frame, av.VideoFrame):
-                        await self.on_video_frame(frame, timing)
-                    else:
-                        self.on_audio_frame(frame, timing)
-                except Exception:  # one bad frame must not end the stream
-                    logger.exception("ingest frame failed", extra={"stream": self.stream})
-                    self._drop(track.kind, "error")
-        finally:
-            timing.close()
+    def video_reached(self, t: float) -> None:
+        """The video reached capture time `t` without a frame to show for it (the receive
+        buffer gave up on a frame): windows need not wait for it."""
+        for ring in self.video_rings.values():
+            ring.mark_seen(t)
+        self._cut(t)
 
-    def _adapt_receiver(self, kind: str, receiver: Any, timing: TrackTiming) -> None:
-        """Bounded loss waits in aiortc's receive buffers (`stream.webrtc.jitter`), REMB cadence."""
-
-        def on_loss(kind: str, event: str, count: int, rtp_timestamp: int | None) -> None:
-            self._on_loss(timing, kind, event, count, rtp_timestamp)
-
-        try:
-            if kind == "audio":
-                install_audio_guard(receiver, self._audio_hold_s, on_loss)
-            else:
-                install_video_buffer(receiver, self._video_hold_s, on_loss)
-        except RtcpHookError as exc:  # aiortc's own buffers (stall on loss) then stay
-            logger.warning("receive buffer not adapted for loss: %s", exc,
-                           extra={"stream": self.stream})  # fmt: skip
-        if kind == "video":
-            try:
-                throttle_remb(receiver)
-            except RtcpHookError as exc:  # aiortc's per-packet REMB then stays
-                logger.warning("REMB feedback not throttled: %s", exc,
-                               extra={"stream": self.stream})  # fmt: skip
-
-    def _on_loss(
-        self, timing: TrackTiming, kind: str, event: str, count: int, rtp_timestamp: int | None
-    ) -> None:
-        """Count what the receive buffers gave up (see `stream.webrtc.jitter.LossEvent`)."""
-        if event == "lost":
-            self._metrics.rtp_packets_lost.labels(kind=kind).inc(count)
-        elif event == "late":
-            self._metrics.rtp_packets_late.labels(kind=kind).inc(count)
-        elif event == "keyframe_request":
-            self._metrics.keyframe_requests.inc(count)
-        else:  # frames the decoder could not use (the reference was lost): never decoded
-            for _ in range(count):
-                self._drop(kind, event)
-            t = (
-                None
-                if rtp_timestamp is None
-                else timing.capture_time_rtp(rtp_timestamp, self._wall())
-            )
-            if t is not None:  # the video reached `t` all the same: windows need not wait for it
-                for ring in self.video_rings.values():
-                    ring.mark_seen(t)
-                self._cut(t)
+    def wall(self) -> float:
+        """Our wall clock (Unix seconds), as this ingest reads it."""
+        return self._wall()
 
     async def on_video_frame(self, frame: av.VideoFrame, timing: TrackTiming) -> None:
         """Sample, resize once per engine size (large frames in the executor), push, cut windows."""
@@ -245,7 +179,7 @@ class StreamIngest:
         self.stats.resolution = (frame.width, frame.height)
         t = timing.capture_time(frame, arrival)
         if t is None:
-            return self._drop("video", "no_timestamp")
+            return self.drop("video", "no_timestamp")
         period = timing.frame_interval(t)
         sizes = []
         for size, ring in self.video_rings.items():
@@ -254,7 +188,7 @@ class StreamIngest:
             else:
                 ring.mark_seen(t)  # no window will pick it: no pixel work at all
         if not sizes:
-            self._drop("video", "sampled" if self.video_rings else "unused")
+            self.drop("video", "sampled" if self.video_rings else "unused")
         else:
             if self._executor is None or frame.width * frame.height <= INLINE_RESIZE_MAX_PIXELS:
                 images = self._convert(frame, sizes)
@@ -290,12 +224,12 @@ class StreamIngest:
             if self._due_at == -math.inf:  # before the window grid: kept, but maybe never used
                 self._pre_grid[size] = self._pre_grid.get(size, 0) + 1
             if newest is not None and t <= newest:
-                self._drop("video", "out_of_order")
+                self.drop("video", "out_of_order")
             elif ring.overwritten > overwritten:
                 if self._pre_grid.get(size, 0) > 0:
                     self._pre_grid[size] -= 1  # older than any window: not media lost
                 else:
-                    self._drop("video", "ring_overflow")
+                    self.drop("video", "ring_overflow")
 
     def on_audio_frame(self, frame: av.AudioFrame, timing: TrackTiming) -> None:
         """Hold the frame for conversion at the next cut (or when enough is held), cut windows."""
@@ -308,9 +242,9 @@ class StreamIngest:
         # bounded by arrival (a window never ends after the media in it reached us).
         t = timing.capture_time(frame, arrival - duration)
         if t is None:
-            return self._drop("audio", "no_timestamp")
+            return self.drop("audio", "no_timestamp")
         if not self.audio_rings:
-            return self._drop("audio", "unused")
+            return self.drop("audio", "unused")
         full = False
         for rate in self.audio_rings:
             batcher = self._batchers.get(rate)
@@ -334,7 +268,7 @@ class StreamIngest:
                 dropped = ring.dropped_samples
                 ring.push(samples, t_first)
                 if ring.dropped_samples > dropped:
-                    self._drop("audio", "out_of_order")
+                    self.drop("audio", "out_of_order")
         self._ingested("audio", time.perf_counter() - started)
 
     def _ingested(self, kind: str, seconds: float) -> None:
@@ -397,7 +331,8 @@ class StreamIngest:
             self._metrics.av_skew_seconds.observe(window.av_skew_s)
         self._sink.submit(window)
 
-    def _drop(self, kind: str, reason: str) -> None:
+    def drop(self, kind: str, reason: str) -> None:
+        """Count a frame not taken into the rings (`frames_dropped{kind,reason}`)."""
         key = f"{kind}:{reason}"
         counter = self._dropped.get(key)
         if counter is None:
