@@ -15,74 +15,33 @@ Pure: text in, `ParsedOffer` out or `OfferError` raised.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-MEDIA_KINDS = ("audio", "video")
+from stream.http.sdp_lines import (
+    MEDIA_KINDS,
+    UINT,
+    MediaSection,
+    OfferError,
+    attr,
+    bad,
+    candidate,
+    connection,
+    extmap,
+    fmtp,
+    need,
+    rtpmap,
+    uint,
+)
+
 # aiortc: `re.match("^m=([^ ]+) ([0-9]+) ([A-Z/]+) (.+)$", line)`, asserted
 _M_LINE = re.compile(r"^m=([^ ]+) ([0-9]+) ([A-Z/]+) (.+)$")
-_C_VALUE = re.compile(r"^IN (IP4|IP6) ([^ ]+)$")  # aiortc's ipaddress_from_sdp, asserted
-_UINT = re.compile(r"[0-9]{1,10}")
 _ICE_CHARS = re.compile(r"[A-Za-z0-9+/]+")
 _TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`{|}~]{1,16}")  # a mid (RFC 5888 token), ≤ 16
 _FINGERPRINT = re.compile(r"([0-9A-Fa-f]{2})(:[0-9A-Fa-f]{2})+")
 FINGERPRINT_BYTES = {"sha-256": 32, "sha-384": 48, "sha-512": 64}  # what aiortc verifies
 SETUP_ROLES = ("actpass", "active", "passive")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
-# fmtp parameters aiortc converts with int() (aiortc.sdp.FMTP_INT_PARAMETERS)
-FMTP_INT_PARAMETERS = ("apt", "max-fr", "max-fs", "maxplaybackrate", "minptime", "stereo",
-                       "useinbandfec")  # fmt: skip
 FORBIDDEN_PAYLOAD_TYPES = range(72, 77)  # they collide with RTCP packet types
-MAX_CANDIDATES = 64  # per section: every remote candidate is an ICE check to run
-
-
-class OfferError(Exception):
-    """An offer that cannot be answered; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
-def bad(detail: str) -> OfferError:
-    """A malformed offer (400)."""
-    return OfferError(400, f"malformed SDP: {detail}")
-
-
-@dataclass(frozen=True, slots=True)
-class Rtpmap:
-    """One `a=rtpmap` line: encoding name, clock rate and (audio) channels."""
-
-    name: str
-    clock_rate: int
-    channels: int | None
-
-
-@dataclass(slots=True)
-class MediaSection:
-    """One `m=` section as aiortc will see it (session-level ICE/DTLS values inherited)."""
-
-    number: int  # 1-based, for messages
-    kind: str
-    port: int
-    proto: str
-    formats: list[str]
-    mid: str | None = None
-    direction: str | None = None
-    bundle_only: bool = False
-    rtcp_mux: bool = False
-    ufrag: str | None = None
-    pwd: str | None = None
-    setup: str | None = None
-    fingerprints: list[tuple[str, str]] = field(default_factory=list)
-    rtpmaps: dict[int, Rtpmap] = field(default_factory=dict)
-    fmtps: dict[int, dict[str, str | None]] = field(default_factory=dict)
-    candidates: int = 0
-    sctp_port: int | None = None
-
-    @property
-    def label(self) -> str:
-        return f"the {self.kind} section (m-line {self.number})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,31 +98,6 @@ def _group(lines: list[str]) -> tuple[list[str], list[list[str]]]:
     return session, media
 
 
-def _attr(line: str) -> tuple[str, str | None]:
-    """aiortc's parse_attr: `a=name:value` or a flag `a=name`."""
-    if ":" in line:
-        name, value = line[2:].split(":", 1)
-        return name, value
-    return line[2:], None
-
-
-def _need(name: str, value: str | None) -> str:
-    if value is None or not value.strip():
-        raise bad(f"a={name} has no value")
-    return value
-
-
-def _uint(text: str, what: str, high: int) -> int:
-    if not _UINT.fullmatch(text) or int(text) > high:
-        raise bad(f"{what} must be a whole number from 0 to {high}, not {text[:20]!r}")
-    return int(text)
-
-
-def _connection(value: str, where: str) -> None:
-    if not _C_VALUE.match(value):
-        raise bad(f"the c= line {where} is not `IN IP4|IP6 <address>`")
-
-
 def _session(lines: list[str], defaults: MediaSection) -> list[list[str]]:
     """Session-level lines; ICE/DTLS values go into `defaults`; returns the BUNDLE groups."""
     bundles: list[list[str]] = []
@@ -171,16 +105,16 @@ def _session(lines: list[str], defaults: MediaSection) -> list[list[str]]:
         if line.startswith("v=") and line.strip() != "v=0":
             raise bad("only SDP version 0 (v=0) exists")
         if line.startswith("c="):
-            _connection(line[2:], "of the session")
+            connection(line[2:], "of the session")
         if not line.startswith("a="):
             continue
-        name, value = _attr(line)
+        name, value = attr(line)
         if name == "group":
-            items = _need(name, value).split()
+            items = need(name, value).split()
             if items[0] == "BUNDLE":
                 bundles.append(items[1:])
         elif name == "msid-semantic":
-            _need(name, value)
+            need(name, value)
         else:
             _transport_attr(defaults, name, value)
     return bundles
@@ -189,7 +123,7 @@ def _session(lines: list[str], defaults: MediaSection) -> list[list[str]]:
 def _transport_attr(section: MediaSection, name: str, value: str | None) -> bool:
     """ICE and DTLS attributes (allowed at session and media level); False if not one."""
     if name == "fingerprint":
-        parts = _need(name, value).split()
+        parts = need(name, value).split()
         if len(parts) != 2:
             raise bad("a=fingerprint must be `<hash> <hex:hex:...>`")
         section.fingerprints.append((parts[0].lower(), parts[1]))
@@ -212,28 +146,28 @@ def _section(number: int, lines: list[str], defaults: MediaSection) -> MediaSect
         raise bad(f"m-line {number} is not `m=<kind> <port> <protocol> <formats>`")
     kind, port, proto, formats = match.group(1), match.group(2), match.group(3), match.group(4)
     section = MediaSection(
-        number, kind, _uint(port, f"the port of m-line {number}", 65_535), proto, formats.split(),
+        number, kind, uint(port, f"the port of m-line {number}", 65_535), proto, formats.split(),
         ufrag=defaults.ufrag, pwd=defaults.pwd, setup=defaults.setup,
         fingerprints=list(defaults.fingerprints),
     )  # fmt: skip
     if kind in MEDIA_KINDS:
         for fmt in section.formats:
-            pt = _uint(fmt, f"a payload type of {section.label}", 127)
+            pt = uint(fmt, f"a payload type of {section.label}", 127)
             if pt in FORBIDDEN_PAYLOAD_TYPES:
                 raise bad(f"payload type {pt} collides with RTCP (72-76 are reserved)")
     later: list[tuple[str, str]] = []  # fmtp and rtcp-fb name payload types: read after rtpmaps
     for line in lines[1:]:
         if line.startswith("c="):
-            _connection(line[2:], f"of {section.label}")
+            connection(line[2:], f"of {section.label}")
         elif line.startswith("a="):
-            name, value = _attr(line)
+            name, value = attr(line)
             if name in ("fmtp", "rtcp-fb"):
-                later.append((name, _need(name, value)))
+                later.append((name, need(name, value)))
             else:
                 _media_attr(section, name, value)
     for name, value in later:
         if name == "fmtp":
-            _fmtp(section, value)
+            fmtp(section, value)
         elif len(value.split(" ", 2)) < 2:
             raise bad("a=rtcp-fb must be `<payload type> <feedback>`")
     return section
@@ -245,7 +179,7 @@ def _media_attr(section: MediaSection, name: str, value: str | None) -> None:
     if name == "mid":
         if section.mid is not None:
             raise bad(f"{section.label} has two a=mid lines")
-        section.mid = _need(name, value)
+        section.mid = need(name, value)
     elif name in DIRECTIONS:
         section.direction = name
     elif name == "bundle-only":
@@ -253,101 +187,35 @@ def _media_attr(section: MediaSection, name: str, value: str | None) -> None:
     elif name == "rtcp-mux":
         section.rtcp_mux = True
     elif name == "rtpmap":
-        _rtpmap(section, _need(name, value))
+        rtpmap(section, need(name, value))
     elif name == "candidate":
-        _candidate(section, _need(name, value))
+        candidate(section, need(name, value))
     elif name == "extmap":
-        _extmap(_need(name, value))
+        extmap(need(name, value))
     elif name == "rtcp":
-        parts = _need(name, value).split(" ", 1)
-        _uint(parts[0], "the a=rtcp port", 65_535)
+        parts = need(name, value).split(" ", 1)
+        uint(parts[0], "the a=rtcp port", 65_535)
         if len(parts) > 1:
-            _connection(parts[1], "in a=rtcp")
+            connection(parts[1], "in a=rtcp")
     elif name == "sctp-port":
-        section.sctp_port = _uint(_need(name, value), "a=sctp-port", 65_535)
+        section.sctp_port = uint(need(name, value), "a=sctp-port", 65_535)
     elif name == "max-message-size":
-        _uint(_need(name, value), "a=max-message-size", 2**32 - 1)
+        uint(need(name, value), "a=max-message-size", 2**32 - 1)
     elif name == "sctpmap":
-        port, sep, _ = _need(name, value).partition(" ")
+        port, sep, _ = need(name, value).partition(" ")
         if not sep:
             raise bad("a=sctpmap must be `<port> <protocol> ...`")
-        _uint(port, "the a=sctpmap port", 65_535)
+        uint(port, "the a=sctpmap port", 65_535)
     elif name == "ssrc":
-        ssrc, _, rest = _need(name, value).partition(" ")
-        _uint(ssrc, "an SSRC", 2**32 - 1)
+        ssrc, _, rest = need(name, value).partition(" ")
+        uint(ssrc, "an SSRC", 2**32 - 1)
         if ":" not in rest:
             raise bad("a=ssrc must be `<ssrc> <attribute>:<value>`")
     elif name == "ssrc-group":
-        for ssrc in _need(name, value).split()[1:]:
-            _uint(ssrc, "an SSRC in a=ssrc-group", 2**32 - 1)
+        for ssrc in need(name, value).split()[1:]:
+            uint(ssrc, "an SSRC in a=ssrc-group", 2**32 - 1)
     elif name == "msid" and (value is None or (" " in value and len(value.split()) < 2)):
         raise bad("a=msid must be `<stream id> <track id>`")  # aiortc reads the second word
-
-
-def _rtpmap(section: MediaSection, value: str) -> None:
-    pt_text, _, description = value.partition(" ")
-    bits = description.split("/")
-    if len(bits) < 2 or not bits[0]:
-        raise bad("a=rtpmap must be `<payload type> <encoding>/<clock rate>[/<channels>]`")
-    pt = _uint(pt_text, "an a=rtpmap payload type", 127)
-    if pt in section.rtpmaps:
-        raise bad(f"payload type {pt} has two a=rtpmap lines")
-    if section.kind in MEDIA_KINDS and pt_text not in section.formats:
-        raise bad(f"a=rtpmap:{pt} names a payload type the m-line does not list")
-    clock = _uint(bits[1], f"the clock rate of payload type {pt}", 10_000_000)
-    if clock == 0:
-        raise bad(f"payload type {pt} has a clock rate of 0")
-    channels = None
-    if section.kind == "audio":
-        channels = _uint(bits[2], f"the channels of payload type {pt}", 255) if len(bits) > 2 else 1
-    section.rtpmaps[pt] = Rtpmap(bits[0], clock, channels)
-
-
-def _fmtp(section: MediaSection, value: str) -> None:
-    pt_text, sep, parameters = value.partition(" ")
-    if not sep:
-        raise bad("a=fmtp must be `<payload type> <parameters>`")
-    pt = _uint(pt_text, "an a=fmtp payload type", 127)
-    if pt not in section.rtpmaps:
-        raise bad(f"a=fmtp:{pt} names a payload type without an a=rtpmap")
-    if pt in section.fmtps:
-        raise bad(f"payload type {pt} has two a=fmtp lines")
-    parsed: dict[str, str | None] = {}
-    for parameter in parameters.split(";"):
-        key, eq, text = parameter.partition("=")
-        parsed[key] = text if eq else None
-        if eq and key in FMTP_INT_PARAMETERS:
-            number = _uint(text.strip(), f"{key} of payload type {pt}", 2**31 - 1)
-            if key == "apt" and (number not in section.rtpmaps or number == pt):
-                raise bad(f"apt={number} of payload type {pt} names no other payload type here")
-    section.fmtps[pt] = parsed
-
-
-def _candidate(section: MediaSection, value: str) -> None:
-    bits = value.split()
-    if len(bits) < 8 or bits[6] != "typ":
-        raise bad("a=candidate must be `<foundation> <component> <transport> <priority> "
-                  "<address> <port> typ <type> ...`")  # fmt: skip
-    _uint(bits[1], "a candidate component", 256)
-    _uint(bits[3], "a candidate priority", 2**32 - 1)
-    _uint(bits[5], "a candidate port", 65_535)
-    for i in range(8, len(bits) - 1, 2):
-        if bits[i] == "rport":
-            _uint(bits[i + 1], "a candidate rport", 65_535)
-    section.candidates += 1
-    if section.candidates > MAX_CANDIDATES:
-        raise bad(f"more than {MAX_CANDIDATES} candidates in {section.label}")
-
-
-def _extmap(value: str) -> None:
-    parts = value.split()
-    if len(parts) != 2:
-        raise bad("a=extmap must be `<id>[/<direction>] <uri>`")
-    ext_id, _, direction = parts[0].partition("/")
-    if "/" in direction:
-        raise bad("a=extmap must be `<id>[/<direction>] <uri>`")
-    if not 1 <= _uint(ext_id, "an a=extmap id", 255) <= 255:
-        raise bad("a=extmap ids run from 1 to 255")
 
 
 def _check_bundle(media: tuple[MediaSection, ...], bundles: list[list[str]]) -> tuple[str, ...]:
@@ -386,7 +254,7 @@ def _check_section(section: MediaSection, bundle: tuple[str, ...]) -> None:
     if section.proto.endswith("UDP/DTLS/SCTP") and section.sctp_port is None:
         raise bad(f"{section.label} lacks a=sctp-port")
     elif section.proto == "DTLS/SCTP":
-        if not section.formats or not _UINT.fullmatch(section.formats[0]):
+        if not section.formats or not UINT.fullmatch(section.formats[0]):
             raise bad(f"{section.label} must name its SCTP port on the m-line")
     elif not section.proto.endswith("DTLS/SCTP"):
         raise bad(f"{section.label} has an unknown protocol {section.proto[:24]!r}")

@@ -17,15 +17,8 @@ from aiortc.codecs import CODECS
 from aiortc.rtcpeerconnection import find_common_codecs
 from aiortc.rtcrtpparameters import ParametersDict, RTCRtpCodecParameters
 
-from stream.http.offer_check import (
-    FMTP_INT_PARAMETERS,
-    MEDIA_KINDS,
-    MediaSection,
-    OfferError,
-    ParsedOffer,
-    check_transport,
-    parse_offer,
-)
+from stream.http.offer_check import ParsedOffer, check_transport, parse_offer
+from stream.http.sdp_lines import FMTP_INT_PARAMETERS, MEDIA_KINDS, MediaSection, OfferError
 
 __all__ = ["OfferError", "OfferSummary", "decodable_codecs", "validate_offer"]
 

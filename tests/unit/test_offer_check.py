@@ -10,8 +10,9 @@ from aiortc import sdp as aiortc_sdp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.http.offer_check import OfferError, parse_offer
+from stream.http.offer_check import parse_offer
 from stream.http.sdp import validate_offer
+from stream.http.sdp_lines import OfferError
 from tests.support.sdp_mutations import OPERATORS, load_offers, mutate
 
 pytestmark = pytest.mark.unit
