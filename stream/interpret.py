@@ -28,13 +28,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from engines.config import LabelThresholds
-from engines.detect.tracker import TrackerParams
+from engines.detect.decode import Detection
+from engines.detect.tracker import Track, TrackerParams
 from engines.events import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
 from engines.rules import FusedEvents, Observation, RulesConfig, TrackInfo
 from engines.runtime.interface import EngineRuntime
 from engines.window import event_time
 from stream.config import Settings
-from stream.metrics import Metrics
+from stream.metrics import TRACK_EVENT_KINDS, Metrics
 from stream.publish import messages
 from stream.scheduler.runner import WindowResult
 from stream.tracking import StreamTracks, TrackEvent
@@ -135,6 +136,9 @@ class Interpreter:
         self._trackers: dict[tuple[str, str], EventTracker] = {}
         self.tracking = settings.tracking.params() if settings else TrackerParams()
         self._tracks: dict[tuple[str, str], StreamTracks] = {}
+        # Confirmed tracks per (stream, engine) and their sum per engine (a gauge).
+        self._confirmed: dict[tuple[str, str], int] = {}
+        self._confirmed_total: dict[str, int] = {}
         learned = {label for e in engines for label in e.labels}
         rules = (settings.rules if settings else RulesConfig()).active(learned)
         self.rules = rules
@@ -160,15 +164,18 @@ class Interpreter:
         at = event_time(self.labels_at.get(result.engine, "window"), w.start, w.end)
         events = tracker.observe(at, result.scores)
         active = tracker.active_labels()
+        t1 = time.perf_counter()
+        self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(t1 - t0)
         tracked: list[TrackEvent] = []
         tracks = None
         if result.detections is not None:
             stage = self._stream_tracks(w.stream, result.engine)
             tracked, seen = stage.observe(at, result.detections)
             tracks = [(t, stage.ttc(t)) for t in seen]
-        self.metrics.stage_seconds.labels(stage="interpret", engine=result.engine).observe(
-            time.perf_counter() - t0
-        )
+            self._count_tracking(w.stream, result.engine, result.detections, tracked, seen)
+            self.metrics.stage_seconds.labels(stage="track", engine=result.engine).observe(
+                time.perf_counter() - t1
+            )
         now = time.time()
         for event in events:
             self.publisher.publish(self._event(w.stream, result.engine, event, now))
@@ -209,7 +216,9 @@ class Interpreter:
                 self.publisher.publish(self._event(stream, engine, event, now))
         tracks = self._tracks.pop((stream, engine), None)
         if tracks is not None:
-            for te in tracks.close():
+            ended = tracks.close()
+            self._count_tracking(stream, engine, (), ended, ())
+            for te in ended:
                 self.publisher.publish(self._track_event(stream, engine, te, now))
         if not any(key[0] == stream for key in self._trackers):
             fusion = self._fusion.pop(stream, None)
@@ -307,9 +316,41 @@ class Interpreter:
                 update_delta=self.update_delta,
                 update_interval_s=self.update_interval_s,
             )
+        t0 = time.perf_counter()
         obs = observation_from_scene(scene, self.labels_at.get(engine, "window"))
-        for event in fusion.observe(obs):
+        fused = fusion.observe(obs)
+        self.metrics.stage_seconds.labels(stage="rules", engine=engine).observe(
+            time.perf_counter() - t0
+        )
+        for event in fused:
             self.publisher.publish(self._event(stream, RULES_ENGINE, event, now))
+
+    def _count_tracking(
+        self,
+        stream: str,
+        engine: str,
+        detections: Sequence[Detection],
+        events: Sequence[TrackEvent],
+        tracks: Sequence[Track],
+    ) -> None:
+        """Detections by class, track starts and ends, and the engine's confirmed tracks."""
+        m = self.metrics
+        for d in detections:
+            m.detections.labels(engine=engine, **{"class": d.class_name}).inc()
+        for te in events:
+            if te.event.phase in TRACK_EVENT_KINDS:
+                kind = te.event.phase
+                m.track_events.labels(
+                    engine=engine, kind=kind, **{"class": te.track.class_name}
+                ).inc()
+        key = (stream, engine)
+        confirmed = sum(1 for t in tracks if t.state == "confirmed")
+        before = self._confirmed.pop(key, 0)
+        if tracks or key in self._tracks:
+            self._confirmed[key] = confirmed
+        total = self._confirmed_total.get(engine, 0) + confirmed - before
+        self._confirmed_total[engine] = total
+        m.tracks_active.labels(engine=engine).set(total)
 
     def _counters(self, stream: str) -> dict[str, int]:
         counters = self._id_counts.get(stream)

@@ -27,7 +27,8 @@ LATENCY_BUCKETS_S = (
 SKEW_BUCKETS_S = (0.001, 0.005, 0.01, 0.02, 0.033, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
-STAGES = ("ingest", "window", "queue", "infer", "interpret", "publish")
+STAGES = ("ingest", "window", "queue", "infer", "interpret", "track", "rules", "publish")
+TRACK_EVENT_KINDS = ("start", "end")
 OUTCOMES = ("published", "late", "stale", "superseded", "error")
 SHED_REASONS = ("stale", "expired", "evicted", "superseded", "ended")
 REFUSAL_REASONS = (
@@ -161,6 +162,24 @@ class Metrics:
             "Requests refused before reaching a stream: malformed_request (by the HTTP parser),"
             " bad_token (failed authentication), auth_locked (too many failed authentications)",
             ["reason"],
+            registry=r,
+        )
+        self.detections = Counter(
+            "scenestream_detections_total",
+            "Objects detected (after NMS and the label map), per detector engine and class",
+            ["engine", "class"],
+            registry=r,
+        )
+        self.tracks_active = Gauge(
+            "scenestream_tracks_active",
+            "Confirmed tracks on this worker's live streams, per detector engine",
+            ["engine"],
+            registry=r,
+        )
+        self.track_events = Counter(
+            "scenestream_track_events_total",
+            "Tracks started and ended, per detector engine and class",
+            ["engine", "class", "kind"],
             registry=r,
         )
         self.gpu_utilization = Gauge(

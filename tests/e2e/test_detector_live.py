@@ -4,12 +4,17 @@ detector exported to ONNX as Ultralytics does (raw head, `names` metadata) and a
 Spectrogram Transformer checkpoint. The whole service runs both as user engines; a generated
 scene goes over real WebRTC (WHIP, loopback ICE); scene messages carry the detector's detections
 and the stream's tracks and the tagger's mapped labels, track lifecycle events reach the
-stream's log, and every message passes the schemas."""
+stream's log, and every message passes the schemas. A viewer's live page (headless Chromium)
+watching the stream draws the detector's tracks over the video with their class and track id.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +22,8 @@ from stream.cli import main
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
 from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
-from tests.e2e.conftest import ServiceThread, send_scene, tap, wait_offline
+from tests.e2e.conftest import ARTIFACTS, ServiceThread, send_scene, tap, wait_offline
+from tests.support.dashboard_shot import CHROMIUM, chromium_page
 from tests.support.detector_fixtures import DetectorConfig, export_standard_detector
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
@@ -79,15 +85,63 @@ def detector_service(
         restore_candidates()
 
 
+HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+async def _cancel(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _page_objects(page: Any) -> list[dict[str, str]]:
+    """The objects the live page drew last: engine, class, track id (empty for a detection)."""
+    items: list[dict[str, str]] = await page.eval_on_selector_all(
+        "#objects li", "els => els.map(e => ({...e.dataset, text: e.textContent}))"
+    )
+    return items
+
+
+async def _watch_boxes(page: Any, url: str, stream: str, ready: asyncio.Event) -> list[Any]:
+    """Open the live page watching `stream`; once its feed is open set `ready`; then collect
+    what it draws until the stream's boxes come, and screenshot the view."""
+    await page.goto(f"{url}/?watch={stream}")
+    await page.wait_for_selector('#scene[data-live="open"]', timeout=20_000)
+    ready.set()
+    tracked = '#objects li[data-engine][data-track]:not([data-track=""])'
+    await page.wait_for_selector(tracked, timeout=60_000)
+    drawn = await _page_objects(page)
+    count = int(await page.get_attribute("#boxes", "data-count") or "0")
+    await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)
+    await page.locator("#view").screenshot(path=str(ARTIFACTS / "live-page-boxes.png"))
+    return [drawn, count]
+
+
 async def test_imported_detector_and_tagger_publish_over_webrtc(
     detector_service: ServiceThread, tmp_path: Path
 ) -> None:
     stream = "e2e-detector"
-    async with tap(detector_service.redis_url, stream) as t:
+    with_browser = HAVE_CHROMIUM
+    async with tap(detector_service.redis_url, stream) as t, contextlib.AsyncExitStack() as stack:
+        viewer: asyncio.Task[list[Any]] | None = None
+        if with_browser:  # a viewer's live page watches the stream from the start
+            page = await stack.enter_async_context(chromium_page(1280))
+            ready = asyncio.Event()
+            viewer = asyncio.create_task(
+                _watch_boxes(page, detector_service.url, stream, ready), name="live-page"
+            )
+            stack.push_async_callback(_cancel, viewer)
+            waiter = asyncio.create_task(ready.wait(), name="live-page-ready")
+            stack.push_async_callback(_cancel, waiter)
+            await asyncio.wait([viewer, waiter], timeout=30, return_when=asyncio.FIRST_COMPLETED)
+            if viewer.done():
+                viewer.result()  # the page failed: say why
+            assert ready.is_set(), "the live page did not open its feed within 30 s"
         await send_scene(
             detector_service.whip_url(stream), "emergency", tmp_path / "truth.json", seconds=5.0
         )
         await wait_offline(t)
+        drawn, count = await viewer if viewer is not None else ([], 0)
     scenes = t.scenes_of(ENGINE)
     assert len(scenes) >= 8, f"only {len(scenes)} scene messages from {ENGINE}"
     for msg in t.all():
@@ -106,6 +160,14 @@ async def test_imported_detector_and_tagger_publish_over_webrtc(
     # Every announced track ended by the time the stream went offline.
     assert {m["id"] for m in starts} <= ends
     assert all(m["engine"] == ENGINE and m["label"] == "vehicle" for m in starts)
+    if with_browser:  # the page drew the tracks of a scene message, with class and id
+        assert count == len(drawn) > 0
+        ids = {str(tr["id"]) for tr in tracked}
+        boxes = [o for o in drawn if o["track"]]
+        assert boxes, drawn
+        assert all(o["engine"] == ENGINE and o["class"] == "car" for o in drawn), drawn
+        assert {o["track"] for o in boxes} <= ids, (boxes, ids)
+        assert all(o["text"].startswith(f"#{o['track']} car ") for o in boxes), boxes
     tagged = t.scenes_of(TAGGER)
     assert tagged, f"no scene message from {TAGGER}"
     assert set(tagged[0]["scores"]) == {"speech", "siren", "horn", "impact", "alarm"}

@@ -1,12 +1,13 @@
 """A real Prometheus scrapes the real service's `/metrics` while a scene streams through it, and
 evaluates every dashboard expression and every alert rule.
 
-Scrape targets: `service` (the whole service, module fixture, while `scenestream send` plays the
-`emergency` scene to it: every dashboard panel must have data from it alone), `gpu-host` (only
-the GPU gauges, fed by the test: this machine has no GPU and the service sets no GPU gauge on
-CPU, so the two GPU panels get their data here), `troubled` (synthetic: late and stale windows,
-Redis away, skewed clocks, live streams without frames: every alert must go pending or firing
-for it, and none for `service`) and `down` (a closed port).
+Scrape targets: `service` (the whole service with a tiny random detector as a user engine,
+module fixture, while `scenestream send` plays the `emergency` scene to it: every dashboard
+panel must have data from it alone), `gpu-host` (only the GPU gauges, fed by the test: this
+machine has no GPU and the service sets no GPU gauge on CPU, so the two GPU panels get their
+data here), `troubled` (synthetic: late and stale windows, Redis away, skewed clocks, live
+streams without frames: every alert must go pending or firing for it, and none for `service`)
+and `down` (a closed port).
 
 The second test draws the dashboard from `query_range` of every panel (Grafana cannot run here)
 and screenshots it in Chromium: `docs/img/dashboard.png` in the README.
@@ -31,9 +32,10 @@ import pytest
 import yaml
 from aiohttp import web
 
-from stream.embedded_redis import free_port
+from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.metrics import Metrics
-from tests.e2e.conftest import ROOT, ServiceThread
+from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
+from tests.e2e.conftest import PREFIX, ROOT, ServiceThread, enabled_engines
 from tests.support.dashboard_render import TimeSpan, render_dashboard
 from tests.support.dashboard_shot import CHROMIUM, chromium_page, query_targets, screenshot
 from tests.support.deploy_exprs import (
@@ -44,12 +46,41 @@ from tests.support.deploy_exprs import (
     load_dashboard,
     variable_queries,
 )
+from tests.support.detector_fixtures import build_detector_engine
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(150)]
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 GPU_PANELS = ("GPU utilisation", "GPU memory")
 STREAM = "e2e-prom"
+
+
+@pytest.fixture(scope="module")
+def service(
+    e2e_redis: EmbeddedRedis, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceThread]:
+    """The service with the bundled engines plus a tiny random detector (a user engine built
+    from a config, no download), so that the detection and track panels have data too."""
+    user_dir = tmp_path_factory.mktemp("prom-engines")
+    detector = build_detector_engine(user_dir).name
+    use_loopback_candidates(only=True)
+    running = ServiceThread(
+        server={"port": 0},
+        session={"include_loopback": True},
+        redis={"url": e2e_redis.url, "prefix": PREFIX},
+        engines={
+            "enabled": [*enabled_engines(), detector],
+            "user_dir": str(user_dir),
+            "cache_dir": str(user_dir / "cache"),
+        },
+        tracking={"min_hits": 2, "max_age_s": 1.0},
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.close()
+        restore_candidates()
 
 
 def _feed_gpu(m: Metrics, rng: random.Random) -> None:

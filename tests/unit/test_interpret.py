@@ -204,3 +204,55 @@ def test_stream_close_ends_open_events_and_ids_never_repeat() -> None:
         ("cam1-siren-2", "end"),
         ("cam1-siren-3", "start"),
     ]
+
+
+@dataclass
+class Detector(FakeEngine):
+    """A minimal detector engine: scene labels from its detections."""
+
+    name: str = "det"
+    labels: tuple[str, ...] = ("vehicle", "person")
+    spec: WindowSpec = field(default_factory=lambda: WindowSpec(length_s=0.25, hop_s=0.25))
+    budget_s: float = BUDGET
+
+
+def _sample(metrics: Metrics, name: str, **labels: str) -> float:
+    value = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+def test_detection_and_track_metrics_follow_the_streams() -> None:
+    from engines.detect.decode import Detection
+
+    metrics = Metrics(process=False)
+    pipeline = Interpreter([Detector()], Sink(), metrics)
+    car = Detection((0.2, 0.2, 0.4, 0.4), 0.9, 2, "car", "vehicle")
+    man = Detection((0.6, 0.5, 0.7, 0.9), 0.8, 0, "person", "person")
+    frames = {"cam1": [car, man], "cam2": [car]}
+    for seq in range(6):
+        end = T0 + 0.25 * (seq + 1)
+        for stream, dets in frames.items():
+            w = Window(stream, "det", seq, end - 0.25, end, None, None, None)
+            pipeline.window_result(WindowResult(w, "det", {}, 0.0, 0.0, 1, tuple(dets)))
+    assert _sample(metrics, "scenestream_detections_total", engine="det", **{"class": "car"}) == 12
+    assert (
+        _sample(metrics, "scenestream_detections_total", engine="det", **{"class": "person"}) == 6
+    )
+    assert _sample(metrics, "scenestream_tracks_active", engine="det") == 3  # min_hits reached
+    starts = {
+        c: _sample(
+            metrics, "scenestream_track_events_total", engine="det", kind="start", **{"class": c}
+        )
+        for c in ("car", "person")
+    }
+    assert starts == {"car": 2, "person": 1}
+    track_windows = _sample(metrics, "scenestream_stage_seconds_count", stage="track", engine="det")
+    assert track_windows == 12
+    pipeline.stream_closed("cam1", "det")
+    assert _sample(metrics, "scenestream_tracks_active", engine="det") == 1
+    ended = _sample(
+        metrics, "scenestream_track_events_total", engine="det", kind="end", **{"class": "person"}
+    )
+    assert ended == 1
+    pipeline.stream_closed("cam2", "det")
+    assert _sample(metrics, "scenestream_tracks_active", engine="det") == 0

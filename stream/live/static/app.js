@@ -1,6 +1,7 @@
 // scenestream live page: publish a camera + microphone over WHIP, watch the stream's scene,
 // events and latency arrive over Server-Sent Events (/api/live), and list every live stream
-// (/api/streams). Plain browser JavaScript, no build step; current Chromium and Firefox.
+// (/api/streams). Detector engines' latest detections and tracks are drawn over the video.
+// Plain browser JavaScript, no build step; current Chromium and Firefox.
 "use strict";
 
 const MAX_TIMELINE = 200; // rows kept in the event timeline
@@ -20,6 +21,8 @@ const state = {
   watched: null,
   latency: { capture_to_publish: [], queue: [], infer: [], page: [] },
   scenes: 0,
+  objects: new Map(), // detector engine -> its latest { detections, tracks } (watched stream)
+  boxesDrawn: 0,
 };
 
 // ---- pure helpers -----------------------------------------------------------------------
@@ -45,6 +48,46 @@ function sum(obj) {
   if (typeof obj === "number") return obj;
   if (!obj || typeof obj !== "object") return 0;
   return Object.values(obj).reduce((a, v) => a + (typeof v === "number" ? v : 0), 0);
+}
+
+function classColour(name) {
+  // A stable colour per class name (the same class keeps its colour across frames).
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return `hsl(${h}, 90%, 60%)`;
+}
+
+function contentRect(video, width, height) {
+  // Where the video's picture lies inside the element (object-fit: contain); the whole box
+  // when no picture is playing (another publisher's stream: boxes over black).
+  const vw = video.videoWidth, vh = video.videoHeight;
+  if (!vw || !vh) return { x: 0, y: 0, w: width, h: height };
+  const scale = Math.min(width / vw, height / vh);
+  const w = vw * scale, h = vh * scale;
+  return { x: (width - w) / 2, y: (height - h) / 2, w, h };
+}
+
+function objectsToDraw(objects) {
+  // Tracks (with their ids) first; a detection is drawn on its own only when no track of its
+  // class covers it (its track already shows the object).
+  const out = [];
+  for (const [engine, { detections, tracks }] of objects) {
+    for (const t of tracks) out.push({ engine, box: t.box, cls: t.class, score: t.score,
+      track: t.id, lost: t.state === "lost" });
+    for (const d of detections) {
+      const covered = tracks.some((t) => t.class === d.class && t.state !== "lost" && iou(t.box, d.box) > 0.5);
+      if (!covered) out.push({ engine, box: d.box, cls: d.class, score: d.score, track: null, lost: false });
+    }
+  }
+  return out;
+}
+
+function iou(a, b) {
+  const w = Math.max(0, Math.min(a[2], b[2]) - Math.max(a[0], b[0]));
+  const h = Math.max(0, Math.min(a[3], b[3]) - Math.max(a[1], b[1]));
+  const inter = w * h;
+  const union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter;
+  return union > 0 ? inter / union : 0;
 }
 
 function el(tag, attrs = {}, ...children) {
@@ -209,8 +252,12 @@ function watch(streamId) {
   if (state.live) state.live.close();
   state.watched = streamId;
   state.scenes = 0;
+  state.objects.clear();
+  state.boxesDrawn = 0;
+  drawBoxes();
   Object.values(state.latency).forEach((a) => (a.length = 0));
   $("watching").textContent = streamId;
+  delete $("scene").dataset.live;
   $("watch-id").value = streamId;
   $("scores").replaceChildren();
   $("active").replaceChildren();
@@ -234,7 +281,9 @@ function watch(streamId) {
     if (source === state.live) $("stream-reason").textContent = "(live feed reconnecting…)";
   });
   source.addEventListener("open", () => {
-    if (source === state.live) $("stream-reason").textContent = "";
+    if (source !== state.live) return;
+    $("stream-reason").textContent = "";
+    $("scene").dataset.live = "open";
   });
   // Resolves once the server has subscribed (it sends the headers after SUBSCRIBE), or after
   // LIVE_OPEN_MS: publishing never waits long on the live view.
@@ -248,6 +297,10 @@ function onScene(msg) {
   state.scenes += 1;
   $("scene-count").textContent = state.scenes;
   renderScores(msg.scores || {}, new Set(msg.active || []));
+  if (Array.isArray(msg.detections) || Array.isArray(msg.tracks)) {
+    state.objects.set(msg.engine, { detections: msg.detections || [], tracks: msg.tracks || [] });
+    drawBoxes();
+  }
   const active = (msg.active || []).map((label) => el("span", { class: "chip" }, label));
   $("active").replaceChildren(...active);
   const lat = { ...(msg.latency_ms || {}) };
@@ -264,6 +317,45 @@ function onScene(msg) {
     cells[1].textContent = fmt(percentile(samples, 0.5));
     cells[2].textContent = fmt(percentile(samples, 0.95));
   }
+}
+
+function drawBoxes() {
+  const canvas = $("boxes");
+  const video = $("preview");
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth, height = canvas.clientHeight;
+  canvas.width = Math.round(width * ratio);
+  canvas.height = Math.round(height * ratio);
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
+  ctx.clearRect(0, 0, width, height);
+  const r = contentRect(video, width, height);
+  const items = objectsToDraw(state.objects);
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.textBaseline = "bottom";
+  for (const o of items) {
+    const [x1, y1, x2, y2] = o.box;
+    const x = r.x + x1 * r.w, y = r.y + y1 * r.h, w = (x2 - x1) * r.w, h = (y2 - y1) * r.h;
+    const colour = classColour(o.cls);
+    ctx.strokeStyle = colour;
+    ctx.lineWidth = o.track === null ? 1 : 2;
+    ctx.setLineDash(o.lost ? [4, 3] : []);
+    ctx.strokeRect(x, y, w, h);
+    const text = `${o.track === null ? "" : `#${o.track} `}${o.cls} ${fmt(o.score, 2)}`;
+    const tw = ctx.measureText(text).width + 6;
+    const ty = y >= 16 ? y : y + 16;
+    ctx.fillStyle = colour;
+    ctx.fillRect(x, ty - 15, tw, 15);
+    ctx.fillStyle = "#111";
+    ctx.fillText(text, x + 3, ty - 1);
+  }
+  state.boxesDrawn += items.length;
+  canvas.dataset.count = String(items.length);
+  canvas.dataset.drawn = String(state.boxesDrawn);
+  $("objects").replaceChildren(...items.map((o) => el("li", {
+    class: o.lost ? "lost" : "", "data-engine": o.engine, "data-class": o.cls,
+    "data-track": o.track === null ? "" : String(o.track), style: `--box: ${classColour(o.cls)}`,
+  }, `${o.track === null ? "" : `#${o.track} `}${o.cls} ${fmt(o.score, 2)}`)));
 }
 
 function renderScores(scores, active) {
@@ -296,6 +388,10 @@ function onEvent(msg) {
 
 function onStatus(msg) {
   $("stream-state").textContent = msg.state;
+  if (msg.state === "offline" && msg.stream === state.watched && state.objects.size) {
+    state.objects.clear(); // no picture, no objects
+    drawBoxes();
+  }
   $("stream-state").dataset.state = msg.state;
   $("stream-reason").textContent = msg.reason ? `(${msg.reason})` : "";
 }
@@ -356,6 +452,9 @@ function init() {
     if (id) watch(id);
   });
   window.addEventListener("pagehide", () => teardown(true));
+  window.addEventListener("resize", drawBoxes);
+  $("preview").addEventListener("resize", drawBoxes); // the picture's size became known
+  $("preview").addEventListener("emptied", drawBoxes);
   listDevices(false).catch((e) => showError(e.message));
   if (params.get("watch")) watch(params.get("watch"));
   pollStreams();
