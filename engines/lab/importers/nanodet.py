@@ -10,7 +10,7 @@ tf2onnx and writes the engine directory:
 
 - `model.onnx`: the window's last frame (uint8 RGB `[1, 1, 416, 416, 3]`, resized by the
   service) → BGR, normalised with NanoDet's mean and std, NCHW → the network → one head
-  `output` `[1, 3598, 124]`: per grid cell, 80 class probabilities (NanoDet's sigmoid is in the
+  `output` `[1, 3549, 124]`: per grid cell, 80 class probabilities (NanoDet's sigmoid is in the
   graph), then 4 × 11 distance logits; levels in stride order, cells row-major. scenestream's
   `dfl` decoder (engines/detect/decode.py) turns it into boxes;
 - `engine.toml`, `labels.txt`, `LICENSE` (both licences), `SHA256SUMS`.
@@ -314,7 +314,7 @@ def astronaut() -> np.ndarray | None:
         from PIL import Image
     except ImportError:
         return None
-    image = Image.fromarray(np.asarray(skimage.data.astronaut()))
+    image = Image.fromarray(np.asarray(skimage.data.astronaut()))  # type: ignore[no-untyped-call]
     return np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BILINEAR))
 
 
