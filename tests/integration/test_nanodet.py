@@ -44,7 +44,7 @@ def run(engine: Engine, name: str) -> Scores:
     video = engine.spec.video
     assert video is not None
     frame = resize_like_service(load_photo(name), video.height, video.width)
-    out = engine.infer([Window("cam", "nanodet", 0, 0.0, 0.2, frame[None], None, None)])[0]
+    out = engine.infer([Window("cam", "nanodet", 0, 0.0, 0.5, frame[None], None, None)])[0]
     assert isinstance(out, Scores)
     return out
 

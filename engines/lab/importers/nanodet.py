@@ -98,17 +98,17 @@ batch_sizes = [1]
 budget_ms = 300
 max_queue_delay_ms = 20
 
-# One frame per window, five windows a second.
+# One frame per window, two windows a second (each costs 0.1-0.15 s of a CPU core: MODEL_CARD.md).
 [window]
-length_s = 0.2
-hop_s = 0.2
+length_s = 0.5
+hop_s = 0.5
 labels_at = "end"
 
 [inputs.video]
 role = "video"
 dtype = "uint8"
 shape = ["B", 1, {size}, {size}, 3]
-fps = 5.0
+fps = 2.0
 
 # The GFL head: per cell, 80 class probabilities then 4 x 11 distance logits (engines/detect).
 [outputs.detections]
