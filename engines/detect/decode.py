@@ -10,6 +10,12 @@ Four output layouts, the ones standard exporters produce:
   scores, as YOLOv5u/v8/v11 exports emit; NMS runs here;
 - `yolo_obj`: the raw head with an objectness column, `[N, 5 + C]` rows of box, objectness, then
   per-class scores (YOLOv5/v7 exports); a detection's score is objectness × class score.
+- `dfl`: an anchor-free head with distribution-focal boxes (NanoDet, GFL), `[N, C + 4 (R + 1)]`
+  rows of per-class scores, then for each side of the box (left, top, right, bottom) R + 1 logits
+  over the distances 0..R in units of the row's stride. A side's distance is the softmax
+  expectation over its bins times the stride, measured from the row's grid-cell centre
+  (`(x + center_offset) * stride`). Rows run level by level in `strides` order, row-major over a
+  `ceil(H / stride)` × `ceil(W / stride)` grid of the input frame (NanoDet's export order).
 
 Boxes leave as `xyxy` fractions of the frame. Detections under `score_threshold` are dropped,
 then class-aware NMS (unless the graph did it), then the best `max_detections` remain.
@@ -27,7 +33,7 @@ import numpy.typing as npt
 from engines.detect.boxes import BoxFormat, as_boxes, normalise, to_xyxy
 from engines.detect.nms import batched_nms
 
-Layout = Literal["boxes", "end2end", "yolo", "yolo_obj"]
+Layout = Literal["boxes", "end2end", "yolo", "yolo_obj", "dfl"]
 Box = tuple[float, float, float, float]
 
 
@@ -60,6 +66,9 @@ class DecodeSpec:
     activation: Literal["none", "sigmoid"] = "none"
     labels: Mapping[str, str | None] = field(default_factory=dict)  # class name -> scene label
     keep_unmapped: bool = True  # keep classes the label map does not name (label None)
+    strides: tuple[int, ...] = ()  # dfl: the head's levels
+    reg_max: int = 7  # dfl: the largest distance bin (R); each side has R + 1 logits
+    center_offset: float = 0.5  # dfl: grid-cell centre, in cells (NanoDet 0.5, NanoDet-Plus 0)
 
 
 def decode_frame(spec: DecodeSpec, outputs: Sequence[npt.NDArray[np.generic]]) -> list[Detection]:
@@ -82,7 +91,61 @@ def decode_frame(spec: DecodeSpec, outputs: Sequence[npt.NDArray[np.generic]]) -
             raise ValueError(f"end2end output must be [N, 6], got {list(arr.shape)}")
         classes = arr[:, 5].round().astype(np.int64)
         return _finish(spec, arr[:, :4], _act(spec, arr[:, 4]), classes, spec.nms)
+    if spec.layout == "dfl":
+        return _finish_dfl(spec, arr)
     return _finish_yolo(spec, arr)
+
+
+def dfl_centres(
+    width: float, height: float, strides: Sequence[int], offset: float
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Grid-cell centres `[N, 2]` (x, y, pixels) and each row's stride `[N]`, level by level,
+    row-major over a `ceil(height / s)` × `ceil(width / s)` grid per stride `s`."""
+    centres, row_strides = [], []
+    for s in strides:
+        rows, cols = int(np.ceil(height / s)), int(np.ceil(width / s))
+        y, x = np.divmod(np.arange(rows * cols), cols)
+        centres.append(np.stack([(x + offset) * s, (y + offset) * s], axis=1))
+        row_strides.append(np.full(rows * cols, s))
+    if not centres:
+        return np.zeros((0, 2), np.float32), np.zeros(0, np.float32)
+    return (
+        np.concatenate(centres).astype(np.float32),
+        np.concatenate(row_strides).astype(np.float32),
+    )
+
+
+def dfl_distances(logits: npt.ArrayLike, reg_max: int) -> npt.NDArray[np.float32]:
+    """`[N, 4 (R + 1)]` bin logits → `[N, 4]` distances in bins: per side, the softmax
+    expectation over 0..R."""
+    x = np.asarray(logits, dtype=np.float64)
+    bins = reg_max + 1
+    if x.ndim != 2 or x.shape[1] != 4 * bins:
+        raise ValueError(f"distribution logits must be [N, {4 * bins}], got {list(x.shape)}")
+    x = x.reshape(len(x), 4, bins)
+    p = np.exp(x - x.max(axis=2, keepdims=True))
+    p /= p.sum(axis=2, keepdims=True)
+    out: npt.NDArray[np.float32] = (p @ np.arange(bins, dtype=np.float64)).astype(np.float32)
+    return out
+
+
+def _finish_dfl(spec: DecodeSpec, arr: npt.NDArray[np.float32]) -> list[Detection]:
+    classes_n = len(spec.class_names)
+    width = classes_n + 4 * (spec.reg_max + 1)
+    centres, strides = dfl_centres(spec.width, spec.height, spec.strides, spec.center_offset)
+    if arr.ndim != 2 or arr.shape != (len(centres), width):
+        raise ValueError(
+            f"dfl head must be [{len(centres)}, {width}] for strides {list(spec.strides)} on a "
+            f"{spec.width:g}x{spec.height:g} input, got {list(arr.shape)}"
+        )
+    cls_scores = _act(spec, arr[:, :classes_n])
+    classes = np.argmax(cls_scores, axis=1)
+    scores = cls_scores[np.arange(len(arr)), classes]
+    keep = scores >= spec.score_threshold  # decode only the boxes that can survive
+    dist = dfl_distances(arr[keep, classes_n:], spec.reg_max) * strides[keep, None]
+    c = centres[keep]
+    boxes = np.concatenate([c - dist[:, :2], c + dist[:, 2:]], axis=1)
+    return _finish(spec, boxes, scores[keep], classes[keep], spec.nms)
 
 
 def _finish_yolo(spec: DecodeSpec, arr: npt.NDArray[np.float32]) -> list[Detection]:

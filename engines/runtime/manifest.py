@@ -24,7 +24,9 @@ Schema (TOML tables; every table forbids unknown keys):
 - `[outputs.detections]` (optional, detectors): `layout` (`boxes`: graph outputs `boxes`,
   `scores`, optionally `classes`; `end2end`: one `output` of rows (box, score, class); `yolo`:
   one raw head `output` `[4 + C, N]`; `yolo_obj`: one raw head with objectness, rows
-  `[N, 5 + C]`), `class_names`, `box_format` (`xyxy` | `cxcywh`),
+  `[N, 5 + C]`; `dfl`: one anchor-free head with distribution-focal boxes, rows
+  `[N, C + 4 (reg_max + 1)]`, with `strides`, `reg_max`, `center_offset`, see
+  `engines/detect/decode.py`), `class_names`, `box_format` (`xyxy` | `cxcywh`),
   `normalized` (boxes in fractions of the frame, else pixels of the video input),
   `activation`, `score_threshold`, `iou_threshold`, `max_detections`, `nms`, `label_map`,
   `label_overrides`, `keep_unmapped`. The engine's scores then include, per scene label, the
@@ -52,7 +54,7 @@ from pydantic import (
     model_validator,
 )
 
-from engines.detect.decode import DecodeSpec
+from engines.detect.decode import DecodeSpec, dfl_centres
 from engines.labelmaps import LabelMapError, apply_overrides, load_label_map, mapped_labels
 from engines.runtime.interface import ManifestError
 from engines.window import AudioSpec, VideoSpec, WindowSpec
@@ -136,8 +138,8 @@ DETECTIONS = "detections"  # the reserved key of `[outputs.detections]`
 class DetectionsTable(_Table):
     """`[outputs.detections]`: how a detector's graph outputs become boxes (engines/detect)."""
 
-    layout: Literal["boxes", "end2end", "yolo", "yolo_obj"]
-    output: str | None = None  # end2end, yolo: the one graph output
+    layout: Literal["boxes", "end2end", "yolo", "yolo_obj", "dfl"]
+    output: str | None = None  # end2end, yolo, dfl: the one graph output
     boxes: str | None = None  # boxes layout: graph outputs
     scores: str | None = None
     classes: str | None = None
@@ -152,6 +154,16 @@ class DetectionsTable(_Table):
     label_map: str | None = None
     label_overrides: dict[str, str] = Field(default_factory=dict)
     keep_unmapped: bool = False
+    strides: tuple[int, ...] = ()  # dfl: the head's levels, in row order
+    reg_max: int = Field(7, ge=1, le=64)  # dfl: the largest distance bin
+    center_offset: float = Field(0.5, ge=0, le=1)  # dfl: grid-cell centre, in cells
+
+    @field_validator("strides")
+    @classmethod
+    def _strides(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(s < 1 for s in value):
+            raise ValueError("strides must be positive integers")
+        return value
 
     def graph_outputs(self) -> tuple[str, ...]:
         """The graph outputs this table reads, in decoding order."""
@@ -272,6 +284,9 @@ class Manifest:
             activation=det.activation,
             labels=labels,
             keep_unmapped=True,
+            strides=det.strides,
+            reg_max=det.reg_max,
+            center_offset=det.center_offset,
         )
 
     @property
@@ -431,6 +446,13 @@ def _check_detections(m: Manifest) -> None:
         raise _fail(p, field_, f"layout {det.layout} names one graph output: output")
     if len(set(det.class_names)) != len(det.class_names):
         raise _fail(p, f"{field_}.class_names", "class names must be unique")
+    if det.layout == "dfl":
+        if not det.strides:
+            raise _fail(p, f"{field_}.strides", "layout dfl needs the head's strides")
+        if det.normalized or det.box_format == "cxcywh":
+            raise _fail(p, field_, "layout dfl yields xyxy pixel boxes (normalized = false)")
+    elif det.strides:
+        raise _fail(p, f"{field_}.strides", "only layout dfl has strides")
     for name in det.graph_outputs():
         if name in m.doc.outputs:
             raise _fail(p, field_, f"{name!r} is also declared as a score output")
@@ -538,6 +560,8 @@ def _check_detection_graph(m: Manifest, graph_out: dict[str, Any]) -> None:
         if name not in graph_out:
             have = sorted(graph_out)
             raise _fail(p, f"outputs.{DETECTIONS}", f"no graph output {name!r} (has {have})")
+    if det.layout == "dfl" and det.output is not None:
+        _check_dfl_head(m, graph_out[det.output][1])
     if det.layout.startswith("yolo") and det.output is not None:
         dims = graph_out[det.output][1]
         width = (5 if det.layout == "yolo_obj" else 4) + len(det.class_names)
@@ -547,6 +571,25 @@ def _check_detection_graph(m: Manifest, graph_out: dict[str, Any]) -> None:
                 p,
                 f"outputs.{DETECTIONS}.class_names",
                 f"{len(det.class_names)} classes but the head {det.output} is {tuple(known)}",
+            )
+
+
+def _check_dfl_head(m: Manifest, dims: tuple[Any, ...]) -> None:
+    """A dfl head `[B, N, C + 4 (R + 1)]` must match the classes, reg_max, strides and input."""
+    det, p = m.doc.detections, m.path
+    assert det is not None
+    video = m.window_spec().video
+    assert video is not None  # _check_detections ran first
+    rows = len(dfl_centres(video.width, video.height, det.strides, det.center_offset)[0])
+    want = (rows, len(det.class_names) + 4 * (det.reg_max + 1))
+    for axis, (w, h) in enumerate(zip(want, dims[1:], strict=False), start=1):
+        if len(dims) == 3 and isinstance(h, int) and h != w:
+            raise _fail(
+                p,
+                f"outputs.{DETECTIONS}",
+                f"a dfl head for {len(det.class_names)} classes, reg_max {det.reg_max} and "
+                f"strides {list(det.strides)} on {video.width}x{video.height} is "
+                f"[B, {want[0]}, {want[1]}]; {det.output} has {dims[axis]} on axis {axis}",
             )
 
 
