@@ -31,11 +31,20 @@ from engines.runtime.backends.base import (
     NUMPY_DTYPES,
     Arrays,
     Backend,
-    concrete_shape,
     constant_array,
 )
-from engines.runtime.interface import EngineError, EngineRuntime, InputShapeError, Scores
-from engines.runtime.manifest import InputTable, Manifest
+from engines.runtime.batching import (
+    activate,
+    expect,
+    initial,
+    map_labels,
+    pad_rows,
+    reorder,
+    rounds,
+    stack,
+)
+from engines.runtime.interface import EngineError, EngineRuntime, Scores
+from engines.runtime.manifest import Manifest
 from engines.window import Window, WindowSpec
 
 logger = logging.getLogger(__name__)
@@ -154,7 +163,7 @@ class Engine:
         self._detections.clear()  # only the last call's are kept (infer takes them)
         out: list[F32] = []
         largest = self.batch_sizes[-1]
-        for round_ in _rounds(windows) if self.manifest.stateful else [list(windows)]:
+        for round_ in rounds(windows) if self.manifest.stateful else [list(windows)]:
             for i in range(0, len(round_), largest):
                 group = round_[i : i + largest]
                 try:
@@ -167,7 +176,7 @@ class Engine:
                 except Exception as exc:  # numpy/backends: one typed error for the scheduler
                     raise EngineError(f"{self.name}: inference failed: {exc}") from exc
                 out.extend(scores)
-        return _reorder(windows, out) if self.manifest.stateful else out
+        return reorder(windows, out) if self.manifest.stateful else out
 
     def release(self, stream: str) -> None:
         """Forget a stream's carried state."""
@@ -191,9 +200,9 @@ class Engine:
         inputs: Arrays = {}
         for name, spec in self.manifest.doc.inputs.items():
             if spec.role == "video":
-                inputs[name] = _stack(spec, b, [w.video for w in group])
+                inputs[name] = stack(spec, b, [w.video for w in group])
             elif spec.role == "audio":
-                inputs[name] = _stack(spec, b, [w.audio for w in group])
+                inputs[name] = stack(spec, b, [w.audio for w in group])
             elif spec.role == "constant":
                 inputs[name] = constant_array(spec)
         states = self._gather(group)
@@ -242,7 +251,7 @@ class Engine:
         per_chunk = np.empty((n, count, len(self.labels)), dtype=np.float32)
         for j in range(count):
             x = np.concatenate([context, audio[:, j * st.chunk : (j + 1) * st.chunk]], axis=1)
-            inputs: Arrays = {name: _pad_rows(x.astype(np.float32, copy=False), b), **constants}
+            inputs: Arrays = {name: pad_rows(x.astype(np.float32, copy=False), b), **constants}
             inputs.update(self._state_arrays(states, b))
             raw = self.backend.infer(inputs)
             states = self._next_states(raw, n)
@@ -265,9 +274,9 @@ class Engine:
             x = x.reshape(x.shape[0], -1)[:n]
             if x.shape[1] != len(out.labels):
                 raise EngineError(f"{self.name}: output {name} has {x.shape[1]} values per row")
-            x = _activate(x, out.activation)
+            x = activate(x, out.activation)
             mapping = self.manifest.label_maps.get(name)
-            parts.append(x if mapping is None else _map_labels(x, out.labels, mapping))
+            parts.append(x if mapping is None else map_labels(x, out.labels, mapping))
         return np.concatenate(parts, axis=1)
 
     # -- per-stream state ---------------------------------------------------------------------
@@ -278,7 +287,7 @@ class Engine:
             held = [self._states.get(w.stream, {}) for w in group]
         for name, spec in self._state_inputs.items():
             rows = [h.get(name) for h in held]
-            out[name] = np.stack([r if r is not None else _initial(spec) for r in rows])
+            out[name] = np.stack([r if r is not None else initial(spec) for r in rows])
         return out
 
     def _context(self, stream: str, size: int) -> F32:
@@ -291,7 +300,7 @@ class Engine:
         out: Arrays = {}
         for name, rows in states.items():
             axis = self._state_inputs[name].batch_axis or 0
-            out[name] = np.ascontiguousarray(np.moveaxis(_pad_rows(rows, b), 0, axis))
+            out[name] = np.ascontiguousarray(np.moveaxis(pad_rows(rows, b), 0, axis))
         return out
 
     def _next_states(self, raw: Arrays, n: int) -> dict[str, npt.NDArray[Any]]:
@@ -321,89 +330,9 @@ class Engine:
         spec = self._spec
         if spec.video is not None:
             v = spec.video
-            _expect(self.name, w, "video", w.video, (v.frames, v.height, v.width, 3), np.uint8)
+            expect(self.name, w, "video", w.video, (v.frames, v.height, v.width, 3), np.uint8)
         if spec.audio is not None:
-            _expect(self.name, w, "audio", w.audio, (spec.audio.samples,), np.float32)
-
-
-def _expect(
-    engine: str, w: Window, kind: str, arr: Any, shape: tuple[int, ...], dtype: Any
-) -> None:
-    if arr is None or not isinstance(arr, np.ndarray):
-        raise InputShapeError(f"{engine}: window {w.stream}#{w.seq} has no {kind} array")
-    if arr.shape != shape or arr.dtype != dtype:
-        raise InputShapeError(
-            f"{engine}: window {w.stream}#{w.seq} {kind} is {arr.dtype}{list(arr.shape)}, "
-            f"expected {np.dtype(dtype)}{list(shape)}"
-        )
-
-
-def _stack(spec: InputTable, b: int, arrays: list[Any]) -> npt.NDArray[Any]:
-    out = np.zeros(concrete_shape(spec, b), dtype=NUMPY_DTYPES[spec.dtype])
-    for i, arr in enumerate(arrays):
-        out[i] = arr
-    return out
-
-
-def _pad_rows(rows: npt.NDArray[Any], b: int) -> npt.NDArray[Any]:
-    if rows.shape[0] == b:
-        return rows
-    pad = np.zeros((b - rows.shape[0], *rows.shape[1:]), dtype=rows.dtype)
-    return np.concatenate([rows, pad], axis=0)
-
-
-def _initial(spec: InputTable) -> npt.NDArray[Any]:
-    shape = list(concrete_shape(spec, 1))
-    del shape[spec.batch_axis or 0]
-    return np.zeros(shape, dtype=NUMPY_DTYPES[spec.dtype])  # `initial = "zeros"`
-
-
-def _activate(x: F32, activation: str) -> F32:
-    if activation == "sigmoid":
-        return (1.0 / (1.0 + np.exp(-np.clip(x, -80, 80)))).astype(np.float32)
-    if activation == "softmax":
-        e = np.exp(x - x.max(axis=1, keepdims=True))
-        out: F32 = (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
-        return out
-    return x
-
-
-def _map_labels(x: F32, classes: tuple[str, ...], mapping: dict[str, str]) -> F32:
-    """Class scores `[n, classes]` → scene-label scores: each label the best of its classes."""
-    labels = dict.fromkeys(mapping[c] for c in classes if c in mapping)
-    out = np.zeros((x.shape[0], len(labels)), dtype=np.float32)
-    for j, label in enumerate(labels):
-        cols = [i for i, c in enumerate(classes) if mapping.get(c) == label]
-        out[:, j] = x[:, cols].max(axis=1)
-    return out
-
-
-def _rounds(windows: Sequence[Window]) -> list[list[Window]]:
-    """Split so that no stream appears twice in one round, keeping each stream's order.
-
-    A stateful engine must see a stream's windows one after the other, each with the state the
-    previous one left; the scheduler rarely sends two of a stream at once, but it may.
-    """
-    rounds: list[list[Window]] = []
-    depth: dict[str, int] = {}
-    for w in windows:
-        k = depth.get(w.stream, 0)
-        depth[w.stream] = k + 1
-        if k == len(rounds):
-            rounds.append([])
-        rounds[k].append(w)
-    return rounds
-
-
-def _flatten(rounds: list[list[Window]]) -> list[Window]:
-    return [w for r in rounds for w in r]
-
-
-def _reorder(windows: Sequence[Window], out: list[F32]) -> list[F32]:
-    """Results come in round order; put them back in the callers' order."""
-    flat = _flatten(_rounds(windows))
-    by_id = {id(w): s for w, s in zip(flat, out, strict=True)}
-    return [by_id[id(w)] for w in windows]
+            expect(self.name, w, "audio", w.audio, (spec.audio.samples,), np.float32)
 
 
 if TYPE_CHECKING:  # the scheduler's protocol, checked by mypy against this implementation
