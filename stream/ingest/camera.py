@@ -62,9 +62,11 @@ def input_options(config: CameraConfig) -> dict[str, str]:
     return options
 
 
-def _short(exc: BaseException) -> str:
+def failure_reason(exc: BaseException, url: str) -> str:
+    """A one-line reason from PyAV's error, without the URL's credentials (FFmpeg's messages
+    quote the URL it was given; the reason goes to logs, `status` and `/api/cameras`)."""
     text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:160]
+    return text.replace(url, redact(url))[:160]
 
 
 class CameraSource:
@@ -128,7 +130,7 @@ class CameraSource:
             try:
                 container = await asyncio.to_thread(self._open)
             except Exception as exc:  # PyAV raises many kinds (refused, 404, timeout, bad URL)
-                reason = f"cannot connect: {_short(exc)}"
+                reason = f"cannot connect: {failure_reason(exc, self.config.url)}"
                 self._metrics.camera_connects.labels("failed").inc()
             else:
                 self.connects += 1
@@ -238,7 +240,7 @@ class CameraSource:
                     item = (frame, held.pop(index, None))
                     loop.call_soon_threadsafe(self._offer, queue, item)
         except Exception as exc:  # a dropped connection, a read timeout, a corrupt stream
-            reason = f"connection lost: {_short(exc)}"
+            reason = f"connection lost: {failure_reason(exc, self.config.url)}"
         finally:
             with contextlib.suppress(Exception):
                 container.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from stream.config import CameraConfig, ConfigError, load_settings
-from stream.ingest.camera import input_options, redact
+from stream.ingest.camera import failure_reason, input_options, redact
 from stream.ingest.clock import ClockAnchor
 from stream.ingest.pulled_timing import PulledTiming, SenderTime, carried
 
@@ -18,6 +18,16 @@ from stream.ingest.pulled_timing import PulledTiming, SenderTime, carried
 def test_redact_hides_credentials() -> None:
     assert redact("rtsp://admin:pw@10.0.0.5:554/stream1") == "rtsp://***@10.0.0.5:554/stream1"
     assert redact("rtsp://10.0.0.5/stream1") == "rtsp://10.0.0.5/stream1"
+
+
+def test_failure_reasons_never_carry_the_password() -> None:
+    url = "rtsps://admin:hunter2@10.0.0.5:322/stream1"
+    error = OSError(
+        f"[Errno 825242872] Server returned 401 Unauthorized (authorization failed): '{url}'"
+    )
+    reason = failure_reason(error, url)
+    assert "hunter2" not in reason
+    assert reason.endswith("'rtsps://***@10.0.0.5:322/stream1'")
 
 
 def test_rtsp_defaults_to_tcp_unless_the_camera_says_otherwise() -> None:
