@@ -164,7 +164,8 @@ def evaluate(engine_dir: Path, photos: Sequence[Photo] = PHOTOS) -> dict[str, An
     from engines.config import EnginesConfig
     from engines.runtime.interface import detections_of
     from engines.runtime.loader import load_engine
-    from engines.runtime.manifest import DETECTIONS, load_manifest
+    from engines.runtime.manifest import load_manifest
+    from engines.runtime.manifest_schema import DETECTIONS
     from engines.window import Window
 
     manifest = load_manifest(engine_dir)

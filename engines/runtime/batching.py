@@ -12,7 +12,7 @@ import numpy.typing as npt
 
 from engines.runtime.backends.base import NUMPY_DTYPES, concrete_shape
 from engines.runtime.interface import InputShapeError
-from engines.runtime.manifest import InputTable
+from engines.runtime.manifest_schema import InputTable
 from engines.window import Window
 
 F32 = npt.NDArray[np.float32]

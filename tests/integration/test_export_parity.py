@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from engines.lab.export import example_inputs, parity, write_engine_dir
-from engines.runtime.manifest import load_manifest, onnx_io
+from engines.runtime.manifest import load_manifest
+from engines.runtime.manifest_checks import onnx_io
 from engines.runtime.nets.avfusion import AVFusion, load_checkpoint
 
 pytestmark = pytest.mark.integration

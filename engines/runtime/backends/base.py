@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
-from engines.runtime.manifest import BATCH, InputTable, Manifest
+from engines.runtime.manifest import Manifest
+from engines.runtime.manifest_schema import BATCH, InputTable
 
 Arrays = dict[str, npt.NDArray[Any]]
 
