@@ -67,7 +67,8 @@ def recording_bank() -> tuple[Recording, ...]:
                 break
     if not found:
         return ()
-    key = hashlib.sha256(repr([(i, lab) for i, lab, _ in found]).encode()).hexdigest()[:16]
+    stamp = [(i, lab, p.stat().st_size, p.stat().st_mtime_ns) for i, lab, p in found]
+    key = hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]
     store = cache_root() / f"recordings-v{BANK_VERSION}-{key}.npz"
     if store.exists():
         return _load(store, found)
