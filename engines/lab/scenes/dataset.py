@@ -209,7 +209,7 @@ AUDIO_VARIETY_KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("noise_burst", 0.02, lambda p: [("noise", *p.covering(), {})]),
     ("recording", 0.04, lambda p: [("recording", *p.covering(), {})]),
 )
-OTHER_SOUNDS = ("speech", "horn", "alarm", "tonal", "tonal", "noise", "recording")
+OTHER_SOUNDS = ("speech", "horn", "horn", "alarm", "alarm", "tonal", "tonal", "noise", "recording")
 LEVEL_DBFS = (-35.0, -10.0)  # RMS of the loudest source
 KINDS = KINDS + AUDIO_VARIETY_KINDS
 # ---------------------------------------------------------------------------------------------

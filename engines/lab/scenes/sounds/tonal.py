@@ -6,9 +6,9 @@ whole sound), one or more voices at fixed ratios of it (a dual-tone horn, a chor
 decays for bells and plucked notes), and what lies between the loudspeaker and the microphone:
 band limits and clipping of a horn loudspeaker, distance (a low-pass), a Doppler pass-by.
 
-Stateless: the phase is the exact integral of the instantaneous frequency, read from a per-period
-table of cumulative cycles (whole periods add a constant), so any sample index renders on its own
-and 20 ms chunks join a 1 s window sample for sample.
+Stateless: the phase is the exact integral of the instantaneous frequency, in closed form within
+a period (whole periods add a constant), so any sample index renders on its own and 20 ms chunks
+join a 1 s window sample for sample.
 """
 
 from __future__ import annotations
@@ -59,31 +59,51 @@ class Pattern:
         fall = 0.5 + 0.5 * np.cos(np.pi * (x - r) / (1.0 - r))
         return lo + (hi - lo) * np.where(x < r, rise, fall)
 
+    def cycles(self, x: F64) -> F64:
+        """Cycles elapsed from the period's start to fractions `x` in [0, 1]: the exact
+        integral of `freq` (closed form, so no table and no accumulated error)."""
+        lo, hi, r, p = self.lo, self.hi, self.shape, self.period
+        if self.kind == "steps":
+            table = np.asarray(self.steps, dtype=np.float64)
+            m = len(table)
+            before = np.concatenate(([0.0], np.cumsum(table)))
+            j = np.minimum((x * m).astype(np.int64), m - 1)
+            out: F64 = p / m * (before[j] + table[j] * (x * m - j))
+            return out
+        if self.kind == "spin":
+            a, b = 0.25 * r, 0.3 * (1.0 - r)
+            top = 1.0 - math.exp(-4.0)
+            up = x - a * (1.0 - np.exp(-np.minimum(x, r) / a))
+            at_r = r - a * (1.0 - math.exp(-4.0))
+            down = at_r + top * b * (1.0 - np.exp(-np.maximum(x - r, 0.0) / b))
+            g = np.where(x < r, up, down)
+        else:
+            rise = 0.5 * x - r / TWO_PI * np.sin(np.pi * np.minimum(x, r) / r)
+            y = np.maximum(x - r, 0.0)
+            fall = 0.5 * x + (1.0 - r) / TWO_PI * np.sin(np.pi * y / (1.0 - r))
+            g = np.where(x < r, rise, fall)
+        result: F64 = p * (lo * x + (hi - lo) * g)
+        return result
+
     @property
     def top(self) -> float:
         """The highest frequency the pattern reaches."""
         return max(self.steps) if self.kind == "steps" else self.hi
 
-
-@functools.lru_cache(maxsize=48)
-def _cycle_table(pattern: Pattern, sr: int) -> tuple[F64, F64]:
-    """(cumulative cycles at each sample of one period, n + 1 entries; frequency per sample)."""
-    n = max(2, round(pattern.period * sr))
-    f = pattern.freq(np.arange(n, dtype=np.float64) / n)
-    cum = np.concatenate(([0.0], np.cumsum(f) / sr))
-    return cum, f
+    @property
+    def steady(self) -> bool:
+        """Whether the frequency never changes."""
+        return self.kind == "steps" and len(set(self.steps)) == 1
 
 
-def cycles_at(pattern: Pattern, tau: F64, sr: int) -> tuple[F64, F64]:
-    """(cycles elapsed, instantaneous frequency) at local times `tau` (s, may be fractional)."""
-    cum, f = _cycle_table(pattern, sr)
-    n = len(f)
-    s = np.maximum(tau, 0.0) * sr
-    q = np.floor(s / n)
-    r = s - q * n
-    i = np.minimum(r.astype(np.int64), n - 1)
-    frac = r - i
-    return q * cum[n] + cum[i] + frac * (cum[i + 1] - cum[i]), f[i]
+def cycles_at(pattern: Pattern, tau: F64) -> tuple[F64, F64]:
+    """(cycles elapsed, instantaneous frequency) at local times `tau` (s, may be fractional);
+    whole periods add a constant."""
+    u = np.maximum(tau, 0.0) / pattern.period
+    q = np.floor(u)
+    x = u - q
+    whole = float(pattern.cycles(np.ones(1))[0])
+    return q * whole + pattern.cycles(x), pattern.freq(x)
 
 
 @functools.lru_cache(maxsize=64)
@@ -156,7 +176,7 @@ class Tone:
         return out * gain * self._gate(tau) * fade
 
     def _voice(self, tau: F64, ratio: float, sr: int) -> F64:
-        cyc, f = cycles_at(self.pattern, tau, sr)
+        cyc, f = cycles_at(self.pattern, tau)
         rate, depth = self.vibrato
         if depth > 0:
             centre = 0.5 * (self.pattern.lo + self.pattern.top)
@@ -165,6 +185,8 @@ class Tone:
         phase = TWO_PI * (cyc - np.floor(cyc))
         hp, lp = self.band
         out, power = np.zeros_like(tau), np.zeros_like(tau)
+        if self.pattern.steady:
+            f = f[:1]  # one frequency: gains are numbers, not arrays
         if self.partials:  # inharmonic: one sine each
             for p, a in zip(self.partials, self.amps, strict=False):
                 w = a * _band_gain(p * f, hp, lp, sr)
