@@ -66,7 +66,7 @@ def draw_siren(rng: np.random.Generator, style: str, start: float, end: float) -
     hp, lp, drive = 0.0, 1e9, 0.0
     if rng.random() < 0.35:  # a horn loudspeaker: band-limited, often overdriven
         hp, lp = rng.uniform(250, 500), rng.uniform(3000, 6000)
-        drive = float(rng.uniform(1.0, 6.0)) if rng.random() < 0.7 else 0.0
+        drive = float(rng.uniform(1.0, 4.0)) if rng.random() < 0.7 else 0.0
     if rng.random() < 0.35:  # far away: the highs go first
         lp = min(lp, rng.uniform(1500, 8000))
     doppler = None
