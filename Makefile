@@ -54,7 +54,12 @@ demo: system venv
 	$(BIN)/scenestream demo $(if $(SECONDS),--seconds $(SECONDS),)
 
 ## Retrains the bundled avfusion engine (about 20 minutes on 2 cores: 16,000 windows, 18 epochs).
+## First fetches the real-sound `train` recordings that the generator mixes into training scenes
+## (about 230 MB of pinned Debian packages downloaded, 8 MB of clips kept in
+## .cache/scenestream/realsounds); without them it trains on synthesised sound only, and says so.
 model: venv
+	$(PY) -m engines.lab.realsounds.fetch --split train || \
+	  echo "warning: real training recordings not fetched; training on synthesised sound only" >&2
 	$(BIN)/scenestream train --out engines/bundled/avfusion
 
 bench: system venv

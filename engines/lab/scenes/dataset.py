@@ -163,7 +163,7 @@ def _hazard_siren(p: _Placer) -> list[SegmentSpec]:
 
 
 def _mixed(p: _Placer) -> list[SegmentSpec]:
-    kinds = ["speech", "horn", "alarm", "siren", "lights", "hazard_lights", "approach"]
+    kinds = ["speech", "horn", "alarm", "siren", "lights", "hazard_lights", "approach", "tonal"]
     picks = p.rng.choice(len(kinds), size=int(p.rng.integers(2, 4)), replace=False)
     return [seg for i in picks for seg in p.maybe(kinds[int(i)])]
 
@@ -199,6 +199,21 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
 )
 
 
+# --- Audio variety (sounds/): sounds that carry no label, and real recordings ---------------
+# Tonal and musical distractors (instruments, whistling, ring tones, music), noise that starts
+# and stops (pink, brown, traffic, HVAC, babble), and real `train` recordings with their own
+# labels (synthesised stand-ins when none are fetched). Each also joins other kinds as the
+# "other sound" below, so distractors sound over sirens, horns and alarms too.
+AUDIO_VARIETY_KINDS: tuple[tuple[str, float, Recipe], ...] = (
+    ("tonal", 0.07, lambda p: [("tonal", *p.covering(), {})]),
+    ("noise_burst", 0.02, lambda p: [("noise", *p.covering(), {})]),
+    ("recording", 0.04, lambda p: [("recording", *p.covering(), {})]),
+)
+OTHER_SOUNDS = ("speech", "horn", "horn", "alarm", "alarm", "tonal", "tonal", "noise", "recording")
+LEVEL_DBFS = (-35.0, -10.0)  # RMS of the loudest source
+KINDS = KINDS + AUDIO_VARIETY_KINDS
+# ---------------------------------------------------------------------------------------------
+
 # Kinds built to tempt a model into a fused label it must not give.
 DISTRACTOR_KINDS = frozenset(
     {"radio_siren", "lights_silent", "hazard_silent", "hazard_siren", "separated",
@@ -220,12 +235,12 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
         segments += _traffic(placer)  # clutter: something else moving that is not the point
     if kind != "street" and rng.random() < 0.2:
         # other sounds over the main event, so labels co-occur independently of the kind
-        segments += placer.maybe(str(rng.choice(["speech", "horn", "alarm"])))
+        segments += placer.maybe(str(rng.choice(OTHER_SOUNDS)))
     duration = W0 + spec.length_s + 2.0
     scene = compose_scene(
         kind, duration, rng=rng, split=split, look=random_look(rng, split),
         ambience=random_ambience(rng, split), segments=segments, reverb=random_reverb(rng),
-        level=float(rng.uniform(0.08, 0.3)),
+        level=float(10.0 ** (rng.uniform(*LEVEL_DBFS) / 20.0)),
     )  # fmt: skip
     return scene, kind
 
