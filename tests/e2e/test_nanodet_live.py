@@ -1,4 +1,4 @@
-"""The bundled `nanodet` engine (NanoDet-m, COCO) served live on a real photo: scikit-image's
+"""The bundled `nanodet` engine (NanoDet-g, COCO) served live on a real photo: scikit-image's
 astronaut, encoded as a still video clip, goes over real WebRTC (`scenestream send --file`,
 WHIP, loopback ICE) into the whole service; its scene messages carry a `person` detection with a
 box that matches a hand-drawn one, the stream's tracks follow her, a `person` track starts and
