@@ -104,7 +104,7 @@ batch_sizes = [1]
 budget_ms = 300
 max_queue_delay_ms = 20
 
-# One frame per window, two windows a second (each costs 0.1-0.15 s of a CPU core: MODEL_CARD.md).
+# One frame per window, two windows a second (each costs 0.05-0.15 s of a CPU core: MODEL_CARD.md).
 [window]
 length_s = 0.5
 hop_s = 0.5
