@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from engines.runtime.nets.tv_detection import torchvision_available
 from stream.cli import main
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
@@ -95,17 +96,7 @@ def detector_service(
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
 
 
-def _have_torchvision() -> bool:
-    from engines.runtime.nets.tv_detection import load_torchvision
-
-    try:
-        load_torchvision()
-    except ImportError:
-        return False
-    return True
-
-
-HAVE_TORCHVISION = _have_torchvision()
+HAVE_TORCHVISION = torchvision_available()
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:

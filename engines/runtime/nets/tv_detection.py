@@ -45,6 +45,14 @@ PATH_VARIABLE = "SCENESTREAM_TORCHVISION_PATH"
 _OPS: Any = None  # the Python operator library, while registered
 
 
+def torchvision_available() -> bool:
+    """Whether `load_torchvision` can find torchvision (without importing it)."""
+    if importlib.util.find_spec("torchvision") is not None:
+        return True
+    places = (os.environ.get(PATH_VARIABLE), str(CACHE_DIR))
+    return any(p and (Path(p) / "torchvision" / "__init__.py").is_file() for p in places)
+
+
 def load_torchvision() -> Any:
     """`import torchvision`, with its operators from Python where the compiled ones do not load
     (see the module docstring). Raises ImportError when torchvision is nowhere to be found."""
@@ -123,26 +131,29 @@ def _has_ops() -> bool:  # a named function: TorchScript compiles callers of it 
 
 def nms_reference(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torch.Tensor:
     """Greedy NMS: indices of the kept boxes (`xyxy`), best score first; a box goes when its IoU
-    with a kept, better one exceeds `iou_threshold` (torchvision's semantics)."""
+    with a kept, better one exceeds `iou_threshold` (torchvision's semantics). Memory linear in
+    the number of boxes (a random model hands tens of thousands to one call)."""
     n = int(dets.shape[0])
     if n == 0:
         return torch.empty(0, dtype=torch.long, device=dets.device)
     order = torch.argsort(scores.detach(), descending=True, stable=True)
-    b = dets.detach()[order].double().cpu()
-    area = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area[:, None] + area[None, :] - inter
-    over = (inter / union.clamp(min=1e-12)).numpy() > iou_threshold
-    removed = np.zeros(n, dtype=bool)
+    b = dets.detach()[order].double().cpu().numpy()
+    x1, y1, x2, y2 = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
+    area = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+    alive = np.ones(n, dtype=bool)
     keep: list[int] = []
     for i in range(n):
-        if removed[i]:
+        if not alive[i]:
             continue
         keep.append(i)
-        removed |= over[i]
+        rest = np.flatnonzero(alive[i + 1 :]) + i + 1
+        if rest.size == 0:
+            break
+        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
+        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
+        inter = w * h
+        iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
+        alive[rest[iou > iou_threshold]] = False
     return order[torch.tensor(keep, dtype=torch.long)].to(dets.device)
 
 
