@@ -118,6 +118,7 @@ def test_torchvision_import_errors_are_one_line(
         return err
 
     assert "unsupported torchvision detector 'maskrcnn_nope'" in fails("torchvision:maskrcnn_nope")
+    assert "engine name 'My_SSD': lowercase" in fails(f"torchvision:{ARCH}", "--name", "My_SSD")
     missing = tmp_path / "missing.pt"
     assert f"{missing}: no such weights file" in fails(
         f"torchvision:{ARCH}", "--weights", str(missing)

@@ -21,6 +21,7 @@ rebuilds the model (`engines verify`). Class names: COCO's (torchvision's 91-ent
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import warnings
 from pathlib import Path
@@ -35,6 +36,7 @@ from engines.runtime.manifest import MANIFEST_FILE, Manifest, load_manifest
 from engines.runtime.parity import detection_diff
 
 PREFIX = "torchvision:"
+ENGINE_NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")  # the manifest's engine.name
 OUTPUTS = ("boxes", "scores", "labels")
 COCO_CLASSES = 91  # torchvision's COCO category list, background and gaps included
 # Builders exported and checked here; other torchvision detection builders may work too.
@@ -74,6 +76,9 @@ def import_torchvision_detector(
 ) -> ImportReport:
     """Write an engine directory for `torchvision:ARCH` (see the module docstring)."""
     arch = source.removeprefix(PREFIX)
+    engine = name or arch.replace("_", "-")
+    if not ENGINE_NAME.fullmatch(engine):
+        raise UserError(f"engine name {engine!r}: lowercase letters, digits and '-' only")
     if arch not in SUPPORTED:
         raise UserError(
             f"{source}: unsupported torchvision detector {arch!r} (supported: "
@@ -113,7 +118,6 @@ def import_torchvision_detector(
     (out / "labels.txt").write_text("".join(f"{n}\n" for n in names))
     coco_map = load_label_map("coco")
     uses_coco = sum(n in coco_map for n in names) >= min(len(names) - 1, 5)
-    engine = name or arch.replace("_", "-")
     text = _manifest(
         engine, arch, weights, names, height, width, fps, score_threshold, iou_threshold, uses_coco
     )
