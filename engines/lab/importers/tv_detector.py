@@ -155,6 +155,9 @@ def _weights(tv: Any, arch: str, weights: str) -> tuple[dict[str, Any] | None, b
                 f"torchvision:{arch}: cannot download its weights from {enum.DEFAULT.url} (no "
                 f"network? give a local state dict with --weights FILE): {exc}"
             ) from exc
+        except RuntimeError as exc:  # a truncated or corrupted download (hash check)
+            first = str(exc).splitlines()[0]
+            raise UserError(f"torchvision:{arch}: bad download of its weights: {first}") from exc
         return state, True
     path = Path(weights)
     if not path.is_file():
