@@ -11,12 +11,13 @@ torchvision's Linux wheels on PyPI are CUDA builds: their compiled operators lin
 CUDA libraries and do not load here, and without them `import torchvision` fails. Where they do
 not load, the two operators the detection models use are registered from Python first:
 `torchvision::nms` (greedy NMS, the same order and ties as the compiled one) and
-`torchvision::roi_align` (torchvision's own pure-torch `_roi_align`). Tracing records them as
-operators, so the ONNX export maps them to `NonMaxSuppression` and `RoiAlign` with torchvision's
-own symbolic functions. Where torchvision is not installed in the environment, it is looked for
-in `$SCENESTREAM_TORCHVISION_PATH` or the checkout's `.cache/torchvision` (`make venv` puts the
-wheel there with `pip install --target`, outside the environment, so that packages probing for
-torchvision, such as transformers, never import the CUDA build).
+`torchvision::roi_align` (average RoIAlign, transcribed from the compiled CPU kernel). Tracing
+records them as operators, so the ONNX export maps them to `NonMaxSuppression` and `RoiAlign`
+with torchvision's own symbolic functions. Where torchvision is not installed in the
+environment, it is looked for in `$SCENESTREAM_TORCHVISION_PATH` or the checkout's
+`.cache/torchvision` (`make venv` puts the wheel there with `pip install --target`, outside the
+environment, so that packages probing for torchvision, such as transformers, never import the
+CUDA build).
 
 `load_for_engine` is the `torch_factory` of imported torchvision engines: it rebuilds the model
 from `torchvision.json` (architecture, classes, thresholds) and `weights.pt` in the engine
@@ -28,6 +29,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -110,17 +112,12 @@ def _define_ops() -> None:
 
 
 def _use_python_ops(torchvision: Any) -> None:
-    """After the import: `roi_align` through torchvision's pure-torch version, and the ops
-    reported present (the models check before calling them)."""
+    """After the import: the ops reported present (the models check before calling them), so
+    that `roi_align` calls the operator (`roi_align_reference`) rather than torchvision's own
+    pure-torch fallback, which differs from its compiled kernel (and from ONNX `RoiAlign`) on
+    samples past the feature map's far edge."""
     roi: Any = importlib.import_module("torchvision.ops.roi_align")
-
-    def roi_align_cpu(
-        x: torch.Tensor, rois: torch.Tensor, scale: float, ph: int, pw: int, ratio: int, al: bool
-    ) -> torch.Tensor:
-        out: torch.Tensor = roi._roi_align(x, rois, scale, ph, pw, ratio, al)
-        return out
-
-    _OPS.impl("roi_align", roi_align_cpu, "CPU")
+    _OPS.impl("roi_align", roi_align_reference, "CPU")
     torchvision.extension._has_ops = _has_ops
     roi._has_ops = _has_ops
 
@@ -155,6 +152,69 @@ def nms_reference(dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float
         iou = inter / np.maximum(area[i] + area[rest] - inter, 1e-12)
         alive[rest[iou > iou_threshold]] = False
     return order[torch.tensor(keep, dtype=torch.long)].to(dets.device)
+
+
+def roi_align_reference(
+    features: torch.Tensor,
+    rois: torch.Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    aligned: bool,
+) -> torch.Tensor:
+    """RoIAlign (average) as torchvision's compiled CPU kernel computes it: `rois` `[K, 5]`
+    (batch index, corners in input pixels) → `[K, C, pooled_height, pooled_width]`. Each bin
+    averages a grid of bilinear samples; a sample beyond one pixel outside the map counts as 0,
+    one in the last row or column takes that row or column."""
+    n_rois = int(rois.shape[0])
+    _, channels, height, width = features.shape
+    out = features.new_zeros((n_rois, channels, pooled_height, pooled_width))
+    offset = 0.5 if aligned else 0.0
+    for k in range(n_rois):
+        b, x1, y1, x2, y2 = (float(v) for v in rois[k])
+        sx, sy = x1 * spatial_scale - offset, y1 * spatial_scale - offset
+        rw, rh = x2 * spatial_scale - offset - sx, y2 * spatial_scale - offset - sy
+        if not aligned:
+            rw, rh = max(rw, 1.0), max(rh, 1.0)
+        bw, bh = rw / pooled_width, rh / pooled_height
+        gh = sampling_ratio if sampling_ratio > 0 else max(1, math.ceil(rh / pooled_height))
+        gw = sampling_ratio if sampling_ratio > 0 else max(1, math.ceil(rw / pooled_width))
+        ys = _samples(sy, bh, pooled_height, gh)  # [PH * gh]
+        xs = _samples(sx, bw, pooled_width, gw)  # [PW * gw]
+        ylo, yhi, ly, yok = _corners(ys, height)
+        xlo, xhi, lx, xok = _corners(xs, width)
+        f = features[int(b)]  # [C, H, W]
+        hy, hx = 1.0 - ly, 1.0 - lx
+        val = (
+            f[:, ylo][:, :, xlo] * (hy[:, None] * hx[None, :])
+            + f[:, ylo][:, :, xhi] * (hy[:, None] * lx[None, :])
+            + f[:, yhi][:, :, xlo] * (ly[:, None] * hx[None, :])
+            + f[:, yhi][:, :, xhi] * (ly[:, None] * lx[None, :])
+        ) * (yok[:, None] & xok[None, :])  # [C, PH * gh, PW * gw]
+        out[k] = val.reshape(channels, pooled_height, gh, pooled_width, gw).mean(dim=(2, 4))
+    return out
+
+
+def _samples(start: float, bin_size: float, bins: int, grid: int) -> torch.Tensor:
+    """Sample positions along one axis: `grid` per bin, evenly inside each bin."""
+    steps = (torch.arange(grid, dtype=torch.float64) + 0.5) / grid
+    per_bin = torch.arange(bins, dtype=torch.float64)[:, None] + steps[None, :]
+    return (start + per_bin * bin_size).reshape(-1)
+
+
+def _corners(
+    pos: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Low and high neighbours, the weight of the high one, and whether the sample counts."""
+    ok = (pos >= -1.0) & (pos <= size)
+    p = pos.clamp(min=0.0)
+    lo = p.floor().long()
+    edge = lo >= size - 1
+    lo = torch.where(edge, torch.full_like(lo, size - 1), lo)
+    hi = torch.where(edge, lo, lo + 1)
+    p = torch.where(edge, lo.double(), p)
+    return lo, hi, (p - lo).float(), ok
 
 
 class TorchvisionDetector(nn.Module):
