@@ -36,7 +36,16 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-venv: $(STAMP)
+## torchvision for `engines import torchvision:ARCH` and its tests, pinned to match torch 2.13. Its
+## PyPI wheel is a CUDA build whose compiled ops cannot load against the CPU torch, and a broken
+## `import torchvision` in the venv would break transformers (which probes for it): installed
+## outside the venv, without dependencies; engines/runtime/nets/tv_detection.py loads it.
+TORCHVISION := .cache/torchvision/.installed
+$(TORCHVISION): | $(STAMP)
+	$(PY) -m pip install -q --no-deps --upgrade --target .cache/torchvision 'torchvision==0.28.0'
+	touch $(TORCHVISION)
+
+venv: $(STAMP) $(TORCHVISION)
 
 lint: venv
 	$(BIN)/ruff check stream engines tests

@@ -91,14 +91,24 @@ def build_parser() -> argparse.ArgumentParser:
     ep = esub.add_parser("import", help="turn a pretrained model into an engine directory")
     ep.add_argument(
         "source",
-        help="a detector's ONNX file, or a transformers audio classifier (a local checkpoint "
-        "directory, or a hub id when online)",
+        help="a detector's ONNX file, torchvision:ARCH (a torchvision detection model), or a "
+        "transformers audio classifier (a local checkpoint directory, or a hub id when online)",
     )
     ep.add_argument("--out", type=Path, required=True, help="engine directory to write")
     ep.add_argument("--name", help="engine name (default: from the source)")
     ep.add_argument("--names", type=Path, help="detector class names: one a line, or JSON")
     ep.add_argument("--fps", type=float, default=5.0, help="detector: frames per second")
     ep.add_argument("--window-s", type=float, default=1.0, help="audio: window length, s")
+    ep.add_argument(
+        "--weights",
+        default="default",
+        help="torchvision: 'default' (torchvision's COCO weights, downloaded), a local state "
+        "dict FILE, or 'none' (random)",
+    )
+    ep.add_argument("--num-classes", type=int, help="torchvision: classes incl. background")
+    ep.add_argument(
+        "--size", type=_frame_size, help="torchvision: frame size WxH the service delivers"
+    )
     ep.add_argument("--json", type=Path, help="also write the import report as JSON here")
 
     p = sub.add_parser("train", help="train the avfusion reference model on generated scenes")
@@ -141,6 +151,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the service as this many worker processes on one Redis")  # fmt: skip
     p.add_argument("--out", type=Path, default=Path("artifacts/bench"), help="output directory")
     return parser
+
+
+def _frame_size(text: str) -> tuple[int, int]:
+    """`WxH` → (width, height)."""
+    try:
+        width, height = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WxH, e.g. 640x480") from None
+    if not (16 <= width <= 4096 and 16 <= height <= 4096):
+        raise argparse.ArgumentTypeError(f"{text!r}: width and height must be 16..4096")
+    return width, height
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:

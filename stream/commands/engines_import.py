@@ -1,6 +1,7 @@
 """`scenestream engines import SOURCE --out DIR`: a pretrained model → an engine directory.
 
-An existing `.onnx` file is imported as an object detector; anything else (a directory holding a
+`torchvision:ARCH` is a torchvision detection model (exported here); an existing `.onnx` file
+is imported as an object detector; anything else (a directory holding a
 `transformers` checkpoint, or a hub id) as an audio classifier. The importers live in the lab
 (`engines/lab/importers/`): `serve` never loads them, it loads the directory they write.
 """
@@ -21,7 +22,14 @@ def run(args: argparse.Namespace) -> int:
 
     source = str(args.source)
     try:
-        if source.endswith(".onnx"):
+        if source.startswith("torchvision:"):
+            from engines.lab.importers.tv_detector import import_torchvision_detector
+
+            report = import_torchvision_detector(
+                source, args.out, weights=args.weights, num_classes=args.num_classes,
+                names_file=args.names, size=args.size, name=args.name, fps=args.fps,
+            )  # fmt: skip
+        elif source.endswith(".onnx"):
             from engines.lab.importers.detector import import_detector
 
             report = import_detector(

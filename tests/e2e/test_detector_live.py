@@ -1,7 +1,8 @@
-"""Imported engines served live. Two tiny randomly initialised models of standard architectures,
-built from configurations (no downloads), go through `scenestream engines import`: a YOLO-style
-detector exported to ONNX as Ultralytics does (raw head, `names` metadata) and an AudioSet Audio
-Spectrogram Transformer checkpoint. The whole service runs both as user engines; a generated
+"""Imported engines served live. Three tiny randomly initialised models of standard
+architectures, built from configurations (no downloads), go through `scenestream engines
+import`: a YOLO-style detector exported to ONNX as Ultralytics does (raw head, `names`
+metadata), torchvision's SSDlite (3 classes, random weights) and an AudioSet Audio Spectrogram
+Transformer checkpoint. The whole service runs the three as user engines; a generated
 scene goes over real WebRTC (WHIP, loopback ICE); scene messages carry the detector's detections
 and the stream's tracks and the tagger's mapped labels, track lifecycle events reach the
 stream's log, and every message passes the schemas. A viewer's live page (headless Chromium)
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from engines.runtime.nets.tv_detection import torchvision_available
 from stream.cli import main
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
@@ -30,6 +32,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 ENGINE = "tiny-yolo"
 TAGGER = "tiny-ast"
+TV = "tiny-ssdlite"  # torchvision's ssdlite320_mobilenet_v3_large, 3 classes, random weights
 AUDIOSET = ["Speech", "Siren", "Ambulance (siren)", "Vehicle horn, car horn, honking",
             "Smash, crash", "Fire alarm", "Music", "Dog"]  # fmt: skip
 
@@ -58,10 +61,15 @@ def detector_service(
     user_dir = work / "engines"
     source = work / "yolo.onnx"
     export_standard_detector(DetectorConfig(), source)
+    names = work / "names.txt"
+    names.write_text("__background__\nperson\ncar\n")
     imports = [
         [str(source), "--name", ENGINE, "--fps", "4"],
         [str(_tiny_ast(work / "ast")), "--name", TAGGER, "--window-s", "1.0"],
     ]
+    if HAVE_TORCHVISION:
+        tv = ["torchvision:ssdlite320_mobilenet_v3_large", "--name", TV, "--weights", "none"]
+        imports.append([*tv, "--names", str(names), "--fps", "2"])
     for args in imports:
         assert main(["engines", "import", *args, "--out", str(user_dir / args[2])]) == 0
     use_loopback_candidates(only=True)
@@ -70,7 +78,7 @@ def detector_service(
         session={"include_loopback": True},
         redis={"url": e2e_redis.url, "prefix": "e2e"},
         engines={
-            "enabled": [ENGINE, TAGGER],
+            "enabled": [ENGINE, TAGGER, *([TV] if HAVE_TORCHVISION else [])],
             "user_dir": str(user_dir),
             "backends": ["onnxruntime"],
             "cache_dir": str(user_dir / "cache"),
@@ -86,6 +94,9 @@ def detector_service(
 
 
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
+
+
+HAVE_TORCHVISION = torchvision_available()
 
 
 async def _cancel(task: asyncio.Task[Any]) -> None:
@@ -108,7 +119,7 @@ async def _watch_boxes(page: Any, url: str, stream: str, ready: asyncio.Event) -
     await page.goto(f"{url}/?watch={stream}")
     await page.wait_for_selector('#scene[data-live="open"]', timeout=20_000)
     ready.set()
-    tracked = '#objects li[data-engine][data-track]:not([data-track=""])'
+    tracked = f'#objects li[data-engine="{ENGINE}"][data-track]:not([data-track=""])'
     await page.wait_for_selector(tracked, timeout=60_000)
     drawn = await _page_objects(page)
     count = int(await page.get_attribute("#boxes", "data-count") or "0")
@@ -153,21 +164,32 @@ async def test_imported_detector_and_tagger_publish_over_webrtc(
     assert set(scenes[0]["scores"]) == {"person", "vehicle"}
     tracked = [tr for s in scenes for tr in s["tracks"]]
     assert tracked, "no track in any scene message"
-    track_events = [m for m in t.log if "track" in m]
+    track_events = [m for m in t.log if "track" in m and m["engine"] == ENGINE]
     starts = [m for m in track_events if m["phase"] == "start"]
     ends = {m["id"] for m in track_events if m["phase"] == "end"}
     assert starts, "no track start event in the stream's log"
     # Every announced track ended by the time the stream went offline.
     assert {m["id"] for m in starts} <= ends
-    assert all(m["engine"] == ENGINE and m["label"] == "vehicle" for m in starts)
+    assert all(m["label"] == "vehicle" for m in starts)
     if with_browser:  # the page drew the tracks of a scene message, with class and id
         assert count == len(drawn) > 0
         ids = {str(tr["id"]) for tr in tracked}
+        assert {o["engine"] for o in drawn} <= {ENGINE, TV}, drawn
+        drawn = [o for o in drawn if o["engine"] == ENGINE]
         boxes = [o for o in drawn if o["track"]]
         assert boxes, drawn
-        assert all(o["engine"] == ENGINE and o["class"] == "car" for o in drawn), drawn
+        assert all(o["class"] == "car" for o in drawn), drawn
         assert {o["track"] for o in boxes} <= ids, (boxes, ids)
         assert all(o["text"].startswith(f"#{o['track']} car ") for o in boxes), boxes
+    if HAVE_TORCHVISION:  # torchvision's SSDlite: boxes (fractions of the frame) and tracks
+        tv_scenes = t.scenes_of(TV)
+        assert len(tv_scenes) >= 4, f"only {len(tv_scenes)} scene messages from {TV}"
+        tv_boxes = [d for s in tv_scenes for d in s["detections"]]
+        assert tv_boxes, f"no detections from {TV}"
+        assert {d["class"] for d in tv_boxes} <= {"person", "car"}
+        assert all(0.0 <= v <= 1.0 for d in tv_boxes for v in d["box"])
+        assert set(tv_scenes[0]["scores"]) == {"person", "vehicle"}
+        assert any(s["tracks"] for s in tv_scenes), f"no track from {TV}"
     tagged = t.scenes_of(TAGGER)
     assert tagged, f"no scene message from {TAGGER}"
     assert set(tagged[0]["scores"]) == {"speech", "siren", "horn", "impact", "alarm"}
