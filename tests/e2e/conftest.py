@@ -115,22 +115,29 @@ def e2e_redis() -> Iterator[EmbeddedRedis]:
         yield server
 
 
-@pytest.fixture(scope="module")
-def service(e2e_redis: EmbeddedRedis) -> Iterator[ServiceThread]:
-    """The whole service (every bundled engine available) on `e2e_redis`, loopback ICE only."""
+@contextlib.contextmanager
+def service_thread(**overrides: Any) -> Iterator[ServiceThread]:
+    """A started `ServiceThread` with these settings and loopback ICE only; closed on exit."""
     use_loopback_candidates(only=True)
-    running = ServiceThread(
-        server={"port": 0},
-        session={"include_loopback": True},
-        redis={"url": e2e_redis.url, "prefix": PREFIX},
-        engines={"enabled": enabled_engines()},
-    )
+    running = ServiceThread(**overrides)
     try:
         running.start()
         yield running
     finally:
         running.close()
         restore_candidates()
+
+
+@pytest.fixture(scope="module")
+def service(e2e_redis: EmbeddedRedis) -> Iterator[ServiceThread]:
+    """The whole service (every bundled engine available) on `e2e_redis`, loopback ICE only."""
+    with service_thread(
+        server={"port": 0},
+        session={"include_loopback": True},
+        redis={"url": e2e_redis.url, "prefix": PREFIX},
+        engines={"enabled": enabled_engines()},
+    ) as running:
+        yield running
 
 
 async def run_command(cmd: list[str], timeout_s: float) -> tuple[int, str]:

@@ -23,8 +23,14 @@ from engines.runtime.nets.tv_detection import torchvision_available
 from stream.cli import main
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
-from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
-from tests.e2e.conftest import ARTIFACTS, ServiceThread, send_scene, tap, wait_offline
+from tests.e2e.conftest import (
+    ARTIFACTS,
+    ServiceThread,
+    send_scene,
+    service_thread,
+    tap,
+    wait_offline,
+)
 from tests.support.dashboard_shot import CHROMIUM, chromium_page
 from tests.support.detector_fixtures import DetectorConfig, export_standard_detector
 
@@ -72,8 +78,7 @@ def detector_service(
         imports.append([*tv, "--names", str(names), "--fps", "2"])
     for args in imports:
         assert main(["engines", "import", *args, "--out", str(user_dir / args[2])]) == 0
-    use_loopback_candidates(only=True)
-    running = ServiceThread(
+    with service_thread(
         server={"port": 0},
         session={"include_loopback": True},
         redis={"url": e2e_redis.url, "prefix": "e2e"},
@@ -84,13 +89,8 @@ def detector_service(
             "cache_dir": str(user_dir / "cache"),
         },
         tracking={"min_hits": 2, "max_age_s": 1.0},
-    )
-    try:
-        running.start()
+    ) as running:
         yield running
-    finally:
-        running.close()
-        restore_candidates()
 
 
 HAVE_CHROMIUM = Path(CHROMIUM).exists()

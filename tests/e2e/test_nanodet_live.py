@@ -17,8 +17,7 @@ import pytest
 from engines.detect.boxes import iou_matrix
 from stream.embedded_redis import EmbeddedRedis
 from stream.publish.messages import validate
-from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
-from tests.e2e.conftest import ServiceThread, run_command, tap, wait_offline
+from tests.e2e.conftest import ServiceThread, run_command, service_thread, tap, wait_offline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -59,8 +58,7 @@ def nanodet_service(
     if not MODEL.exists():
         pytest.skip("engines/bundled/nanodet/model.onnx is absent (make nanodet builds it)")
     pytest.importorskip("skimage")
-    use_loopback_candidates(only=True)
-    running = ServiceThread(
+    with service_thread(
         server={"port": 0},
         session={"include_loopback": True},
         redis={"url": e2e_redis.url, "prefix": "e2e"},
@@ -70,13 +68,8 @@ def nanodet_service(
             "cache_dir": str(tmp_path_factory.mktemp("cache")),
         },
         tracking={"min_hits": 2, "max_age_s": 2.0},
-    )
-    try:
-        running.start()
+    ) as running:
         yield running
-    finally:
-        running.close()
-        restore_candidates()
 
 
 async def test_nanodet_finds_the_astronaut_over_webrtc(

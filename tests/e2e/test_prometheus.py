@@ -34,8 +34,7 @@ from aiohttp import web
 
 from stream.embedded_redis import EmbeddedRedis, free_port
 from stream.metrics import Metrics
-from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
-from tests.e2e.conftest import PREFIX, ROOT, ServiceThread, enabled_engines
+from tests.e2e.conftest import PREFIX, ROOT, ServiceThread, enabled_engines, service_thread
 from tests.support.dashboard_render import TimeSpan, render_dashboard
 from tests.support.dashboard_shot import CHROMIUM, chromium_page, query_targets, screenshot
 from tests.support.deploy_exprs import (
@@ -63,8 +62,7 @@ def service(
     from a config, no download), so that the detection and track panels have data too."""
     user_dir = tmp_path_factory.mktemp("prom-engines")
     detector = build_detector_engine(user_dir).name
-    use_loopback_candidates(only=True)
-    running = ServiceThread(
+    with service_thread(
         server={"port": 0},
         session={"include_loopback": True},
         redis={"url": e2e_redis.url, "prefix": PREFIX},
@@ -74,13 +72,8 @@ def service(
             "cache_dir": str(user_dir / "cache"),
         },
         tracking={"min_hits": 2, "max_age_s": 1.0},
-    )
-    try:
-        running.start()
+    ) as running:
         yield running
-    finally:
-        running.close()
-        restore_candidates()
 
 
 def _feed_gpu(m: Metrics, rng: random.Random) -> None:
