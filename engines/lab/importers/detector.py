@@ -188,13 +188,32 @@ def _wrap(model: Any, image: str, height: int, width: int) -> Any:
     return wrapped
 
 
+def frame_input_toml(height: int, width: int, fps: float) -> str:
+    """`[window]` and `[inputs.video]` of a detector that looks at each window's last frame."""
+    return f"""[window]
+length_s = {1.0 / fps!r}
+hop_s = {1.0 / fps!r}
+labels_at = "end"
+
+[inputs.video]
+role = "video"
+dtype = "uint8"
+shape = ["B", 1, {height}, {width}, 3]
+fps = {fps!r}
+"""
+
+
+def class_names_toml(names: list[str], coco: bool) -> str:
+    """The detections' class names, mapped by the shipped `coco` map when they are COCO's."""
+    label_map = 'label_map = "coco"\n' if coco else "keep_unmapped = true\n"
+    return label_map + "class_names = [" + ", ".join(json.dumps(n) for n in names) + "]\n"
+
+
 def _manifest(
     engine: str, source: str, layout: str, output: str, names: list[str], height: int,
     width: int, batch: list[int], fps: float, score: float, iou: float, coco: bool,
 ) -> str:  # fmt: skip
-    names_toml = ", ".join(json.dumps(n) for n in names)
     box = "cxcywh" if layout.startswith("yolo") else "xyxy"
-    label_map = 'label_map = "coco"\n' if coco else "keep_unmapped = true\n"
     return f"""# Imported by `scenestream engines import` from {source}.
 # The graph takes the window's last frame (uint8, resized by the service to {width}x{height}).
 [engine]
@@ -206,17 +225,7 @@ batch_sizes = {batch}
 budget_ms = 300
 max_queue_delay_ms = 20
 
-[window]
-length_s = {1.0 / fps!r}
-hop_s = {1.0 / fps!r}
-labels_at = "end"
-
-[inputs.video]
-role = "video"
-dtype = "uint8"
-shape = ["B", 1, {height}, {width}, 3]
-fps = {fps!r}
-
+{frame_input_toml(height, width, fps)}
 [outputs.detections]
 layout = "{layout}"
 output = "{output}"
@@ -225,8 +234,7 @@ normalized = false
 score_threshold = {score!r}
 iou_threshold = {iou!r}
 max_detections = 100
-{label_map}class_names = [{names_toml}]
-"""
+{class_names_toml(names, coco)}"""
 
 
 def _parity(source: Path, wrapped: Path, image: str, height: int, width: int) -> float:

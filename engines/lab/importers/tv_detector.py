@@ -31,6 +31,7 @@ import numpy as np
 
 from engines.errors import UserError
 from engines.lab.importers import ImportReport
+from engines.lab.importers.detector import class_names_toml, frame_input_toml
 from engines.labelmaps import load_label_map
 from engines.runtime.manifest import MANIFEST_FILE, Manifest, load_manifest
 from engines.runtime.parity import detection_diff
@@ -266,9 +267,7 @@ def _manifest(
     engine: str, arch: str, weights: str, names: list[str], height: int, width: int, fps: float,
     score: float, iou: float, coco: bool,
 ) -> str:  # fmt: skip
-    names_toml = ", ".join(json.dumps(n) for n in names)
     trained = {"default": "torchvision's COCO weights", "none": "random weights (untrained)"}
-    label_map = 'label_map = "coco"\n' if coco else "keep_unmapped = true\n"
     return f"""# Imported by `scenestream engines import torchvision:{arch}`.
 # The graph takes the window's last frame (uint8, resized by the service to {width}x{height});
 # the model's own transform resizes and normalises it, and its NMS runs in the graph.
@@ -282,17 +281,7 @@ batch_sizes = [1]
 budget_ms = 500
 max_queue_delay_ms = 20
 
-[window]
-length_s = {1.0 / fps!r}
-hop_s = {1.0 / fps!r}
-labels_at = "end"
-
-[inputs.video]
-role = "video"
-dtype = "uint8"
-shape = ["B", 1, {height}, {width}, 3]
-fps = {fps!r}
-
+{frame_input_toml(height, width, fps)}
 [outputs.detections]
 layout = "boxes"
 boxes = "boxes"
@@ -304,5 +293,4 @@ nms = false
 score_threshold = {score!r}
 iou_threshold = {iou!r}
 max_detections = 100
-{label_map}class_names = [{names_toml}]
-"""
+{class_names_toml(names, coco)}"""
