@@ -17,15 +17,18 @@ fires it, whichever engine it came from.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.config import LabelThresholds
+from engines.detect.tracker import Track
 from engines.events import Event, EventTracker
+from engines.window import event_time
 
 HISTORY_S = 10.0  # capture time kept per stream; longer than any rule's look-back
 HISTORY_MAX = 512  # observations kept per stream, whatever their times
@@ -49,6 +52,45 @@ class Observation:
     engine: str
     scores: Mapping[str, float]
     tracks: Sequence[TrackInfo] = ()
+
+
+def track_info(track: Track, ttc_s: float | None) -> TrackInfo | None:
+    """What a rule sees of a reported track, as its scene message carries it (the tracks
+    `engines.detect.tracker` reports are confirmed or lost; the rules see the confirmed ones),
+    or None for a lost track. The time to contact is rounded as published."""
+    if track.state == "lost":
+        return None
+    ttc = None if ttc_s is None or not math.isfinite(ttc_s) else round(ttc_s, 3)
+    return TrackInfo(id=track.id, label=track.label, score=float(track.score), ttc_s=ttc)
+
+
+def observation_from_tracks(
+    time: float,
+    engine: str,
+    scores: Mapping[str, float],
+    tracks: Iterable[tuple[Track, float | None]] = (),
+) -> Observation:
+    """One engine's window as the rules see it: its scores and its stream's reported tracks
+    with their times to contact, dated at capture time `time` (the window's `event_time`).
+    The same observation as `observation_from_scene` of that window's scene message."""
+    infos = [info for t, ttc in tracks if (info := track_info(t, ttc)) is not None]
+    return Observation(time, engine, {k: float(v) for k, v in scores.items()}, infos)
+
+
+def observation_from_scene(msg: Mapping[str, Any], labels_at: str = "window") -> Observation:
+    """What the fusion rules see of one scene message (live, or recorded and replayed)."""
+    window = msg["window"]
+    tracks = [
+        TrackInfo(
+            id=int(t["id"]), label=t.get("label"), score=float(t["score"]), ttc_s=t.get("ttc_s")
+        )
+        for t in msg.get("tracks", ())
+        if t.get("state") == "confirmed"
+    ]
+    at = event_time(
+        "end" if labels_at == "end" else "window", float(window["start"]), float(window["end"])
+    )
+    return Observation(at, str(msg["engine"]), dict(msg["scores"]), tracks)
 
 
 class Rule(BaseModel):

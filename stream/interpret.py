@@ -31,7 +31,7 @@ from engines.config import LabelThresholds
 from engines.detect.decode import Detection
 from engines.detect.tracker import Track, TrackerParams
 from engines.events import DEFAULT_THRESHOLDS, Event, EventTracker, resolve_thresholds
-from engines.rules import FusedEvents, Observation, RulesConfig, TrackInfo
+from engines.rules import FusedEvents, RulesConfig, observation_from_scene
 from engines.runtime.interface import EngineRuntime
 from engines.window import event_time
 from stream.config import Settings
@@ -77,22 +77,6 @@ def manifest_defaults(engine: EngineRuntime) -> dict[str, LabelThresholds]:
             fields["off"] = min(DEFAULT_THRESHOLDS.off, fields["on"])
         out[label] = LabelThresholds.model_validate(fields)
     return out
-
-
-def observation_from_scene(msg: Mapping[str, Any], labels_at: str = "window") -> Observation:
-    """What the fusion rules see of one scene message (live, or recorded and replayed)."""
-    window = msg["window"]
-    tracks = [
-        TrackInfo(
-            id=int(t["id"]), label=t.get("label"), score=float(t["score"]), ttc_s=t.get("ttc_s")
-        )
-        for t in msg.get("tracks", ())
-        if t.get("state") == "confirmed"
-    ]
-    at = event_time(
-        "end" if labels_at == "end" else "window", float(window["start"]), float(window["end"])
-    )
-    return Observation(at, str(msg["engine"]), dict(msg["scores"]), tracks)
 
 
 def _percentile(values: Sequence[float], q: float) -> float | None:

@@ -10,9 +10,8 @@ from pathlib import Path
 import pytest
 
 from engines.events import DEFAULT_THRESHOLDS, Event
-from engines.rules import FusedEvents, RulesConfig
+from engines.rules import FusedEvents, RulesConfig, observation_from_scene
 from stream.config import ConfigError, Settings, load_settings
-from stream.interpret import observation_from_scene
 from stream.publish import messages as m
 from tests.support.fusion_scenarios import T0, record
 
