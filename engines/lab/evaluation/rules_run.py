@@ -46,6 +46,7 @@ U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 IN_SEED = 7  # the held-out split's seed (`suite.SET_SEEDS["heldout"]`)
 CROSS_SEED = 11  # the cross set's seed (`cross.CROSS_SEED`)
+RULES_SCENES = 24  # one cycle of the cross generator's kinds
 
 
 class SceneClips(Protocol):
