@@ -150,6 +150,7 @@ def test_markdown_puts_each_rule_next_to_the_learned_label() -> None:
     text = markdown(result)
     assert "| x | rule over yamnet + nanodet | 1.000 | 0.500 | 0.667 | 2 | 1 | 0 | 1 |" in text
     assert "| x | `avfusion` learned | 1.000 | 1.000 | 1.000 | 2 | 2 | 0 | 0 |" in text
+    assert f"| nanodet | {len(obs)} | {len(obs) - 1} | vehicle {len(obs) - 1} |" in text
     summary = input_summary(obs)
     assert summary["windows_with_tracks"] == len(obs) - 1
     assert summary["track_windows_by_label"] == {"vehicle": len(obs) - 1}

@@ -121,7 +121,7 @@ def input_summary(observations: Sequence[Observation]) -> dict[str, Any]:
     track-windows by label, windows with a track closing (TTC ≤ 3 s / ≤ 1.5 s), and per
     score label the windows at or above 0.5: where a rule cannot fire, this says why."""
     labels = sorted({k for o in observations for k in o.scores})
-    track_labels = sorted({t.label or "?" for o in observations for t in o.tracks})
+    track_labels = sorted({t.label or "unmapped" for o in observations for t in o.tracks})
     return {
         "windows": len(observations),
         "windows_with_tracks": sum(1 for o in observations if o.tracks),
@@ -135,7 +135,7 @@ def input_summary(observations: Sequence[Observation]) -> dict[str, Any]:
             x: sum(1 for o in observations if o.scores.get(x, 0.0) >= THRESHOLD) for x in labels
         },
         "track_windows_by_label": {
-            k: sum(1 for o in observations for t in o.tracks if (t.label or "?") == k)
+            k: sum(1 for o in observations for t in o.tracks if (t.label or "unmapped") == k)
             for k in track_labels
         },
     }
@@ -173,14 +173,15 @@ def markdown(result: Mapping[str, Any]) -> str:
             )
     lines += ["", "What the input engines gave the rules (windows over the whole set):", ""]
     lines.append(
-        "| engine | windows | with a confirmed track | TTC ≤ 3 s | TTC ≤ 1.5 s | "
-        "windows ≥ 0.5 per label |"
+        "| engine | windows | with a confirmed track | track-windows by label | TTC ≤ 3 s | "
+        "TTC ≤ 1.5 s | windows ≥ 0.5 per label |"
     )
-    lines.append("| --- | --- | --- | --- | --- | --- |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- |")
     for name, s in result["inputs"].items():
         per = ", ".join(f"{k} {v}" for k, v in s["scores_ge_threshold"].items() if v) or "none"
+        by = ", ".join(f"{k} {v}" for k, v in s["track_windows_by_label"].items()) or "—"
         lines.append(
-            f"| {name} | {s['windows']} | {s['windows_with_tracks']} | {s['windows_ttc_le_3s']} "
-            f"| {s['windows_ttc_le_1_5s']} | {per} |"
+            f"| {name} | {s['windows']} | {s['windows_with_tracks']} | {by} | "
+            f"{s['windows_ttc_le_3s']} | {s['windows_ttc_le_1_5s']} | {per} |"
         )
     return "\n".join(lines) + "\n"
