@@ -17,6 +17,7 @@ import torch
 
 from engines.errors import UserError
 from engines.lab.export import write_engine_dir
+from engines.lab.training.calibrate import best_f1_thresholds, event_thresholds
 from engines.lab.training.recipe import (
     DEFAULT_CACHE,
     DEFAULT_MINUTES,
@@ -26,7 +27,7 @@ from engines.lab.training.recipe import (
     window_spec,
     write_training_record,
 )
-from engines.lab.training.trainer import TrainConfig, train
+from engines.lab.training.trainer import TrainConfig, predict, train
 from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig
 
 
@@ -58,8 +59,12 @@ def run(args: argparse.Namespace) -> int:
     # Checkpoints live with the cache, not in the engine directory that ships.
     checkpoints = (Path(args.cache) if args.cache else DEFAULT_CACHE) / "checkpoints"
     result = train(model, train_set, val_set, settings, checkpoints)
-    write_engine_dir(model, out)
-    write_training_record(out, model, settings, result, len(train_set), len(val_set))
+    # per-label thresholds: best F1 on the validation split (never on an evaluation set)
+    window = best_f1_thresholds(
+        val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels
+    )
+    write_engine_dir(model, out, thresholds=event_thresholds(window))
+    write_training_record(out, model, settings, result, len(train_set), len(val_set), window)
     print(
         f"trained avfusion: best val macro-F1 {result.best_val_f1:.4f} at epoch "
         f"{result.best_epoch} ({result.stopped}, {result.seconds / 60:.1f} min); "

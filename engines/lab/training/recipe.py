@@ -79,6 +79,7 @@ def write_training_record(
     result: TrainResult,
     n_train: int,
     n_val: int,
+    thresholds: dict[str, float] | None = None,
 ) -> None:
     record = {
         "config": model.cfg.to_dict(),
@@ -92,6 +93,7 @@ def write_training_record(
             "patience": settings.patience,
             "modality_dropout": settings.modality_dropout,
             "kind_balance": settings.kind_balance,
+            "augment": settings.augment,
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
         },
@@ -103,6 +105,7 @@ def write_training_record(
             "minutes": result.seconds / 60,
             "history": result.history,
         },
+        "thresholds_val_best_f1": thresholds or {},
         "parameters": count_parameters(model),
         "gflops_per_window": gflops_per_window(model),
         "torch_threads": torch.get_num_threads(),
