@@ -22,6 +22,7 @@ from engines.lab.training.recipe import (
     DEFAULT_CACHE,
     DEFAULT_MINUTES,
     TRAIN_WINDOWS,
+    VAL_WINDOWS,
     generated_sets,
     user_sets,
     window_spec,
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         cache = Path(args.cache) if args.cache else DEFAULT_CACHE
         n_train = getattr(args, "windows", None) or TRAIN_WINDOWS
-        n_val = max(n_train // 8, 64)
+        n_val = min(max(n_train // 8, 64), VAL_WINDOWS)
         train_set, val_set = generated_sets(spec, seed, cache, n_train, n_val)
     if len(train_set) == 0:
         raise UserError("no training windows")

@@ -23,7 +23,7 @@ from engines.lab.scenes.scene import Look
 U8 = npt.NDArray[np.uint8]
 F32 = npt.NDArray[np.float32]
 
-CODEC_FRACTION = 0.2  # of training windows: encoded and decoded by a real encoder
+CODEC_FRACTION = 0.15  # of training windows: encoded and decoded by a real encoder
 CODECS = ("libvpx", "libx264")  # VP8 and H.264, the two WebRTC video codecs the service takes
 CODEC_KBPS = (25.0, 160.0)  # at the 256x192 drawing size: ~80–500 kbit/s at 640x480
 POST_NOISE_FRACTION = 0.25
@@ -75,6 +75,7 @@ def codec_roundtrip(frames: U8, codec: Codec, fps: float = 8.0) -> U8:
         raise TypeError(f"{codec.codec} is not a video encoder")
     stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
     stream.bit_rate = int(codec.kbps * 1000)
+    stream.thread_count = 1  # one worker: generation already runs a process per core
     if codec.codec == "libx264":
         stream.options = {"preset": "ultrafast", "tune": "zerolatency"}
     else:

@@ -17,6 +17,7 @@ filling in the segment parameters the scripts leave out (`vary_segments`):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -42,9 +43,11 @@ def _choice(rng: np.random.Generator, items: Sequence[tuple[str, float]]) -> str
     return items[int(rng.choice(len(items), p=w / w.sum()))][0]
 
 
+@functools.lru_cache(maxsize=4096)
 def ground_colour(backdrop: Backdrop) -> tuple[float, float, float]:
-    """The mean colour of the backdrop's ground, where vehicles stand."""
-    img = backdrop_image(backdrop, 24, 32)
+    """The mean colour of the backdrop's ground, where vehicles stand (drawn small, outside
+    `backdrop_image`'s cache so it does not evict the full-size pictures)."""
+    img = backdrop_image.__wrapped__(backdrop, 24, 32)
     row = int(np.clip(round((horizon_of(backdrop) + 0.1) * 24), 0, 23))
     c = img[row:].reshape(-1, 3).mean(axis=0)
     return float(c[0]), float(c[1]), float(c[2])
