@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-RANGE = (0.2, 0.8)
+RANGE = (0.3, 0.8)
 STEP = 0.025
 TIE = 0.002
 OFF_GAP = 0.2
