@@ -96,6 +96,7 @@ def write_training_record(
     n_train: int,
     n_val: int,
     thresholds: dict[str, float] | None = None,
+    init: str | None = None,
 ) -> None:
     record = {
         "config": model.cfg.to_dict(),
@@ -112,6 +113,7 @@ def write_training_record(
             "augment": settings.augment,
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
+            "init": init,  # the checkpoint fine-tuned from, or None (from scratch)
         },
         "result": {
             "best_epoch": result.best_epoch,
