@@ -11,8 +11,8 @@ filling in the segment parameters the scripts leave out (`vary_segments`):
 - Negatives with the same rhythms: amber and white lamps (`warning`) in every pattern and
   mount, the classic amber hazards, steady red/blue lamps.
 - `approaching_object`: growth from slow (1.3–1.6x/s) to fast (2.8x/s), ending anywhere from a
-  quarter to most of the frame tall, with sideways drift, and low-contrast bodies (close to the
-  road's colour); receding objects shrink at the same range of rates.
+  quarter to most of the frame tall, from ~4 px, with sideways drift, and low-contrast bodies
+  (0.06–0.2 brighter or darker than the road); receding objects shrink at similar rates.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _motion_params(rng: np.random.Generator, motion: str) -> dict[str, Any]:
         return {
             "growth": (1.3, 1.6) if slow else (1.3, 2.8),
             "end_size": (0.25, 0.8),
-            "min_size": 0.06,
+            "min_size": 0.06 if rng.random() < 0.5 else 0.12,
             "drift": float(rng.uniform(0.0, 0.35)),
         }
     if motion == "recede":
@@ -105,7 +105,10 @@ def vary_segments(
             if rng.random() >= CLASSIC:
                 p = {**_motion_params(rng, motion), **p}
             if "colour" not in p and rng.random() < LOW_CONTRAST:
-                c = np.clip(ground * rng.uniform(0.8, 1.2) + rng.uniform(-0.05, 0.05, 3), 0, 1)
+                # low, not no contrast: 0.06–0.2 brighter or darker than the road
+                step = rng.uniform(0.06, 0.2) * (1 if rng.random() < 0.5 else -1)
+                c = ground + step + rng.uniform(-0.03, 0.03, 3)
+                c = np.clip(np.where(c < 0, ground + abs(step), c), 0, 1)
                 p["colour"] = tuple(float(x) for x in c)
         out.append((kind, a, b, p))
     return out
