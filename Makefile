@@ -57,7 +57,12 @@ demo: system venv
 ## to 16,000 training windows generated within 12 min, a training loop capped at 12 min, export,
 ## the held-out evaluation. OpenMP threads sleep instead of spinning while they wait (a busy
 ## machine otherwise made each training step several times slower).
+## First fetches the real-sound `train` recordings that the generator mixes into training scenes
+## (about 230 MB of pinned Debian packages downloaded, 8 MB of clips kept in
+## .cache/scenestream/realsounds); without them it trains on synthesised sound only, and says so.
 model: venv
+	$(PY) -m engines.lab.realsounds.fetch --split train || \
+	  echo "warning: real training recordings not fetched; training on synthesised sound only" >&2
 	OMP_WAIT_POLICY=PASSIVE $(BIN)/scenestream train --out engines/bundled/avfusion
 
 bench: system venv

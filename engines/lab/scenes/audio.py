@@ -220,13 +220,19 @@ def resampled(x: F32, sr: int) -> F32:
 
 @dataclass(frozen=True, slots=True)
 class Ambience:
-    """A background sound bed (`AMBIENCE_KINDS`), periodic over `AMBIENCE_LOOP_S` seconds."""
+    """A background sound bed (`AMBIENCE_KINDS` or `sounds.noises.NOISE_KINDS`), periodic over
+    `AMBIENCE_LOOP_S` seconds."""
 
     kind: str
     seed: int
 
     def render(self, k: I64, sr: int) -> F64:
-        buf = ambience_buffer(self.kind, self.seed, sr)
+        if self.kind in AMBIENCE_KINDS:
+            buf = ambience_buffer(self.kind, self.seed, sr)
+        else:  # the noise families (`sounds.noises.NOISE_KINDS`)
+            from engines.lab.scenes.sounds.noises import noise_buffer
+
+            buf = noise_buffer(self.kind, self.seed, sr)
         return buf[np.mod(k, len(buf))].astype(np.float64)
 
 

@@ -165,7 +165,7 @@ def _hazard_siren(p: _Placer) -> list[SegmentSpec]:
 
 
 def _mixed(p: _Placer) -> list[SegmentSpec]:
-    kinds = ["speech", "horn", "alarm", "siren", "lights", "hazard_lights", "approach"]
+    kinds = ["speech", "horn", "alarm", "siren", "lights", "hazard_lights", "approach", "tonal"]
     picks = p.rng.choice(len(kinds), size=int(p.rng.integers(2, 4)), replace=False)
     return [seg for i in picks for seg in p.maybe(kinds[int(i)])]
 
@@ -213,7 +213,7 @@ def _stream_edge(p: _Placer) -> list[SegmentSpec]:
 # `collision`).
 KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("emergency", 0.19, _emergency),
-    ("collision", 0.18, _collision),
+    ("collision", 0.20, _collision),
     ("radio_siren", 0.06, lambda p: [("siren", *p.covering(), {})]),
     ("lights_silent", 0.06, _lights_silent),
     ("hazard_silent", 0.03, lambda p: [("hazard_lights", *p.covering(), {})]),
@@ -234,6 +234,21 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("stream_stop", 0.02, _stream_edge),
 )
 
+
+# --- Audio variety (sounds/): sounds that carry no label, and real recordings ---------------
+# Tonal and musical distractors (instruments, whistling, ring tones, music), noise that starts
+# and stops (pink, brown, traffic, HVAC, babble), and real `train` recordings with their own
+# labels (synthesised stand-ins when none are fetched). Each also joins other kinds as the
+# "other sound" below, so distractors sound over sirens, horns and alarms too.
+AUDIO_VARIETY_KINDS: tuple[tuple[str, float, Recipe], ...] = (
+    ("tonal", 0.07, lambda p: [("tonal", *p.covering(), {})]),
+    ("noise_burst", 0.02, lambda p: [("noise", *p.covering(), {})]),
+    ("recording", 0.04, lambda p: [("recording", *p.covering(), {})]),
+)
+OTHER_SOUNDS = ("speech", "horn", "horn", "alarm", "alarm", "tonal", "tonal", "noise", "recording")
+LEVEL_DBFS = (-35.0, -10.0)  # RMS of the loudest source
+KINDS = KINDS + AUDIO_VARIETY_KINDS
+# ---------------------------------------------------------------------------------------------
 
 # Kinds built to tempt a model into a fused label it must not give.
 DISTRACTOR_KINDS = frozenset(
@@ -256,7 +271,7 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
         segments += _traffic(placer)  # clutter: something else moving that is not the point
     if kind != "street" and rng.random() < 0.2:
         # other sounds over the main event, so labels co-occur independently of the kind
-        segments += placer.maybe(str(rng.choice(["speech", "horn", "alarm"])))
+        segments += placer.maybe(str(rng.choice(OTHER_SOUNDS)))
     duration = W0 + spec.length_s + 2.0
     look = random_look(rng, split)
     # camera and lamp variety from their own generator: the draws above stay as they were
@@ -267,7 +282,7 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
     scene = compose_scene(
         kind, duration, rng=rng, split=split, look=look,
         ambience=random_ambience(rng, split), segments=segments, reverb=random_reverb(rng),
-        level=float(rng.uniform(0.08, 0.3)),
+        level=float(10.0 ** (rng.uniform(*LEVEL_DBFS) / 20.0)),
     )  # fmt: skip
     return scene, kind
 

@@ -12,6 +12,7 @@ import numpy as np
 from engines.lab.scenes.audio import AMBIENCE_KINDS, Ambience
 from engines.lab.scenes.mix import Reverb
 from engines.lab.scenes.scene import Look
+from engines.lab.scenes.sounds.noises import NOISE_KINDS
 from engines.lab.scenes.video import BACKDROP_FAMILIES, Backdrop
 
 SPLITS = ("train", "val", "heldout")
@@ -36,9 +37,11 @@ def random_backdrop(rng: np.random.Generator, split: str) -> Backdrop:
 
 
 def random_ambience(rng: np.random.Generator, split: str) -> Ambience:
-    """A background sound bed from the split's pool of variants."""
+    """A background sound bed from the split's pool of variants: street, rain, crowd, wind,
+    hum, or a noise family (pink, brown, traffic, HVAC, babble)."""
     pool = check_split(split)
-    kind = AMBIENCE_KINDS[int(rng.integers(len(AMBIENCE_KINDS)))]
+    kinds = (*AMBIENCE_KINDS, *NOISE_KINDS)
+    kind = kinds[int(rng.integers(len(kinds)))]
     i = int(rng.integers(AMBIENCES_PER_KIND[pool]))
     return Ambience(kind, i + (HELDOUT_OFFSET if pool == "heldout" else 0))
 

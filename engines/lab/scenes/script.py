@@ -11,7 +11,8 @@ shake = 0.005          # camera shake amplitude, fraction of the frame
 noise = 0.01           # sensor noise standard deviation
 
 [sound]                # optional
-ambience = "street"    # street | rain | crowd | wind | hum | none
+ambience = "street"    # street | rain | crowd | wind | hum | none, or a noise family:
+                       # pink | brown | traffic | hvac | babble
 reverb = false         # or a number: RT60 in seconds
 level = 0.2            # RMS of the loudest source
 
@@ -46,14 +47,18 @@ from engines.lab.scenes.mix import Reverb
 from engines.lab.scenes.pools import check_split, random_ambience, random_backdrop, random_look
 from engines.lab.scenes.scene import Scene
 from engines.lab.scenes.segments import SEGMENT_KINDS
+from engines.lab.scenes.sounds.noises import NOISE_KINDS
 from engines.lab.scenes.video import BACKDROP_FAMILIES, SHAKE_MARGIN, Backdrop
 
 _VEHICLE = frozenset({"motion", "lamps", "shape", "colour", "flash_hz", "stop_at"})
 PARAMS: dict[str, frozenset[str]] = {
     "siren": frozenset({"siren", "snr_db"}),
-    "horn": frozenset({"snr_db"}),
+    "horn": frozenset({"horn", "snr_db"}),
     "alarm": frozenset({"alarm", "snr_db"}),
     "speech": frozenset({"snr_db"}),
+    "tonal": frozenset({"distractor", "snr_db"}),
+    "noise": frozenset({"noise", "snr_db"}),
+    "recording": frozenset({"snr_db"}),
     "impact": frozenset({"at", "snr_db"}),
     "vehicle": _VEHICLE,
     "emergency_vehicle": _VEHICLE | {"siren", "snr_db"},
@@ -132,9 +137,10 @@ def parse_script(data: dict[str, Any], *, source: str = "<script>") -> Script:
         raise ScriptError(
             f"{source}: [look] backdrop must be one of {', '.join(BACKDROP_FAMILIES)}"
         )
-    if sound.get("ambience", "none") not in (*AMBIENCE_KINDS, "none"):
+    if sound.get("ambience", "none") not in (*AMBIENCE_KINDS, *NOISE_KINDS, "none"):
         raise ScriptError(
-            f"{source}: [sound] ambience must be one of {', '.join(AMBIENCE_KINDS)}, none"
+            f"{source}: [sound] ambience must be one of "
+            f"{', '.join((*AMBIENCE_KINDS, *NOISE_KINDS))}, none"
         )
     segments = tuple(
         _segment(f"{source}: segment {i + 1}", seg, duration)

@@ -13,9 +13,16 @@ from typing import Any
 
 import numpy as np
 
-from engines.lab.scenes.audio import Alarm, AudioSource, Clip, Horn, Siren
+from engines.lab.scenes.audio import AudioSource, Clip
 from engines.lab.scenes.audio import Impact as ImpactSound
 from engines.lab.scenes.base import LabelInterval
+from engines.lab.scenes.pools import random_ambience
+from engines.lab.scenes.sounds.alarms import ALARM_STYLES, ALARM_WEIGHTS, draw_alarm
+from engines.lab.scenes.sounds.distractors import DISTRACTOR_STYLES, draw_distractor
+from engines.lab.scenes.sounds.horns import HORN_STYLES, draw_horn
+from engines.lab.scenes.sounds.noises import NOISE_KINDS, NoiseBurst
+from engines.lab.scenes.sounds.recordings import recording_bank
+from engines.lab.scenes.sounds.sirens import SIREN_STYLES, SIREN_WEIGHTS, draw_siren
 from engines.lab.scenes.speech import speech_bank
 from engines.lab.scenes.sprites import (
     EMERGENCY_COLOURS,
@@ -59,47 +66,70 @@ class Parts:
             self.labels.append(LabelInterval(label, src.start, src.end))
 
 
-def _pick(ctx: Context, p: Params, key: str, choices: tuple[str, ...]) -> str:
+def _pick(
+    ctx: Context, p: Params, key: str, choices: tuple[str, ...],
+    weights: tuple[float, ...] | None = None,
+) -> str:  # fmt: skip
     value = p.get(key)
     if value is None:
-        return str(choices[int(ctx.rng.integers(len(choices)))])
+        w = None if weights is None else np.asarray(weights) / sum(weights)
+        return str(choices[int(ctx.rng.choice(len(choices), p=w))])
     if value not in choices:
         raise ValueError(f"{key} must be one of {', '.join(choices)}, not {value!r}")
     return str(value)
 
 
 def siren(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
-    """A siren (`siren` = wail, yelp or hilo) sounding over `[a, b)`."""
-    style = _pick(ctx, p, "siren", ("wail", "yelp", "hilo"))
-    r = ctx.rng
-    if style == "wail":
-        lo, hi, period = r.uniform(450, 800), r.uniform(1100, 1700), r.uniform(2.0, 5.0)
-    elif style == "yelp":
-        lo, hi, period = r.uniform(500, 800), r.uniform(1200, 1700), r.uniform(0.15, 0.35)
-    else:
-        lo = r.uniform(400, 700)
-        hi, period = lo * r.uniform(1.25, 1.5), r.uniform(0.8, 1.6)
-    parts.sound(ctx, Siren(a, b, style, lo, hi, period, r.random()), p, "siren")
+    """A siren (`sounds.sirens.SIREN_STYLES`) sounding over `[a, b)`."""
+    style = _pick(ctx, p, "siren", SIREN_STYLES, SIREN_WEIGHTS)
+    parts.sound(ctx, draw_siren(ctx.rng, style, a, b), p, "siren")
 
 
 def horn(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
-    """A car horn over `[a, b)`, held or honked."""
-    r = ctx.rng
-    honk = r.random() < 0.6
-    src = Horn(a, b, r.uniform(280, 520), r.uniform(1.18, 1.3),
-               r.uniform(0.25, 0.9), r.uniform(0.08, 0.3) if honk else 0.0)  # fmt: skip
-    parts.sound(ctx, src, p, "horn")
+    """A vehicle horn (`sounds.horns.HORN_STYLES`) over `[a, b)`: tapped, honked or held."""
+    style = _pick(ctx, p, "horn", HORN_STYLES, (0.55, 0.3, 0.15))
+    parts.sound(ctx, draw_horn(ctx.rng, style, a, b), p, "horn")
 
 
 def alarm(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
-    """An alarm (`alarm` = bell or beeper) ringing over `[a, b)`."""
-    style = _pick(ctx, p, "alarm", ("bell", "beeper"))
-    r = ctx.rng
-    if style == "bell":
-        src = Alarm(a, b, style, r.uniform(700, 1400), r.uniform(12, 22))
-    else:
-        src = Alarm(a, b, style, r.uniform(1800, 3600), r.uniform(1.5, 4.0))
-    parts.sound(ctx, src, p, "alarm")
+    """An alarm (`sounds.alarms.ALARM_STYLES`) ringing over `[a, b)`."""
+    style = _pick(ctx, p, "alarm", ALARM_STYLES, ALARM_WEIGHTS)
+    parts.sound(ctx, draw_alarm(ctx.rng, style, a, b), p, "alarm")
+
+
+def tonal(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A tonal or musical sound with no label (`sounds.distractors.DISTRACTOR_STYLES`)."""
+    style = _pick(ctx, p, "distractor", DISTRACTOR_STYLES)
+    parts.sound(ctx, draw_distractor(ctx.rng, style, a, b), p, None)
+
+
+def noise(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """Noise that starts and stops (`sounds.noises.NOISE_KINDS`), no label."""
+    kind = _pick(ctx, p, "noise", NOISE_KINDS)
+    seed = random_ambience(ctx.rng, ctx.split).seed  # the split's pool of variants
+    ramp = float(ctx.rng.uniform(0.02, 0.5))
+    parts.sound(ctx, NoiseBurst(a, b, kind, seed, ramp), p, None)
+
+
+def recording(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
+    """A real training recording (`sounds.recordings`) from a random point, with its own
+    labels on its active spans; a synthesised stand-in (speech or a tonal distractor) when no
+    recording is fetched or the split is not `train`."""
+    bank = recording_bank() if ctx.split != "heldout" else ()
+    if not bank:
+        (speech if ctx.rng.random() < 0.5 else tonal)(ctx, parts, a, b, p)
+        return
+    rec = bank[int(ctx.rng.integers(len(bank)))]
+    n = len(rec.samples)
+    want = int((b - a) * 16000)
+    skip = int(ctx.rng.integers(max(1, n - want))) if n > want else 0
+    clip = Clip(a, rec.samples[skip : skip + want])
+    parts.sound(ctx, clip, p, None)
+    for label in rec.labels:
+        for s0, s1 in rec.spans:
+            lo, hi = max(a, a + s0 - skip / 16000), min(clip.end, a + s1 - skip / 16000)
+            if hi > lo:
+                parts.labels.append(LabelInterval(label, lo, hi))
 
 
 def speech(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
@@ -243,6 +273,9 @@ SEGMENT_KINDS: dict[str, Callable[[Context, Parts, float, float, Params], None]]
     "horn": horn,
     "alarm": alarm,
     "speech": speech,
+    "tonal": tonal,
+    "noise": noise,
+    "recording": recording,
     "impact": impact,
     "vehicle": vehicle,
     "emergency_vehicle": emergency_vehicle,
