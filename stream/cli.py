@@ -118,7 +118,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, help="train on your own clips: a directory + labels.csv")
     p.add_argument("--cache", type=Path, help="directory for the generated training set")
     p.add_argument("--minutes", type=float, help="stop training after this wall time")
-    p.add_argument("--windows", type=int, help="generated training windows (val: 1/8 of it)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="fine-tune from this avfusion checkpoint (a model.pt of the same shapes) instead "
+        "of starting from scratch; the learning rate peaks at a third",
+    )
+    p.add_argument(
+        "--windows",
+        type=int,
+        help="generated training windows (val: 1/8 of it, at most 1200; generation of the "
+        "training windows stops after 12 min with what it has)",
+    )
 
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
     p.add_argument(

@@ -143,8 +143,32 @@ activation = "sigmoid"
 HOP_S = 0.5
 
 
-def write_manifest(model: AVFusion, out_dir: Path, version: str = "1.0.0") -> Path:
-    """`engine.toml` for the model's shapes (the schema of `engines.runtime.manifest`)."""
+THRESHOLDS_HEADER = """
+# Per-label event thresholds calibrated on the validation split (best window-level F1;
+# engines/lab/training/calibrate.py): an event starts at `on`, ends under `off`. The service's
+# configuration overrides them; `scenestream evaluate` scores windows at `on`.
+"""
+
+
+def thresholds_toml(thresholds: dict[str, dict[str, float]]) -> str:
+    """`[thresholds.<label>]` tables (empty string for none)."""
+    if not thresholds:
+        return ""
+    parts = [THRESHOLDS_HEADER]
+    for label, table in thresholds.items():
+        parts.append(f"\n[thresholds.{label}]\n")
+        parts += [f"{key} = {value}\n" for key, value in table.items()]
+    return "".join(parts)
+
+
+def write_manifest(
+    model: AVFusion,
+    out_dir: Path,
+    version: str = "1.0.0",
+    thresholds: dict[str, dict[str, float]] | None = None,
+) -> Path:
+    """`engine.toml` for the model's shapes (the schema of `engines.runtime.manifest`), with
+    per-label `[thresholds.<label>]` tables when given."""
     c = model.cfg
     text = MANIFEST_TEMPLATE.format(
         version=version,
@@ -159,15 +183,20 @@ def write_manifest(model: AVFusion, out_dir: Path, version: str = "1.0.0") -> Pa
         labels=", ".join(f'"{label}"' for label in c.labels),
     )
     path = out_dir / "engine.toml"
-    path.write_text(text)
+    path.write_text(text + thresholds_toml(thresholds or {}))
     return path
 
 
-def write_engine_dir(model: AVFusion, out_dir: Path, version: str = "1.0.0") -> Path:
+def write_engine_dir(
+    model: AVFusion,
+    out_dir: Path,
+    version: str = "1.0.0",
+    thresholds: dict[str, dict[str, float]] | None = None,
+) -> Path:
     """A complete engine directory: `model.pt`, `model.onnx` (checked), `engine.toml`."""
     from engines.runtime.nets.avfusion import save_checkpoint
 
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint(model, out_dir / "model.pt")
     export_onnx(model, out_dir / "model.onnx")
-    return write_manifest(model, out_dir, version)
+    return write_manifest(model, out_dir, version, thresholds)

@@ -78,3 +78,42 @@ def test_bundled_model_parity() -> None:
     for result in parity(model, manifest.model_path, batches=(1, 8)):
         assert result.max_abs_diff <= 1e-4, result
     assert manifest.model_path.stat().st_size <= 20e6
+
+
+def test_manifest_thresholds_are_written_and_evaluation_scores_at_them(
+    exported: tuple[AVFusion, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    import numpy as np
+
+    from engines.lab.evaluation.report import evaluate_windows
+    from engines.lab.evaluation.scoring import load_scorer
+    from engines.lab.export import write_manifest
+    from engines.lab.training.data import from_arrays
+    from engines.labels import LABELS
+
+    model, out = exported
+    engine = tmp_path / "avfusion"
+    shutil.copytree(out, engine)
+    write_manifest(model, engine, thresholds={"siren": {"on": 0.3, "off": 0.1}})
+    assert load_manifest(engine).doc.thresholds["siren"].on == 0.3
+    scorer = load_scorer(engine, backend="onnxruntime")
+    try:
+        th = scorer.window_thresholds(LABELS)
+        assert th[LABELS.index("siren")] == 0.3
+        assert th[LABELS.index("horn")] == 0.5  # no table: the default
+        inputs = example_inputs(model, batch=12, seed=9)
+        video, audio = inputs["video"].numpy(), inputs["audio"].numpy()
+        labels = np.zeros((12, len(LABELS)), np.float32)
+        labels[::2] = 1
+        data = from_arrays(video, audio, labels, ["k"] * 12, 16000)
+        report = evaluate_windows(scorer, data, "tiny")
+        scores = scorer.score(video, audio, independent=True)
+    finally:
+        scorer.close()
+    assert report["threshold"]["siren"] == 0.3
+    for j, label in enumerate(LABELS):
+        fired = scores[:, j] >= th[j]
+        assert report["labels"][label]["tp"] == int((fired & (labels[:, j] > 0)).sum()), label
+        assert report["labels"][label]["fp"] == int((fired & (labels[:, j] == 0)).sum()), label

@@ -140,6 +140,20 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     assert report["windows"] == 7 + 5
     assert set(report["labels"]) == set(LABELS)
     assert "| siren |" in (tmp_path / "report.md").read_text()
+    # Calibrated thresholds are in the manifest, and the record says where they came from.
+    record = json.loads((out / "training.json").read_text())
+    assert set(record["thresholds_val_best_f1"]) == set(LABELS)
+    assert set(manifest.doc.thresholds) == set(LABELS)
+    # Fine-tuning from that checkpoint (`--init`): recorded, at a third of the peak rate.
+    tuned = tmp_path / "tuned"
+    args.out, args.epochs, args.init = tuned, 1, out / "model.pt"
+    assert train_cli.run(args) == 0
+    record = json.loads((tuned / "training.json").read_text())
+    assert record["train"]["init"] == str(out / "model.pt")
+    assert record["train"]["lr"] == pytest.approx(1e-3)
+    args.init = tmp_path / "missing.pt"
+    with pytest.raises(UserError, match="no such checkpoint"):
+        train_cli.run(args)
 
 
 def test_bad_labels_csv_is_one_clear_error(user_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 
 import numpy as np
@@ -97,11 +98,9 @@ def saturated(video: np.ndarray, channel: int) -> np.ndarray:
 
 def test_emergency_windows_flash_and_hazard_windows_do_not(sample: list[Example]) -> None:
     def flashes(e: Example) -> bool:
-        """Red and blue both swing, and against each other (they alternate)."""
-        red, blue = saturated(e.video, 0), saturated(e.video, 2)
-        if np.ptp(red) < 2 or np.ptp(blue) < 2:
-            return False
-        return bool(np.corrcoef(red, blue)[0, 1] < -0.2)
+        """Strongly red or strongly blue pixels swing over the window (lamps of either colour,
+        any pattern: alternating, together, bursts, strobes, a rotating beacon)."""
+        return bool(max(np.ptp(saturated(e.video, 0)), np.ptp(saturated(e.video, 2))) >= 2)
 
     def lit_throughout(i: int) -> bool:
         """The lamps flash over the whole window (positives may start 0.26 s before its end,
@@ -114,12 +113,51 @@ def test_emergency_windows_flash_and_hazard_windows_do_not(sample: list[Example]
     lights = [flashes(sample[i]) for i in positives if lit_throughout(i)]
     assert len(lights) >= 0.5 * len(positives)
     others = [flashes(e) for e in sample if e.labels[flashing] == 0]
-    hazard = [flashes(e) for e in sample if e.kind.startswith("hazard")]
-    # a crude pixel count: a red or blue car body can swamp the lamps' swing (6 of 55 here)
+    amber_white = [
+        flashes(e) for e in sample if e.kind.startswith("hazard") or e.kind == "warning_lights"
+    ]
+    # a crude pixel count: tiny or codec-smeared lamps can stay under it (3 of 54 here)
     assert np.mean(lights) >= 0.85, np.mean(lights)
-    # and amber lamps blinking over a blue car can look alike now and then
-    assert np.mean(others) <= 0.08, np.mean(others)
-    assert np.mean(hazard) <= 0.25, np.mean(hazard)
+    # red cars moving, tail lamps, sensor noise over red or blue surfaces swing it too (~0.28)
+    assert np.mean(others) <= 0.4, np.mean(others)
+    # amber and white lamps are not strongly red or blue (~0.18)
+    assert np.mean(amber_white) <= 0.3, np.mean(amber_white)
+
+
+def test_lamp_variety_covers_patterns_colours_mounts_and_free_standing() -> None:
+    seen: dict[str, set[str]] = {"pattern": set(), "colours": set(), "mount": set(), "shape": set()}
+    warning_colours: set[str] = set()
+    hz = []
+    for i in range(400):
+        scene, _ = example_scene(i, SPEC, seed=3, split="train")
+        for v in scene.vehicles:
+            if v.lamps == "emergency":
+                for key in seen:
+                    seen[key].add(str(getattr(v, key)))
+                hz.append(v.flash_hz)
+            if v.lamps == "warning":
+                warning_colours.add(v.colours)
+    assert seen["pattern"] == {"alternate", "together", "quad", "strobe", "rotating"}
+    assert seen["colours"] == {"redblue", "red", "blue"}
+    assert seen["mount"] >= {"roof", "bar", "beacon", "grille"}
+    assert seen["shape"] & {"none", "pole"}
+    assert warning_colours == {"amber", "white", "amberwhite"}
+    assert min(hz) < 1.3
+    assert max(hz) > 3.5
+
+
+def test_stream_edges_are_negative_for_video_and_fused_labels(sample: list[Example]) -> None:
+    from engines.labels import FUSED_LABELS, VIDEO_LABELS
+
+    cols = [LABELS.index(x) for x in (*VIDEO_LABELS, *FUSED_LABELS)]
+    edges = [e for e in sample if e.kind in ("stream_start", "stream_stop")]
+    assert edges
+    for e in edges:
+        assert not e.labels[cols].any(), e.kind
+        dark = e.video.reshape(len(e.video), -1)
+        # some frames are black, flat or frozen: a frame equal to a neighbour or uniform
+        same = [np.array_equal(a, b) or np.ptp(a) < 3 for a, b in itertools.pairwise(dark)]
+        assert any(same) or np.ptp(dark[0]) < 3 or np.ptp(dark[-1]) < 3, e.kind
 
 
 def test_heldout_pools_are_disjoint_from_training() -> None:

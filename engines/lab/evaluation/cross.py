@@ -21,7 +21,14 @@ from engines.events import EventTracker
 from engines.lab.crossgen import DISTRACTOR_KINDS, STREAM_EDGE_KINDS, CrossSet, build_cross_set
 from engines.lab.crossgen import fingerprint as cross_fingerprint
 from engines.lab.evaluation import events
-from engines.lab.evaluation.report import THRESHOLD, distractor_kinds, window_metrics
+from engines.lab.evaluation.report import (
+    THRESHOLD,
+    Thresholds,
+    distractor_kinds,
+    threshold_record,
+    threshold_text,
+    window_metrics,
+)
 from engines.lab.evaluation.scoring import Scorer
 from engines.labels import LABELS
 
@@ -43,10 +50,12 @@ def summarise(
     kinds: Sequence[str],
     labels: Sequence[str],
     distractors: Sequence[str],
+    threshold: Thresholds = THRESHOLD,
 ) -> dict[str, Any]:
-    """Window metrics, distractor false-positive rates and confusions of one scored set."""
-    out = window_metrics(truth, scores, care, list(labels))
-    pred, cared = scores >= THRESHOLD, care > 0.5
+    """Window metrics, distractor false-positive rates and confusions of one scored set (at
+    `threshold`: one, or one per label)."""
+    out = window_metrics(truth, scores, care, list(labels), threshold)
+    pred, cared = scores >= threshold, care > 0.5
     pos, neg = cared & (truth > 0.5), cared & (truth <= 0.5)
     kinds_a = np.asarray(kinds)
     dis = np.isin(kinds_a, list(distractors))
@@ -147,6 +156,7 @@ def evaluate_cross(
         data.kinds,
         labels,
         sorted(DISTRACTOR_KINDS),
+        scorer.window_thresholds(labels, THRESHOLD),
     )
     res.update(
         set="cross",
@@ -176,6 +186,7 @@ def evaluate_in(scorer: Scorer, windows: int | None) -> dict[str, Any]:
         data.kinds,
         labels,
         distractor_kinds(data.kinds),
+        scorer.window_thresholds(labels, THRESHOLD),
     )
     res.update(set="in (heldout)", generator=generator_fingerprint(), windows=len(data))
     return res
@@ -183,10 +194,11 @@ def evaluate_in(scorer: Scorer, windows: int | None) -> dict[str, Any]:
 
 def evaluate_sets(scorer: Scorer, which: str, windows: int | None, scenes: int) -> dict[str, Any]:
     """`which` in {"in", "cross", "all"}: the reports asked for, side by side."""
+    _, _, labels = _columns(scorer)
     out: dict[str, Any] = {
         "engine": scorer.engine.name,
         "backend": scorer.report.backend,
-        "threshold": THRESHOLD,
+        "threshold": threshold_record(labels, scorer.window_thresholds(labels, THRESHOLD)),
     }
     if which in ("in", "all"):
         out["in"] = evaluate_in(scorer, windows)
@@ -209,7 +221,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
     lines = [
         f"### `{result['engine']}`: in-generator vs cross-generator (backend "
-        f"`{result['backend']}`, threshold {result['threshold']})",
+        f"`{result['backend']}`, {threshold_text(result['threshold'])})",
         "",
         "; ".join(
             f"{n}: {r['windows']} windows"

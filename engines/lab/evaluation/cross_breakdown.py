@@ -56,6 +56,7 @@ def breakdown(
     """`{label: {tag: [tp, positives]}}` over the first `scenes` scenes."""
     out: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     cols = [scorer.labels.index(x) for x in LABELS]
+    th = scorer.window_thresholds(LABELS, THRESHOLD)
     for i in range(scenes):
         scene = make_scene(seed, i, scorer.spec)
         rows = list(windows(scene, scorer.spec, f"bd-{i}"))
@@ -68,7 +69,7 @@ def breakdown(
             pos = truth[:, j] > 0.5
             if not pos.any():
                 continue
-            tp = int((scores[pos, j] >= THRESHOLD).sum())
+            tp = int((scores[pos, j] >= th[j]).sum())
             for tag in (t for t in drawn if t.split("=")[0] in RELEVANT.get(label, TAG_KEYS)):
                 out[label][tag][0] += tp
                 out[label][tag][1] += int(pos.sum())

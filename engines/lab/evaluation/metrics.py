@@ -96,10 +96,11 @@ def label_scores(
     truth: Array,
     scores: Array,
     labels: Sequence[str],
-    threshold: float = 0.5,
+    threshold: float | npt.NDArray[np.float64] = 0.5,
     care: Array | None = None,
 ) -> list[LabelScores]:
-    """Per-label counts and AP; `truth` 0/1 and `scores` probabilities, both `[N, L]`.
+    """Per-label counts and AP; `truth` 0/1 and `scores` probabilities, both `[N, L]`;
+    `threshold` one for all labels or one per label (`[L]`).
 
     `care` (0/1, `[N, L]`) drops a window from one label's counts where that label is
     undecidable (e.g. a siren covering 40% of the window).
@@ -145,7 +146,7 @@ def false_positive_rates(
     kinds: Sequence[str],
     labels: Sequence[str],
     targets: Sequence[str],
-    threshold: float = 0.5,
+    threshold: float | npt.NDArray[np.float64] = 0.5,
 ) -> dict[str, dict[str, dict[str, float | int]]]:
     """For each window kind and each target label: how often the label fired while false.
 

@@ -23,7 +23,8 @@ from engines.lab.evaluation.scoring import Scorer
 from engines.lab.scenes.base import FUSED_LABELS, LABELS
 from engines.lab.training.data import WindowSet
 
-THRESHOLD = 0.5
+THRESHOLD = 0.5  # where an engine's manifest sets no `[thresholds.<label>]` `on`
+Thresholds = float | npt.NDArray[np.float64]
 # The generator's distractor kinds (engines/lab/scenes/dataset.py KINDS), used until it exports a
 # DISTRACTOR_KINDS constant: fused labels must stay off on all of them.
 FALLBACK_DISTRACTORS = frozenset(
@@ -64,9 +65,10 @@ def window_metrics(
     scores: npt.NDArray[np.float32],
     care: npt.NDArray[np.float32],
     labels: Sequence[str],
+    threshold: Thresholds = THRESHOLD,
 ) -> dict[str, Any]:
-    """Per-label P/R/F1/AP plus macro and micro F1."""
-    per = label_scores(truth, scores, labels, THRESHOLD, care=care)
+    """Per-label P/R/F1/AP plus macro and micro F1 (at `threshold`: one, or one per label)."""
+    per = label_scores(truth, scores, labels, threshold, care=care)
     return {
         "labels": {s.label: s.as_dict() for s in per},
         "macro_f1": macro_f1(per),
@@ -88,21 +90,23 @@ def evaluate_windows(scorer: Scorer, data: WindowSet, set_name: str) -> dict[str
         return scorer.score(v, a, independent=True)[:, e_idx]
 
     scores = run(video, audio)
+    th = scorer.window_thresholds(labels, THRESHOLD)
     report: dict[str, Any] = {
         "engine": scorer.engine.name,
         "backend": scorer.report.backend,
         "backend_details": scorer.report.details,
         "set": set_name,
         "windows": len(data),
-        "threshold": THRESHOLD,
-        **window_metrics(truth, scores, care, labels),
+        "threshold": threshold_record(labels, th),
+        **window_metrics(truth, scores, care, labels, th),
     }
     fused = [label for label in FUSED_LABELS if label in labels]
     if fused:
-        report["distractors"] = _distractors(truth, scores, data.kinds, labels, fused)
+        report["distractors"] = _distractors(truth, scores, data.kinds, labels, fused, th)
+    silenced, blanked = run(video, np.zeros_like(audio)), run(np.zeros_like(video), audio)
     report["ablation"] = {
-        "audio_silenced": window_metrics(truth, run(video, np.zeros_like(audio)), care, labels),
-        "video_blanked": window_metrics(truth, run(np.zeros_like(video), audio), care, labels),
+        "audio_silenced": window_metrics(truth, silenced, care, labels, th),
+        "video_blanked": window_metrics(truth, blanked, care, labels, th),
     }
     report["targets"] = check_targets(report)
     return report
@@ -114,8 +118,9 @@ def _distractors(
     kinds: list[str],
     labels: list[str],
     fused: list[str],
+    threshold: Thresholds = THRESHOLD,
 ) -> dict[str, Any]:
-    per_kind = false_positive_rates(truth, scores, kinds, labels, fused, THRESHOLD)
+    per_kind = false_positive_rates(truth, scores, kinds, labels, fused, threshold)
     dis = distractor_kinds(kinds)
     pooled: dict[str, dict[str, float | int]] = {}
     for label in fused:
@@ -124,6 +129,23 @@ def _distractors(
         pooled[label] = {"fpr": fp / n if n else float("nan"), "fp": fp, "negatives": n}
     counts = {k: kinds.count(k) for k in per_kind}
     return {"kinds": dis, "pooled": pooled, "per_kind": per_kind, "windows_per_kind": counts}
+
+
+def threshold_record(labels: Sequence[str], th: Thresholds) -> float | dict[str, float]:
+    """What a report says it scored at: one number, or a threshold per label."""
+    arr = np.broadcast_to(np.asarray(th, dtype=np.float64), (len(labels),))
+    if np.all(arr == arr[0]):
+        return float(arr[0]) if len(arr) else THRESHOLD
+    return {label: float(t) for label, t in zip(labels, arr, strict=True)}
+
+
+def threshold_text(th: float | dict[str, float]) -> str:
+    """`threshold 0.5`, or the per-label thresholds (from the engine manifest)."""
+    if isinstance(th, dict):
+        return "per-label thresholds from the manifest: " + ", ".join(
+            f"{label} {t:g}" for label, t in th.items()
+        )
+    return f"threshold {th}"
 
 
 def check_targets(report: dict[str, Any]) -> dict[str, Any]:
@@ -166,7 +188,7 @@ def markdown(report: dict[str, Any]) -> str:
     """The tables the model card and README quote."""
     lines = [
         f"### `{report['engine']}` on `{report['set']}` ({report['windows']} windows, "
-        f"backend `{report['backend']}`, threshold {report['threshold']})",
+        f"backend `{report['backend']}`, {threshold_text(report['threshold'])})",
         "",
         "| label | precision | recall | F1 | AP | support | F1 audio silenced | F1 video blanked |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -8,6 +8,7 @@ built batch sizes, the backend's numerics.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from engines.runtime.interface import EngineError
 from engines.runtime.loader import LoadReport, discover, load_engine
 from engines.runtime.manifest import load_manifest
 from engines.window import Window, WindowSpec
+
+DEFAULT_THRESHOLD = 0.5  # window-level decision where the manifest sets no `on`
 
 
 @dataclass(slots=True)
@@ -39,6 +42,21 @@ class Scorer:
     def spec(self) -> WindowSpec:
         """The windows the engine consumes."""
         return self.engine.spec
+
+    def window_thresholds(
+        self, labels: Sequence[str], default: float = DEFAULT_THRESHOLD
+    ) -> npt.NDArray[np.float64]:
+        """Decision threshold per label in `labels` order: the manifest's `[thresholds.<label>]`
+        `on` (where an event starts), else `default`. Window metrics score at these, so they
+        measure the decisions the service makes."""
+        tables = self.engine.manifest.doc.thresholds
+        out = [
+            float(on)
+            if (t := tables.get(label)) is not None and (on := t.on) is not None
+            else default
+            for label in labels
+        ]
+        return np.asarray(out, dtype=np.float64)
 
     def score(
         self,

@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from engines.errors import UserError
 from engines.lab.evaluation.metrics import label_scores
+from engines.lab.evaluation.report import threshold_record, threshold_text
 from engines.lab.evaluation.scoring import Scorer
 from engines.lab.evaluation.suite import finite
 from engines.lab.realsounds import clips
@@ -113,15 +114,19 @@ def score_condition(
     )
 
 
-def summarise(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
-    """Per-label scores, recall per positive kind, false-positive rate per negative kind."""
+def summarise(
+    scored: Scored, labels: Sequence[str], thresholds: npt.NDArray[np.float64] | None = None
+) -> dict[str, Any]:
+    """Per-label scores, recall per positive kind, false-positive rate per negative kind, at
+    `thresholds` (one per label of `LABELS`; default `THRESHOLD` for all)."""
+    th = np.full(len(LABELS), THRESHOLD) if thresholds is None else np.asarray(thresholds)
     audio = [label for label in labels if label in AUDIO_LABELS]
     idx = [LABELS.index(label) for label in audio]
     per = label_scores(
-        scored.truth[:, idx], scored.scores[:, idx], audio, THRESHOLD, care=scored.care[:, idx]
+        scored.truth[:, idx], scored.scores[:, idx], audio, th[idx], care=scored.care[:, idx]
     )
     kinds = np.asarray(scored.kinds)
-    pred = scored.scores >= THRESHOLD
+    pred = scored.scores >= th
     recall_by_kind: dict[str, dict[str, Any]] = {}
     fpr_by_kind: dict[str, dict[str, Any]] = {}
     for label, j in zip(audio, idx, strict=True):
@@ -142,7 +147,7 @@ def summarise(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
         label: _rate(pred[:, LABELS.index(label)], np.ones(len(kinds), bool)) for label in others
     }
     scored_labels = [s for s in per if s.support > 0]
-    clip_level = _clip_level(scored, audio, idx)
+    clip_level = _clip_level(scored, audio, idx, th)
     return {
         "windows": len(kinds),
         "clips": len(set(scored.clip_ids)),
@@ -156,7 +161,7 @@ def summarise(scored: Scored, labels: Sequence[str]) -> dict[str, Any]:
 
 
 def _clip_level(
-    scored: Scored, audio: Sequence[str], idx: Sequence[int]
+    scored: Scored, audio: Sequence[str], idx: Sequence[int], th: npt.NDArray[np.float64]
 ) -> dict[str, dict[str, Any]]:
     """Per label: positive clips with at least one window over threshold while the label is on
     (short clips give one or two windows, so this is steadier than window recall), and clips
@@ -168,7 +173,7 @@ def _clip_level(
         for cid in dict.fromkeys(scored.clip_ids):
             m = ids == cid
             on = (scored.truth[m, j] > 0.5) & (scored.care[m, j] > 0.5)
-            fired = scored.scores[m, j] >= THRESHOLD
+            fired = scored.scores[m, j] >= th[j]
             if on.any():
                 pos += 1
                 hit += int((fired & on).any())
@@ -205,11 +210,12 @@ def evaluate_real(
     for e, _ in decoded:
         for label in e.labels or ("no audio label",):
             by_label[label] = by_label.get(label, 0) + 1
+    th = scorer.window_thresholds(LABELS, THRESHOLD)
     result: dict[str, Any] = {
         "engine": scorer.engine.name,
         "backend": scorer.report.backend,
         "set": "real",
-        "threshold": THRESHOLD,
+        "threshold": threshold_record(LABELS, th),
         "clips_by_label": by_label,
         "packages": sorted({f"{e.package} {e.version}" for e, _ in decoded}),
         "conditions": {},
@@ -221,7 +227,7 @@ def evaluate_real(
         result["model_sha256"] = file_sha256(model)
     for name in conditions:
         scored = score_condition(scorer, decoded, CONDITIONS[name], name)
-        result["conditions"][name] = summarise(scored, scorer.labels)
+        result["conditions"][name] = summarise(scored, scorer.labels, th)
     return result
 
 
@@ -242,7 +248,7 @@ def markdown(result: dict[str, Any]) -> str:
     )
     lines = [
         f"### `{result['engine']}` on `real` ({first['clips']} clips, {first['windows']} windows "
-        f"per condition, backend `{result['backend']}`, threshold {result['threshold']})",
+        f"per condition, backend `{result['backend']}`, {threshold_text(result['threshold'])})",
         "",
         f"Clips by label ({names}). Conditions: `clean` = the recording alone, `snr10` / "
         "`snr0` = over pink noise 10 / 0 dB below the sound; neutral still video.",

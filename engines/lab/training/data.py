@@ -15,7 +15,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import multiprocessing as mp
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,8 +145,14 @@ def build_set(
     workers: int = 2,
     keep_audio: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    minutes: float | None = None,
 ) -> WindowSet:
-    """Load the cached set, or generate it (in `workers` processes) and cache it."""
+    """Load the cached set, or generate it (in `workers` processes) and cache it.
+
+    With `minutes`, generation stops after that wall time (at a chunk boundary) and the set is
+    the windows made so far: on a busy machine a set-size target becomes a time budget. Example
+    `i` is the same either way, so a cut set is a prefix of the full one; it is cached as cut.
+    """
     where = cache_dir / cache_key(spec, n, seed, split, keep_audio)
     if (where / "meta.json").exists():
         return load_set(where)
@@ -155,6 +163,7 @@ def build_set(
     arrays: dict[str, Any] = {}
     kinds: list[str] = []
     done = 0
+    deadline = time.monotonic() + minutes * 60 if minutes else math.inf
     for chunk in _chunks(_tasks(n, spec, seed, split), workers):
         features = logmel_of(chunk.audio)
         parts: dict[str, npt.NDArray[Any]] = {
@@ -175,19 +184,25 @@ def build_set(
         done += len(chunk.kinds)
         if progress:
             progress(done, n)
+        if time.monotonic() > deadline and done < n:
+            logger.warning("%s: generation time limit (%s min): %d of %d windows", split,
+                           minutes, done, n)  # fmt: skip
+            break
     for arr in arrays.values():
         arr.flush()
     (where / "kinds.json").write_text(json.dumps(kinds))
-    # Written last: its presence marks a complete set.
-    (where / "meta.json").write_text(json.dumps({"n": n, "seed": seed, "split": split}))
+    # Written last: its presence marks a complete set (`n`: the windows it holds).
+    (where / "meta.json").write_text(json.dumps({"n": done, "seed": seed, "split": split}))
     return load_set(where)
 
 
 def load_set(where: Path) -> WindowSet:
     """A cached set, memory-mapped."""
 
+    n = int(json.loads((where / "meta.json").read_text())["n"])
+
     def arr(name: str) -> Any:
-        return np.load(where / f"{name}.npy", mmap_mode="r")
+        return np.load(where / f"{name}.npy", mmap_mode="r")[:n]  # a cut set holds n rows
 
     return WindowSet(
         video=arr("video"),

@@ -30,7 +30,13 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(".cache/scenestream/train")
 TRAIN_WINDOWS = 16000
-DEFAULT_MINUTES = 24.0  # the training loop's wall-time cap; generation and export come on top
+VAL_WINDOWS = 1200  # at most; 1/8 of the training windows for small runs
+DEFAULT_MINUTES = 12.0  # the training loop's wall-time cap; generation and export come on top
+# Generating the training windows is capped too (the set is then what was made by then): the
+# scene generator draws every window at 256x192, ~0.1 s of a core each on an idle machine and
+# several times that on a busy one, so on a shared 2-core box a window count alone could not
+# promise `make model` inside an hour.
+GENERATE_MINUTES = 12.0
 
 
 def window_spec(cfg: AVFusionConfig) -> WindowSpec:
@@ -44,12 +50,21 @@ def window_spec(cfg: AVFusionConfig) -> WindowSpec:
 
 
 def generated_sets(
-    spec: WindowSpec, seed: int, cache: Path, n_train: int, n_val: int
+    spec: WindowSpec,
+    seed: int,
+    cache: Path,
+    n_train: int,
+    n_val: int,
+    train_minutes: float | None = GENERATE_MINUTES,
 ) -> tuple[WindowSet, WindowSet]:
-    """Train and val splits of the scene generator, cached."""
+    """Train and val splits of the scene generator, cached. Val first (always complete: the
+    thresholds are calibrated on it), then train within `train_minutes`."""
     workers = min(2, os.cpu_count() or 1)
-    sets = []
-    for split, n, s in (("train", n_train, seed), ("val", n_val, seed + 1)):
+    sets: dict[str, WindowSet] = {}
+    for split, n, s, minutes in (
+        ("val", n_val, seed + 1, None),
+        ("train", n_train, seed, train_minutes),
+    ):
         bar = ProgressBar(f"generate {split}", n)
         data = build_set(
             spec,
@@ -59,10 +74,11 @@ def generated_sets(
             cache_dir=cache,
             workers=workers,
             progress=bar,
+            minutes=minutes,
         )
         bar.close(len(data))
-        sets.append(data)
-    return sets[0], sets[1]
+        sets[split] = data
+    return sets["train"], sets["val"]
 
 
 def user_sets(directory: Path, spec: WindowSpec) -> tuple[WindowSet, WindowSet]:
@@ -79,6 +95,8 @@ def write_training_record(
     result: TrainResult,
     n_train: int,
     n_val: int,
+    thresholds: dict[str, float] | None = None,
+    init: str | None = None,
 ) -> None:
     record = {
         "config": model.cfg.to_dict(),
@@ -92,8 +110,10 @@ def write_training_record(
             "patience": settings.patience,
             "modality_dropout": settings.modality_dropout,
             "kind_balance": settings.kind_balance,
+            "augment": settings.augment,
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
+            "init": init,  # the checkpoint fine-tuned from, or None (from scratch)
         },
         "result": {
             "best_epoch": result.best_epoch,
@@ -103,6 +123,7 @@ def write_training_record(
             "minutes": result.seconds / 60,
             "history": result.history,
         },
+        "thresholds_val_best_f1": thresholds or {},
         "parameters": count_parameters(model),
         "gflops_per_window": gflops_per_window(model),
         "torch_threads": torch.get_num_threads(),

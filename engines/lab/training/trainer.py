@@ -5,6 +5,11 @@ The schedule runs on *progress* = the larger of steps done / steps planned and t
 allowed, so a run cut short by the wall-time limit (a busy machine) still anneals its learning
 rate to the end instead of stopping at full rate.
 
+Augmentation (`augment`, on by default): per training row a random audio gain (a shift of
+the log-mel, floored like the front end: −12…+6 dB), SpecAugment-style masks (one band of up to
+8 mel bins, one span of up to 6 frames = 60 ms, so a short impact survives), and per batch a video
+left-right mirror (no label depends on direction).
+
 Modality dropout: with probability `modality_dropout` a training window loses its audio (the
 log-mel of silence) or its video (black frames), and the labels that need the lost modality are
 cleared. The live service fills a missing modality with zeros, so the model must know what
@@ -51,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     modality_dropout: float = 0.1
     kind_balance: float = 0.75  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
+    augment: bool = True  # audio gain, SpecAugment masks, video mirror
 
 
 @dataclass(slots=True)
@@ -106,6 +112,40 @@ def drop_modalities(
     labels[no_audio] *= 1.0 - NEEDS_AUDIO
     labels[no_video] *= 1.0 - NEEDS_VIDEO
     return video, logmel, labels
+
+
+GAIN_DB = (-12.0, 6.0)
+FREQ_MASK = 8  # mel bins, at most
+TIME_MASK = 6  # log-mel frames (10 ms), at most
+
+
+def augment_batch(
+    video: torch.Tensor, logmel: torch.Tensor, gen: torch.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random gain and SpecAugment masks per row of `logmel` `[B, 1, M, F]`; a mirror of the
+    whole batch of `video` uint8 `[B, T, H, W, 3]`. Labels are unchanged by all of them."""
+    b = logmel.shape[0]
+    _, _, mels, frames = logmel.shape
+    db = torch.empty(b).uniform_(*GAIN_DB, generator=gen)
+    shift = (db * (2.0 * np.log(10.0) / 20.0)).view(b, 1, 1, 1)  # power: 20 log10 → ln
+    logmel = torch.clamp(logmel + shift, min=SILENT_LOGMEL)
+    fill = logmel.mean(dim=(2, 3), keepdim=True)
+    m_w = torch.randint(0, FREQ_MASK + 1, (b,), generator=gen)
+    m_0 = (torch.rand(b, generator=gen) * (mels - m_w)).long()
+    t_w = torch.randint(0, TIME_MASK + 1, (b,), generator=gen)
+    t_0 = (torch.rand(b, generator=gen) * (frames - t_w)).long()
+    mel_i = torch.arange(mels).view(1, mels)
+    frame_i = torch.arange(frames).view(1, frames)
+    fmask = (mel_i >= m_0[:, None]) & (mel_i < (m_0 + m_w)[:, None])  # [B, M]
+    tmask = (frame_i >= t_0[:, None]) & (frame_i < (t_0 + t_w)[:, None])  # [B, F]
+    mask = (fmask[:, :, None] | tmask[:, None, :])[:, None]
+    logmel = torch.where(mask, fill.expand_as(logmel), logmel)
+    # The whole batch mirrored half of the time (a uint8 copy). No photometric jitter here: the
+    # generator varies exposure, tint and noise already, and a float round trip of the frames
+    # cost as much as a training step on 2 cores.
+    if torch.rand(1, generator=gen).item() < 0.5:
+        video = video.flip(dims=(3,))
+    return video, logmel
 
 
 def kind_weights(kinds: list[str], balance: float) -> npt.NDArray[np.float64]:
@@ -168,6 +208,8 @@ class _Loop:
         """One optimiser step on the rows `idx`; returns the loss."""
         cfg = self.cfg
         video, logmel, labels, care = batch_tensors(self.data, idx)
+        if cfg.augment:
+            video, logmel = augment_batch(video, logmel, self.gen)
         video, logmel, labels = drop_modalities(
             video, logmel, labels, cfg.modality_dropout, self.gen
         )

@@ -1,0 +1,46 @@
+"""Per-label thresholds calibrated on the validation split, and the manifest tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from engines.lab.training.calibrate import RANGE, best_f1_thresholds, event_thresholds
+
+pytestmark = pytest.mark.unit
+
+
+def test_best_f1_threshold_per_label_within_range() -> None:
+    rng = np.random.default_rng(0)
+    n = 2000
+    truth = (rng.random((n, 3)) < 0.3).astype(np.float32)
+    scores = np.empty((n, 3), np.float32)
+    # label a: positives score 0.3–0.4, negatives under 0.25: the best cut is near 0.3
+    scores[:, 0] = np.where(truth[:, 0] > 0, rng.uniform(0.3, 0.4, n), rng.uniform(0, 0.25, n))
+    # label b: positives above 0.75, negatives up to 0.7: the best cut is near 0.725
+    scores[:, 1] = np.where(truth[:, 1] > 0, rng.uniform(0.75, 1, n), rng.uniform(0, 0.7, n))
+    # label c: perfectly separated around 0.5 over a wide gap: ties go to 0.5
+    scores[:, 2] = np.where(truth[:, 2] > 0, 0.95, 0.05)
+    care = np.ones_like(truth)
+    th = best_f1_thresholds(truth, scores, care, ["a", "b", "c"])
+    assert 0.25 <= th["a"] <= 0.3
+    assert 0.7 <= th["b"] <= 0.75
+    assert th["c"] == 0.5
+    assert all(RANGE[0] <= t <= RANGE[1] for t in th.values())
+
+
+def test_unscored_windows_and_labels_without_positives() -> None:
+    truth = np.array([[1, 0], [0, 0], [1, 0]], np.float32)
+    scores = np.array([[0.9, 0.9], [0.1, 0.9], [0.05, 0.9]], np.float32)
+    care = np.array([[1, 1], [1, 1], [0, 1]], np.float32)  # the low positive is not scored
+    th = best_f1_thresholds(truth, scores, care, ["a", "b"])
+    assert th["b"] == 0.5  # nothing to calibrate on
+    assert th["a"] == 0.5  # every cut in range separates the scored windows: nearest 0.5
+
+
+def test_event_tables_keep_hysteresis() -> None:
+    tables = event_thresholds({"a": 0.3, "b": 0.15, "c": 0.7})
+    assert tables["a"] == {"on": 0.3, "off": pytest.approx(0.1)}
+    assert tables["b"]["off"] == 0.05  # floored: off must stay > 0
+    assert tables["c"] == {"on": 0.7, "off": 0.5}
+    assert all(t["off"] <= t["on"] for t in tables.values())
