@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import Any
 
 from engines.errors import UserError
 from engines.lab.evaluation import cross
@@ -72,12 +74,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(result))
         return 0
     text = cross.markdown(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(finite(result), indent=2) + "\n")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    _write_report(result, text, args.json, args.markdown)
     if card:
         cross.write_card_section(card_path, text)
     print(text)
@@ -111,14 +108,21 @@ def _run_rules(args: argparse.Namespace) -> int:
     except (EngineError, ManifestError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     text = markdown(result)
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(finite(result), indent=2) + "\n")
-    if args.markdown:
-        args.markdown.parent.mkdir(parents=True, exist_ok=True)
-        args.markdown.write_text(text)
+    _write_report(result, text, args.json, args.markdown)
     print(text)
     return 0
+
+
+def _write_report(
+    result: dict[str, Any], text: str, json_path: Path | None, md_path: Path | None
+) -> None:
+    """The report as JSON (non-finite numbers as null) and its markdown, where asked."""
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
+    if md_path:
+        md_path.parent.mkdir(parents=True, exist_ok=True)
+        md_path.write_text(text)
 
 
 def _run_real(scorer: Scorer, args: argparse.Namespace) -> int:
