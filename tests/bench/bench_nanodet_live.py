@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from engines.lab.photos import DEFAULT_CACHE, fetch_opencv_doc
+from engines.lab.photo_set import DEFAULT_CACHE, fetch_opencv_doc
 from stream.embedded_redis import EmbeddedRedis
 from stream.webrtc.loopback import restore_candidates, use_loopback_candidates
 from tests.e2e.conftest import PREFIX, ServiceThread, run_command, tap

@@ -75,7 +75,7 @@ def nanodet_service(
 async def test_nanodet_finds_the_astronaut_over_webrtc(
     nanodet_service: ServiceThread, tmp_path: Path
 ) -> None:
-    from engines.lab.photos import PHOTOS, load_photo
+    from engines.lab.photo_set import PHOTOS, load_photo
 
     reference = next(p.box for p in PHOTOS if p.name == "astronaut")  # drawn by hand
     assert reference is not None

@@ -39,7 +39,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
 
 
 def run(engine: Engine, name: str) -> Scores:
-    from engines.lab.photos import load_photo, resize_like_service
+    from engines.lab.photo_set import load_photo
+    from engines.lab.photos import resize_like_service
 
     video = engine.spec.video
     assert video is not None
@@ -50,7 +51,7 @@ def run(engine: Engine, name: str) -> Scores:
 
 
 def test_finds_the_astronaut_as_a_person(engine: Engine) -> None:
-    from engines.lab.photos import PHOTOS
+    from engines.lab.photo_set import PHOTOS
 
     assert engine.manifest.labels == ("person", "vehicle")
     scores = run(engine, "astronaut")

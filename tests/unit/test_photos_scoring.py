@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 
 from engines.detect.decode import Detection
+from engines.lab.photo_set import PHOTOS, Photo
 from engines.lab.photos import (
-    PHOTOS,
-    Photo,
     claimed_by_box,
     match_points,
     score_photo,
