@@ -230,6 +230,7 @@ def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
             colours,
             mount,
             float(p.get("lamp_scale", 1.0)),
+            float(p.get("bloom", 0.0)),
         )
     )
 

@@ -80,7 +80,9 @@ class Vehicle:
     rhythm (two sides alternating, together, quad bursts, short strobes, a rotating beacon's
     sweep), `colours` the lamp colours, `mount` where they sit (roof pair, a four-lamp bar, one
     beacon, low in the grille), `lamp_scale` their size. `shape` `none` or `pole` is a
-    free-standing light (no vehicle body: a roadside beacon, a bar on a barrier).
+    free-standing light (no vehicle body: a roadside beacon, a bar on a barrier). `bloom` (0..1)
+    is how much the camera blooms around a lit lamp: a wide glow over the body and a core
+    clipped to white, as bright lamps look at night or to a small sensor.
     """
 
     motion: Motion
@@ -96,6 +98,7 @@ class Vehicle:
     colours: str = "redblue"
     mount: str = "roof"
     lamp_scale: float = 1.0
+    bloom: float = 0.0
 
     def primitives(self) -> tuple[list[LabelInterval], list[Stop]]:
         """What this object contributes to the ground truth."""
@@ -256,7 +259,8 @@ def lamp_glow(
     lit = (t >= max(v.lamps_on[0], v.visible[0])) & (t < min(v.lamps_on[1], v.visible[1]))
     r = np.maximum(0.13 * s * v.lamp_scale, 2.0 / h)
     aspect = w / h
-    reach = 7.0 * r
+    spread = 3.0 * (1.0 + 1.5 * v.bloom)  # the halo's width, in lamp radii
+    reach = 7.0 * r * (1.0 + 1.5 * v.bloom)
     for lx, ly, colour, on in _lamps(v, t, cx, cy, s, 0.5 * s * v.ratio * h / w):
         box = (float(np.min(lx - reach / aspect)), float(np.max(lx + reach / aspect)),
                float(np.min(ly - reach)), float(np.max(ly + reach)))  # fmt: skip
@@ -274,5 +278,9 @@ def lamp_glow(
         lens = 0.18 + (full - 0.18) * on_now
         rgb = np.asarray(colour, dtype=np.float32)
         sub += core * (lens[:, None, None, None].astype(np.float32) * rgb - sub)
-        halo = 0.45 * np.exp(-d2 / (9.0 * r2)) * (on_now * vis)[:, None, None]
+        light = (on_now * vis)[:, None, None]
+        halo = (0.45 + 0.6 * v.bloom) * np.exp(-d2 / (spread**2 * r2)) * light
         sub += halo[..., None].astype(np.float32) * rgb
+        if v.bloom > 0:  # the sensor saturates: the lamp's core clips towards white
+            flare = 0.8 * v.bloom * np.exp(-d2 / (4.0 * r2)) * light
+            sub += flare[..., None].astype(np.float32)

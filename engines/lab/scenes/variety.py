@@ -33,6 +33,7 @@ PATTERNS = (("alternate", 0.3), ("together", 0.15), ("quad", 0.2), ("strobe", 0.
             ("rotating", 0.2))  # fmt: skip
 WARNING_COLOURS = ("amber", "white", "amberwhite")
 LOW_CONTRAST = 0.25  # of vehicles: a body close to the road's colour
+BLOOM = (0.3, (0.25, 1.0))  # share of lamp-carrying segments whose lamps bloom, and how much
 # Default motion of each segment kind (segments.py), for the kinds that take one.
 _DEFAULT_MOTION = {"emergency_vehicle": "approach", "lights": "static", "hazard_lights": "static",
                    "approach": "approach", "collision": "approach"}  # fmt: skip
@@ -100,6 +101,10 @@ def vary_segments(
             if emergency or warning:
                 extra = _lamp_params(rng, warning, motion == "static")
                 p = {**extra, **p, **({"lamps": "warning"} if warning else {})}
+        lit = emergency or hazard or lamps in ("tail", "steady")
+        if lit and "bloom" not in p and rng.random() < BLOOM[0]:
+            # any lamp may bloom (amber hazards and tail lamps too): glare is not the label
+            p["bloom"] = float(rng.uniform(*BLOOM[1]))
         if kind in ("emergency_vehicle", "lights", "hazard_lights", "approach", "collision",
                     "vehicle") and p.get("shape") not in FREE_STANDING:  # fmt: skip
             if rng.random() >= CLASSIC:
