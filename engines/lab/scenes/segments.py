@@ -155,12 +155,12 @@ def impact(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
 
 def vehicle_look(ctx: Context, p: Params) -> tuple[str, float, tuple[float, float, float]]:
     """Shape, width/height ratio and body colour, random unless given."""
-    if p.get("shape") in FREE_STANDING:
+    if p.get("shape") in (*FREE_STANDING, "plain"):  # given only: scripts draw the others
         shape = str(p["shape"])
     else:
         shape = _pick(ctx, p, "shape", ("car", "van", "box", "ball"))
     ratio = {"car": (1.6, 2.4), "van": (1.2, 1.7), "box": (0.8, 1.6), "ball": (1.0, 1.0),
-             "none": (1.0, 1.6), "pole": (1.0, 1.6)}[shape]  # fmt: skip
+             "plain": (0.5, 1.5), "none": (1.0, 1.6), "pole": (1.0, 1.6)}[shape]  # fmt: skip
     col = p.get("colour") or tuple(float(c) for c in ctx.rng.uniform(0.08, 0.95, 3))
     return shape, float(ctx.rng.uniform(*ratio)), (float(col[0]), float(col[1]), float(col[2]))
 

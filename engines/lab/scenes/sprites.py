@@ -191,6 +191,9 @@ def draw_body(
     if v.shape == "ball":
         _paint(frames, shown * _ellipse(y, x, cx, cy - 0.5 * s, half, 0.5 * s, h), col)
         return
+    if v.shape == "plain":  # a crate, a sign, a barrier: one block, no wheels or windows
+        _paint(frames, shown * _soft_box(y, x, cx, cy - s, cy, half, h, w), col)
+        return
     if v.shape in FREE_STANDING:
         if v.shape == "pole":  # a thin post under the lamp
             pole = _soft_box(y, x, cx, cy - s, cy, np.maximum(0.04 * half, 0.6 / w), h, w)

@@ -34,6 +34,8 @@ PATTERNS = (("alternate", 0.3), ("together", 0.15), ("quad", 0.2), ("strobe", 0.
 WARNING_COLOURS = ("amber", "white", "amberwhite")
 LOW_CONTRAST = 0.25  # of vehicles: a body close to the road's colour
 BLOOM = (0.3, (0.25, 1.0))  # share of lamp-carrying segments whose lamps bloom, and how much
+FAR_APPROACH = 0.25  # of varied approaches: far away, small all through the window
+PLAIN = 0.2  # of varied objects (any motion): a plain block instead of a vehicle body
 # Default motion of each segment kind (segments.py), for the kinds that take one.
 _DEFAULT_MOTION = {"emergency_vehicle": "approach", "lights": "static", "hazard_lights": "static",
                    "approach": "approach", "collision": "approach"}  # fmt: skip
@@ -73,10 +75,11 @@ def _lamp_params(rng: np.random.Generator, warning: bool, static: bool) -> dict[
 def _motion_params(rng: np.random.Generator, motion: str) -> dict[str, Any]:
     if motion == "approach":
         slow = rng.random() < 0.4
+        far = rng.random() < FAR_APPROACH  # still small when the window ends: 6-16 px at 64
         return {
             "growth": (1.3, 1.6) if slow else (1.3, 2.8),
-            "end_size": (0.25, 0.8),
-            "min_size": 0.06 if rng.random() < 0.5 else 0.12,
+            "end_size": (0.1, 0.25) if far else (0.25, 0.8),
+            "min_size": 0.04 if far else 0.06 if rng.random() < 0.5 else 0.12,
             "drift": float(rng.uniform(0.0, 0.35)),
         }
     if motion == "recede":
@@ -109,6 +112,8 @@ def vary_segments(
                     "vehicle") and p.get("shape") not in FREE_STANDING:  # fmt: skip
             if rng.random() >= CLASSIC:
                 p = {**_motion_params(rng, motion), **p}
+                if "shape" not in p and rng.random() < PLAIN:
+                    p["shape"] = "plain"  # approaching is growth, whatever grows
             if "colour" not in p and rng.random() < LOW_CONTRAST:
                 # low, not no contrast: 0.06–0.2 brighter or darker than the road
                 step = rng.uniform(0.06, 0.2) * (1 if rng.random() < 0.5 else -1)
