@@ -63,7 +63,7 @@ demo: system venv
 	$(BIN)/scenestream demo $(if $(SECONDS),--seconds $(SECONDS),)
 
 ## Retrains the bundled avfusion engine within an hour on 2 cores: validation windows, then up
-## to 16,000 training windows generated within 12 min, a training loop capped at 12 min, export,
+## to 40,000 training windows generated within 20 min, a training loop capped at 25 min, export,
 ## the held-out evaluation. OpenMP threads sleep instead of spinning while they wait (a busy
 ## machine otherwise made each training step several times slower).
 ## First fetches the real-sound `train` recordings that the generator mixes into training scenes

@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "
-        "training windows stops after 12 min with what it has)",
+        "training windows stops after 20 min with what it has)",
     )
 
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")

@@ -28,7 +28,7 @@ def test_about_half_of_the_rows_move_by_a_few_pixels_and_the_rest_are_untouched(
     assert out.shape == video.shape
     assert out.dtype == torch.uint8
     moved = (out != video).flatten(1).any(dim=1)
-    assert 16 <= int(moved.sum()) <= 48
+    assert 12 <= int(moved.sum()) <= 40
     assert torch.equal(out[~moved], video[~moved])
     # a shifted frame still holds exactly one bright pixel (a shift, not a blur or a warp) ...
     assert torch.equal((out[..., 0] == 255).flatten(2).sum(2), torch.ones(64, 8, dtype=torch.long))

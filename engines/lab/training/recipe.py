@@ -29,14 +29,14 @@ from engines.window import AudioSpec, VideoSpec, WindowSpec
 logger = logging.getLogger(__name__)
 
 DEFAULT_CACHE = Path(".cache/scenestream/train")
-TRAIN_WINDOWS = 16000
+TRAIN_WINDOWS = 40000
 VAL_WINDOWS = 1200  # at most; 1/8 of the training windows for small runs
-DEFAULT_MINUTES = 12.0  # the training loop's wall-time cap; generation and export come on top
+DEFAULT_MINUTES = 25.0  # the training loop's wall-time cap; generation and export come on top
 # Generating the training windows is capped too (the set is then what was made by then): the
 # scene generator draws every window at 256x192, ~0.1 s of a core each on an idle machine and
 # several times that on a busy one, so on a shared 2-core box a window count alone could not
 # promise `make model` inside an hour.
-GENERATE_MINUTES = 12.0
+GENERATE_MINUTES = 20.0
 
 
 def window_spec(cfg: AVFusionConfig) -> WindowSpec:

@@ -8,7 +8,7 @@ rate to the end instead of stopping at full rate.
 Augmentation (`augment`, on by default): per training row a random audio gain (a shift of
 the log-mel, floored like the front end: −12…+6 dB), SpecAugment-style masks (one band of up to
 8 mel bins, one span of up to 6 frames = 60 ms, so a short impact survives), per batch a video
-left-right mirror (no label depends on direction), and for half of the rows a moving camera
+left-right mirror (no label depends on direction), and for 40 % of the rows a moving camera
 (`camera_motion`: vibration, shake or a pan, whole frames shifted by a few pixels). The last one
 came from the cross-generator evaluation: a parked car filmed by a camera that jitters by 1–2 px
 fired `approaching_object` (0.9+), and 1–2 px of jitter added to windows that scored < 0.2 made
@@ -152,11 +152,11 @@ def augment_batch(
     return video, logmel
 
 
-MOTION_FRACTION = 0.5  # of training rows: the camera moves during the window
+MOTION_FRACTION = 0.4  # of training rows: the camera moves during the window
 JITTER_PX = 2  # vibration: each frame independently up to this far, in whole pixels
 SHAKE_PX = (0.5, 3.0)  # shake: a sinusoid's amplitude ...
 SHAKE_HZ = (1.0, 4.0)  # ... and frequency
-PAN_PX = 1.5  # pan: at most this many pixels per frame, in a straight line
+PAN_PX = 1.0  # pan: at most this many pixels per frame, in a straight line
 
 
 def camera_motion(video: torch.Tensor, gen: torch.Generator, fps: float) -> torch.Tensor:
