@@ -30,3 +30,19 @@ def test_generation_time_limit_keeps_a_prefix_and_caches_it(
     assert len(full) == 12
     assert np.array_equal(np.asarray(full.video[:4]), np.asarray(cut.video))
     assert full.kinds[:4] == cut.kinds
+
+
+def test_fetching_the_real_recordings_changes_the_cache_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A set generated before the real `train` recordings were fetched has none of them mixed
+    in: once they are there, the cache must not serve it."""
+    from engines.lab.scenes.sounds import recordings
+
+    monkeypatch.setattr(recordings, "recording_bank", lambda: ())
+    without = data.cache_key(SPEC, 100, 0, "train", False)
+    clip = recordings.Recording("siren-1", np.zeros(16000, np.float32), ("siren",), ((0.0, 1.0),))
+    monkeypatch.setattr(recordings, "recording_bank", lambda: (clip,))
+    with_one = data.cache_key(SPEC, 100, 0, "train", False)
+    assert with_one != without
+    assert data.cache_key(SPEC, 100, 0, "train", False) == with_one  # stable

@@ -99,11 +99,21 @@ def generator_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def recordings_fingerprint() -> str:
+    """Which real recordings the generator mixes in (none until they are fetched): a set
+    generated without them must not be reused once they are there."""
+    from engines.lab.scenes.sounds.recordings import recording_bank
+
+    ids = sorted(r.id for r in recording_bank())
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:12]
+
+
 def cache_key(spec: WindowSpec, n: int, seed: int, split: str, keep_audio: bool) -> str:
     """Directory name of a cached set."""
     desc = json.dumps(
-        [CACHE_VERSION, repr(spec), n, seed, split, keep_audio, generator_fingerprint()]
-    )
+        [CACHE_VERSION, repr(spec), n, seed, split, keep_audio, generator_fingerprint(),
+         recordings_fingerprint()]
+    )  # fmt: skip
     return f"{split}-{n}-s{seed}-{hashlib.sha256(desc.encode()).hexdigest()[:12]}"
 
 
