@@ -341,3 +341,26 @@ def test_render_command_line(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert err[0].startswith("render: unknown scenario 'nope'")
+
+
+def test_a_creeping_vehicle_grows_below_the_label_rate_and_is_not_approaching() -> None:
+    """Traffic rolling forward (`creep`) grows, slower than 1.25x/s: a negative that teaches
+    the label's rate, not "anything growing"."""
+    from engines.lab.scenes.compose import compose_scene
+    from engines.lab.scenes.pools import random_look
+    from engines.lab.scenes.segments import CREEP_GROWTH
+    from engines.lab.scenes.sprites import MIN_APPROACH_GROWTH
+
+    rng = np.random.default_rng(4)
+    for i in range(6):
+        scene = compose_scene(
+            "creep", 6.0, rng=rng, split="train", look=random_look(rng, "train"),
+            ambience="silence", segments=[("vehicle", 0.5, 5.5, {"motion": "creep"})],
+        )  # fmt: skip
+        (v,) = scene.vehicles
+        assert v.motion.kind == "creep", i
+        assert CREEP_GROWTH[0] - 1e-9 <= v.motion.growth_per_s <= CREEP_GROWTH[1] + 1e-9
+        assert v.motion.growth_per_s < MIN_APPROACH_GROWTH
+        _, _, s = v.motion.at(np.array([1.0, 5.0]))
+        assert s[1] > s[0]  # it does grow
+        assert not [iv for iv in scene.truth if iv.label == "approaching_object"]

@@ -16,6 +16,9 @@ import numpy as np
 from engines.lab.scenes.compose import SegmentSpec
 
 W0 = 2.0  # window start on each example's own timeline: room for history before it
+# How objects in view move when they are not approaching; `creep` grows, slower than the
+# label's 1.25x/s (traffic rolling forward), so growth alone is not enough.
+NOT_APPROACHING = ("static", "pass", "recede", "creep")
 
 
 class Placer:
@@ -83,7 +86,7 @@ Recipe = Callable[[Placer], list[SegmentSpec]]
 def _ev_motion(p: Placer) -> dict[str, Any]:
     """How vehicles with emergency lamps move: the same for positives and distractors, so the
     motion of a flashing vehicle says nothing about whether a siren goes with it."""
-    motion = "approach" if p.rng.random() < 0.5 else str(p.rng.choice(["static", "pass", "recede"]))
+    motion = "approach" if p.rng.random() < 0.5 else str(p.rng.choice(NOT_APPROACHING))
     return {"motion": motion}
 
 
@@ -124,7 +127,7 @@ def _impact_static(p: Placer) -> list[SegmentSpec]:
     out: list[SegmentSpec] = [("impact", at - 0.1, at + 0.5, {"at": at})]
     u = p.rng.random()
     if u < 0.7:  # something in view that does not approach: parked, passing or leaving
-        motion = "static" if u < 0.4 else str(p.rng.choice(["pass", "recede"]))
+        motion = "static" if u < 0.4 else str(p.rng.choice(["pass", "recede", "creep"]))
         out.append(("vehicle", W0 - 1.0, W0 + p.L + 1.0, {"motion": motion}))
     return out
 
@@ -147,7 +150,7 @@ def _mixed(p: Placer) -> list[SegmentSpec]:
 
 
 def traffic(p: Placer) -> list[SegmentSpec]:
-    motion = str(p.rng.choice(["pass", "recede", "static"]))
+    motion = str(p.rng.choice(NOT_APPROACHING))
     lamps = str(p.rng.choice(["none", "tail", "steady"], p=[0.4, 0.35, 0.25]))
     span = p.covering()
     if p.rng.random() < 0.3:  # pops into view mid-window: appearing is not approaching
@@ -166,7 +169,7 @@ def _warning_lights(p: Placer) -> list[SegmentSpec]:
 def _departing(p: Placer) -> list[SegmentSpec]:
     """Objects that are in view but not approaching: leaving (at any rate), passing close by,
     or parked big in front of the camera."""
-    motion = str(p.rng.choice(["recede", "pass", "static"], p=[0.45, 0.25, 0.3]))
+    motion = str(p.rng.choice(["recede", "pass", "static", "creep"], p=[0.35, 0.2, 0.25, 0.2]))
     lamps = str(p.rng.choice(["none", "tail"]))
     return [("vehicle", *p.covering(), {"motion": motion, "lamps": lamps})]
 

@@ -37,6 +37,7 @@ from engines.lab.scenes.truth import Impact
 
 Params = Mapping[str, Any]
 LAMP_KINDS = ("none", "emergency", "warning", "hazard", "tail", "steady")
+CREEP_GROWTH = (1.03, 1.18)  # per second: visibly closing in, below MIN_APPROACH_GROWTH
 
 
 @dataclass
@@ -183,6 +184,10 @@ def motion(ctx: Context, kind: str, a: float, b: float, p: Params | None = None)
         s0 = max(float(p.get("min_size", 0.12)), s1 / r.uniform(*growth) ** dur)
         drift, edge = (float(p["drift"]), 0.1) if "drift" in p else (0.15, 0.2)
         x1 = float(np.clip(x0 + r.uniform(-drift, drift), edge, 1.0 - edge))
+    elif kind == "creep":  # closing in slower than the label's 1.25x/s
+        s1 = r.uniform(0.15, 0.8)
+        s0 = s1 / r.uniform(*CREEP_GROWTH) ** dur
+        x1 = float(np.clip(x0 + r.uniform(-0.05, 0.05), 0.1, 0.9))
     elif kind == "recede":
         s0 = r.uniform(0.45, 0.8)
         s1, x1 = max(0.08, s0 / r.uniform(*growth) ** dur), x0
@@ -200,7 +205,9 @@ def motion(ctx: Context, kind: str, a: float, b: float, p: Params | None = None)
 
 def vehicle(ctx: Context, parts: Parts, a: float, b: float, p: Params) -> None:
     """An object moving (`motion`) during `[a, b)`, lamps `lamps` lit throughout."""
-    kind = _pick(ctx, p, "motion", ("approach", "recede", "pass", "static"))
+    # `creep` only when asked for (the training generator's variety): scripts draw the others
+    creep = p.get("motion") == "creep"
+    kind = "creep" if creep else _pick(ctx, p, "motion", ("approach", "recede", "pass", "static"))
     lamps = _pick(ctx, _with(p, lamps=p.get("lamps") or ("none", "tail")[int(ctx.rng.integers(2))]),
                   "lamps", LAMP_KINDS)  # fmt: skip
     move_end = float(p.get("stop_at", b))

@@ -36,7 +36,10 @@ LAMP_MOUNTS = ("roof", "bar", "beacon", "grille")
 
 @dataclass(frozen=True, slots=True)
 class Motion:
-    """Pose over time: `approach`/`recede` (scale s0→s1), `pass` (x0→x1) or `static`."""
+    """Pose over time: `approach`/`recede`/`creep` (scale s0→s1), `pass` (x0→x1) or `static`.
+
+    `creep` closes in slower than `MIN_APPROACH_GROWTH` (traffic rolling forward): it grows, and
+    is not `approaching_object`."""
 
     kind: str
     t0: float
@@ -51,7 +54,7 @@ class Motion:
     def at(self, t: F64) -> tuple[F64, F64, F64]:
         """Centre x, ground-contact y and height at times `t`."""
         p = np.clip((t - self.t0) / max(1e-6, self.t1 - self.t0), 0.0, 1.0)
-        if self.kind in ("approach", "recede"):
+        if self.kind in ("approach", "recede", "creep"):
             s = self.s0 * (self.s1 / self.s0) ** p
             q = (s - self.s0) / (self.s1 - self.s0)
         elif self.kind == "pass":
