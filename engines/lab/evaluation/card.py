@@ -42,11 +42,13 @@ espeak-ng voices. Distractors that must not fire the fused labels: sirens with n
 apart. Video variety (`engines/lab/scenes/variety.py`, `camera.py`): red, blue or red/blue
 lamps flashing at 1–4 Hz in alternating, together, quad, strobe and rotating rhythms, as roof
 pairs, light bars, single beacons or grille lamps, on vehicles or free-standing, from a few
-pixels up, with amber and white lamps in the same rhythms as negatives; approaches from slow
-(1.3–1.6x/s) to fast, drifting sideways, in low contrast, with receding, passing and parked
-objects as negatives; wider exposure, noise and shake, a real VP8/H.264 round trip at low
-bitrate on 15 % of windows, and stream starts and stops (black, frozen or grey frames) as
-negatives. Training: {train_windows} windows (`split="train"`), validation {val_windows}
+pixels up, some blooming (a wide glow, a core clipped to white), with amber and white lamps in
+the same rhythms as negatives; approaches from slow (1.3–1.6x/s) to fast, drifting sideways, in
+low contrast, far away (still 6–16 px tall at the window's end), vehicles or plain blocks, with
+receding, passing, parked and creeping objects (growing slower than the label's 1.25x/s) as
+negatives; wider exposure, noise and shake, a real VP8/H.264 round trip at low bitrate on 15 %
+of windows, and stream starts and stops (black, frozen or grey frames) as negatives.
+Training: {train_windows} windows (`split="train"`), validation {val_windows}
 (`split="val"`); the evaluation below uses `split="heldout"` (unseen backgrounds and voices,
 other seeds). Generator fingerprint (hash of `engines/lab/scenes` sources) at evaluation:
 `{generator}`; a changed generator invalidates these numbers. Window labels follow the
@@ -165,13 +167,14 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         shortfalls=shortfalls(result),
         augment=(
             "Augmentation: random audio gain (−12…+6 dB on the log-mel), SpecAugment-style "
-            "masks (up to 8 mel bins and 60 ms), mirrored video. "
+            "masks (up to 8 mel bins and 60 ms), mirrored video, a moving camera on 40 % of "
+            "rows (vibration, shake or a slow pan; whole-pixel shifts). "
             if tr.get("augment")
             else ""
         ),
         init=(
-            f"Fine-tuned from `{Path(tr['init']).name}` of the previous release (lr peak a "
-            "third of the from-scratch one), not trained from scratch. "
+            f"Fine-tuned from `{Path(tr['init']).name}` (lr peak a third of the from-scratch "
+            'one), not trained from scratch; README.md ("Engines") says how the release was made. '
             if tr.get("init")
             else ""
         ),
