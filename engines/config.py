@@ -79,6 +79,13 @@ class EnginesConfig(_Section):
         "machines with at most 4 cores, else up to 4)",
     )
 
+    onnxruntime_spinning: bool = Field(
+        True,
+        description="with more than one ONNX Runtime thread, the threads spin-wait for work "
+        "between operators (fastest on idle cores); false lets them sleep, for cores shared "
+        "with other work",
+    )
+
     _threads_type = field_validator("onnxruntime_threads", mode="before")(_not_a_boolean)
     _threads_range = field_validator("onnxruntime_threads")(_thread_count)
 

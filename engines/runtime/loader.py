@@ -104,11 +104,13 @@ def make_backend(name: str, config: EnginesConfig | None = None, engine: str = "
     """A fresh backend instance by registry name, with `config`'s settings for `engine`.
 
     ONNX Runtime gets its intra-op thread count (`onnxruntime_threads`, per engine override
-    first; 0 = the backend's auto); other backends their defaults.
+    first; 0 = the backend's auto) and `onnxruntime_spinning`; other backends their defaults.
     """
     cls = BACKENDS[name]
     if config is not None and issubclass(cls, OnnxRuntimeBackend):
-        return cls(threads=config.onnxruntime_threads_for(engine))
+        return cls(
+            threads=config.onnxruntime_threads_for(engine), spinning=config.onnxruntime_spinning
+        )
     return cls()
 
 

@@ -6,7 +6,8 @@
 - `verify`: backend parity on random and realistic inputs; non-zero exit on any mismatch.
 - `bench`: p50/p99 latency and windows/s per backend per batch size, through the engine runtime;
   ONNX Runtime at each `--threads N` asked (default `engines.onnxruntime_threads`), the intra-op
-  thread count on every row and in the JSON (`threads`; null for backends without one).
+  thread count on every row and in the JSON (`threads`, `spinning`; null for backends without
+  them); `engines.onnxruntime_spinning = false` in the configuration times sleeping threads.
 - `import`: a pretrained model → an engine directory (`stream/commands/engines_import.py`).
 
 `--json PATH` also writes the results as JSON. Progress goes to stdout as it happens.
@@ -255,7 +256,10 @@ def _bench_variants(
     out: list[tuple[str, Backend]] = []
     for name in names:
         if name == "onnxruntime" and threads:
-            out += [(name, OnnxRuntimeBackend(threads=n)) for n in dict.fromkeys(threads)]
+            spin = config.onnxruntime_spinning
+            out += [
+                (name, OnnxRuntimeBackend(threads=n, spinning=spin)) for n in dict.fromkeys(threads)
+            ]
         else:
             out.append((name, make_backend(name, config, manifest.name)))
     return out
@@ -280,6 +284,8 @@ def _bench(
                 continue
             details = backend.describe()
             n_threads = details.get("intra_op_threads")
+            spinning = details.get("intra_op_spinning")
+            no_spin = " (no spin)" if n_threads and n_threads > 1 and spinning is False else ""
             engine = Engine(m, backend)
             for batch in sizes:
                 if batch > m.batch_sizes[-1]:
@@ -291,9 +297,11 @@ def _bench(
                 _say(
                     f"  {m.name:<12} {name:<12} threads {n_threads or '-':<3} batch {batch:<3} "
                     f"p50 {r.p50_ms:8.2f} ms  p99 {r.p99_ms:8.2f} ms  "
-                    f"{r.windows_per_s:9.1f} windows/s{chunks}"
+                    f"{r.windows_per_s:9.1f} windows/s{chunks}{no_spin}"
                 )
-                rows.append({**r.as_dict(), "threads": n_threads, "details": details})
+                rows.append(
+                    {**r.as_dict(), "threads": n_threads, "spinning": spinning, "details": details}
+                )
             backend.close()
     return {"bench": rows, "iterations": iterations}, 0 if rows else 1
 

@@ -59,7 +59,16 @@ def test_each_thread_count_asked_gets_its_rows(tmp_path: Path, user_dir: Path) -
 
 def test_without_the_flag_the_configured_count_runs(tmp_path: Path, user_dir: Path) -> None:
     rows = bench(tmp_path, user_dir, settings="onnxruntime_threads = 3\n")
-    assert [r["threads"] for r in rows] == [3]
+    assert [(r["threads"], r["spinning"]) for r in rows] == [(3, True)]
+
+
+def test_the_configured_spinning_is_used_printed_and_recorded(
+    tmp_path: Path, user_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = bench(tmp_path, user_dir, "--threads", "2", settings="onnxruntime_spinning = false\n")
+    assert [(r["threads"], r["spinning"]) for r in rows] == [(2, False)]
+    printed = [line for line in capsys.readouterr().out.splitlines() if "windows/s" in line]
+    assert printed[0].endswith("(no spin)"), printed
 
 
 def test_a_bad_thread_count_is_refused(capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,6 +1,7 @@
 """ONNX Runtime intra-op threads: `engines.onnxruntime_threads` (and its per-engine override) is
 validated with clear errors and reaches the real session: its options read back, its thread
-pool counted in /proc, and `describe()` reporting what the session got."""
+pool counted in /proc, and `describe()` reporting what the session got; so does
+`engines.onnxruntime_spinning`."""
 
 from __future__ import annotations
 
@@ -48,8 +49,12 @@ def test_default_is_auto_and_a_file_and_the_environment_set_it(
     engines = load_settings(cfg).engines
     assert engines.onnxruntime_threads_for("avfusion") == 2
     assert engines.onnxruntime_threads_for("tiny") == 3  # the per-engine override wins
+    assert engines.onnxruntime_spinning is True
     monkeypatch.setenv("SCENESTREAM_ENGINES__ONNXRUNTIME_THREADS", "1")
-    assert load_settings(cfg).engines.onnxruntime_threads_for("avfusion") == 1
+    monkeypatch.setenv("SCENESTREAM_ENGINES__ONNXRUNTIME_SPINNING", "false")
+    engines = load_settings(cfg).engines
+    assert engines.onnxruntime_threads_for("avfusion") == 1
+    assert engines.onnxruntime_spinning is False
 
 
 @pytest.mark.parametrize(
@@ -96,6 +101,16 @@ def test_the_session_gets_the_thread_count(tiny: Manifest, tmp_path: Path, threa
     backend.close()
 
 
+@pytest.mark.parametrize("spinning", [True, False])
+def test_the_session_gets_the_spinning_choice(
+    tiny: Manifest, tmp_path: Path, spinning: bool
+) -> None:
+    backend = OnnxRuntimeBackend(threads=2, use_gpu=False, spinning=spinning)
+    backend.load(tiny, tmp_path)
+    assert backend.describe()["intra_op_spinning"] is spinning  # the session's own options
+    backend.close()
+
+
 def test_zero_and_none_mean_the_automatic_count(tiny: Manifest, tmp_path: Path) -> None:
     for threads in (None, 0):
         backend = OnnxRuntimeBackend(threads=threads, use_gpu=False)
@@ -110,7 +125,11 @@ def test_the_loader_passes_the_configured_count(tiny: Manifest, tmp_path: Path) 
     assert report.backend == "onnxruntime"
     assert report.details["intra_op_threads"] == 2
     engine.close()
+    assert report.details["intra_op_spinning"] is True  # ONNX Runtime's own default
+    engine.close()
     settings["overrides"] = {"tiny": {"onnxruntime_threads": 3}, "other": {"budget_ms": 50}}
+    settings["onnxruntime_spinning"] = False
     engine, report = load_engine(tiny, EnginesConfig.model_validate(settings))
     assert report.details["intra_op_threads"] == 3
+    assert report.details["intra_op_spinning"] is False
     engine.close()

@@ -10,7 +10,9 @@ one executor thread per engine, and engines are small; on a 2-core box two engin
 one thread use both cores without oversubscription (ONNX Runtime's default, one thread per core
 per session, makes concurrent sessions fight). Override with `threads` (the service passes
 `engines.onnxruntime_threads`): one engine alone on a 2-core box runs avfusion at batch 8 about
-1.8 times as fast on 2 threads (README, Performance).
+faster on 2 threads when the second core is idle (README, Performance). With the second core
+busy, 2 spinning threads halve the rate (each waits on the other's core); `spinning=False`
+(`engines.onnxruntime_spinning`) lets them sleep and keeps the one-thread rate there.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from engines.runtime.manifest import Manifest
 logger = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("CUDAExecutionProvider",)
+SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
 def default_threads() -> int:
@@ -42,11 +45,19 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, threads: int | None = None, use_gpu: bool = True) -> None:
-        """`threads`: intra-op threads of the session; None or 0 = `default_threads()`."""
+    def __init__(
+        self, threads: int | None = None, use_gpu: bool = True, spinning: bool = True
+    ) -> None:
+        """`threads`: intra-op threads of the session; None or 0 = `default_threads()`.
+
+        `spinning`: with more than one thread, ONNX Runtime's threads spin-wait for work between
+        operators (its default). False lets them sleep: on cores shared with other work a spinning
+        thread holds the core that the thread it waits for needs.
+        """
         if threads is not None and threads < 0:
             raise ValueError(f"onnxruntime threads must be >= 0 (0 = auto), not {threads}")
         self._threads = threads or default_threads()
+        self._spinning = spinning
         self._use_gpu = use_gpu
         self._session: Any = None
         self._outputs: list[str] = []
@@ -70,6 +81,7 @@ class OnnxRuntimeBackend(Backend):
             raise EngineError(f"{manifest.name}: {why}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self._threads
+        opts.add_session_config_entry(SPINNING_KEY, "1" if self._spinning else "0")
         cores = os.cpu_count() or 1
         if self._threads > cores:
             logger.warning(
@@ -118,6 +130,14 @@ class OnnxRuntimeBackend(Backend):
             return int(self._session.get_session_options().intra_op_num_threads)
         return self._threads
 
+    @property
+    def spinning(self) -> bool:
+        """Whether the intra-op threads spin-wait: read back from the session once loaded."""
+        if self._session is not None:
+            options = self._session.get_session_options()
+            return bool(options.get_session_config_entry(SPINNING_KEY) == "1")
+        return self._spinning
+
     def describe(self) -> dict[str, Any]:
         """Provider that really runs, device, thread count, versions."""
         import onnxruntime as ort
@@ -129,6 +149,7 @@ class OnnxRuntimeBackend(Backend):
             "providers": providers,
             "device": "cuda" if providers and providers[0] in GPU_PROVIDERS else "cpu",
             "intra_op_threads": self.threads,
+            "intra_op_spinning": self.spinning,
             "onnxruntime": ort.__version__,
         }
 
