@@ -88,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "bench":
             ep.add_argument("--batch", type=int, action="append", help="batch sizes")
             ep.add_argument("--iterations", type=int, default=50, help="timed calls per size")
+            ep.add_argument(
+                "--threads",
+                type=_thread_count,
+                action="append",
+                help="ONNX Runtime intra-op threads (0 = auto); repeatable, one run each "
+                "(default: engines.onnxruntime_threads)",
+            )
     ep = esub.add_parser("import", help="turn a pretrained model into an engine directory")
     ep.add_argument(
         "source",
@@ -191,6 +198,21 @@ def _frame_size(text: str) -> tuple[int, int]:
     if not (16 <= width <= 4096 and 16 <= height <= 4096):
         raise argparse.ArgumentTypeError(f"{text!r}: width and height must be 16..4096")
     return width, height
+
+
+def _thread_count(text: str) -> int:
+    """An ONNX Runtime intra-op thread count: 0 (auto) or 1..MAX_ONNXRUNTIME_THREADS."""
+    from engines.config import MAX_ONNXRUNTIME_THREADS  # pydantic only when the flag is used
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a thread count, e.g. 2") from None
+    if not 0 <= value <= MAX_ONNXRUNTIME_THREADS:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: 0 (auto) or a thread count from 1 to {MAX_ONNXRUNTIME_THREADS}"
+        )
+    return value
 
 
 def _command(name: str) -> Callable[[argparse.Namespace], int]:

@@ -155,7 +155,9 @@ class Service:
         self.reports = [report for _, report in loaded]
         self._expose_zero_series()
         for report in self.reports:
-            logger.info("engine ready: %s on %s", report.engine, report.backend)
+            threads = report.details.get("intra_op_threads")
+            on = f" ({threads} intra-op threads)" if threads else ""
+            logger.info("engine ready: %s on %s%s", report.engine, report.backend, on)
         await self._start_gpu_monitor()
         self._interpreter = Interpreter(self.engines, self._publisher, self.metrics, settings=s)
         self._publisher.on_sent = self._interpreter.message_sent

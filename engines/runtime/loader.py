@@ -20,6 +20,7 @@ from typing import Any
 
 from engines.config import EnginesConfig
 from engines.runtime.backends import BACKENDS, Backend
+from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.runtime.engine import Engine
 from engines.runtime.interface import EngineError, ManifestError
 from engines.runtime.manifest import MANIFEST_FILE, Manifest, load_manifest
@@ -99,16 +100,26 @@ def backend_order(config: EnginesConfig, engine: str) -> list[str]:
     return order
 
 
-def make_backend(name: str) -> Backend:
-    """A fresh backend instance by registry name (default settings)."""
-    return BACKENDS[name]()
+def make_backend(name: str, config: EnginesConfig | None = None, engine: str = "") -> Backend:
+    """A fresh backend instance by registry name, with `config`'s settings for `engine`.
+
+    ONNX Runtime gets its intra-op thread count (`onnxruntime_threads`, per engine override
+    first; 0 = the backend's auto) and `onnxruntime_spinning`; other backends their defaults.
+    """
+    cls = BACKENDS[name]
+    if config is not None and issubclass(cls, OnnxRuntimeBackend):
+        return cls(
+            threads=config.onnxruntime_threads_for(engine), spinning=config.onnxruntime_spinning
+        )
+    return cls()
 
 
 def load_engine(manifest: Manifest, config: EnginesConfig) -> tuple[Engine, LoadReport]:
     """Load and warm `manifest` on the first backend in preference order that works."""
     report = LoadReport(engine=manifest.name)
     for name in backend_order(config, manifest.name):
-        backend = try_backend(manifest, name, config.cache_dir, report)
+        configured = make_backend(name, config, manifest.name)
+        backend = try_backend(manifest, name, config.cache_dir, report, configured)
         if backend is None:
             continue
         override = config.overrides.get(manifest.name)

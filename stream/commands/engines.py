@@ -4,7 +4,10 @@
   backends available on this machine (and why not), which of them can run each engine.
 - `build`: load (TensorRT: build and cache) and warm every selected backend of every engine.
 - `verify`: backend parity on random and realistic inputs; non-zero exit on any mismatch.
-- `bench`: p50/p99 latency and windows/s per backend per batch size, through the engine runtime.
+- `bench`: p50/p99 latency and windows/s per backend per batch size, through the engine runtime;
+  ONNX Runtime at each `--threads N` asked (default `engines.onnxruntime_threads`), the intra-op
+  thread count on every row and in the JSON (`threads`, `spinning`; null for backends without
+  them); `engines.onnxruntime_spinning = false` in the configuration times sleeping threads.
 - `import`: a pretrained model → an engine directory (`stream/commands/engines_import.py`).
 
 `--json PATH` also writes the results as JSON. Progress goes to stdout as it happens.
@@ -21,10 +24,11 @@ from typing import Any
 from engines.config import EnginesConfig
 from engines.errors import UserError
 from engines.runtime.backends import BACKENDS, Backend
+from engines.runtime.backends.onnxruntime_backend import OnnxRuntimeBackend
 from engines.runtime.engine import Engine
 from engines.runtime.interface import EngineError, ManifestError
 from engines.runtime.latency import bench_engine
-from engines.runtime.loader import Discovered, LoadReport, discover, try_backend
+from engines.runtime.loader import Discovered, LoadReport, discover, make_backend, try_backend
 from engines.runtime.manifest import Manifest
 from engines.runtime.parity import check_parity, tolerance_for
 from stream.config import ConfigError, load_settings
@@ -50,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
         elif command == "verify":
             result, code = _verify(manifests, backends, config)
         else:
-            result, code = _bench(manifests, backends, config, args.batch, args.iterations)
+            result, code = _bench(
+                manifests, backends, config, args.batch, args.iterations, args.threads
+            )
     except (ConfigError, ManifestError, EngineError) as exc:
         raise UserError(str(exc)) from exc
     if args.json is not None:
@@ -163,18 +169,31 @@ def _load_all(
     report = LoadReport(engine=manifest.name)
     loaded: dict[str, Backend] = {}
     for name in names:
-        _say(f"  {manifest.name}: loading on {name} ...")
-        backend = try_backend(manifest, name, config.cache_dir, report)
-        if backend is None:
-            _say(f"  {manifest.name}: {name} skipped: {report.skipped[name]}")
-            continue
-        loaded[name] = backend
-        desc = backend.describe()
-        _say(
-            f"  {manifest.name}: {name} ready ({desc.get('provider')} on {desc.get('device')}; "
-            f"load {report.load_s:.2f} s, warm-up {report.warmup_s:.2f} s)"
+        backend = _load_one(
+            manifest, name, make_backend(name, config, manifest.name), config, report
         )
+        if backend is not None:
+            loaded[name] = backend
     return loaded, report
+
+
+def _load_one(
+    manifest: Manifest, name: str, backend: Backend, config: EnginesConfig, report: LoadReport
+) -> Backend | None:
+    """Load and warm one configured backend (progress printed); None if it cannot run here."""
+    _say(f"  {manifest.name}: loading on {name} ...")
+    ready = try_backend(manifest, name, config.cache_dir, report, backend)
+    if ready is None:
+        _say(f"  {manifest.name}: {name} skipped: {report.skipped[name]}")
+        return None
+    desc = ready.describe()
+    threads = desc.get("intra_op_threads")
+    on = f", {threads} intra-op thread{'s' if threads != 1 else ''}" if threads else ""
+    _say(
+        f"  {manifest.name}: {name} ready ({desc.get('provider')} on {desc.get('device')}{on}; "
+        f"load {report.load_s:.2f} s, warm-up {report.warmup_s:.2f} s)"
+    )
+    return ready
 
 
 def _build(
@@ -230,18 +249,43 @@ def _verify(
     return {"verify": results}, code
 
 
+def _bench_variants(
+    manifest: Manifest, names: list[str], config: EnginesConfig, threads: list[int] | None
+) -> list[tuple[str, Backend]]:
+    """(backend name, configured instance) to time: ONNX Runtime once per thread count asked."""
+    out: list[tuple[str, Backend]] = []
+    for name in names:
+        if name == "onnxruntime" and threads:
+            spin = config.onnxruntime_spinning
+            out += [
+                (name, OnnxRuntimeBackend(threads=n, spinning=spin)) for n in dict.fromkeys(threads)
+            ]
+        else:
+            out.append((name, make_backend(name, config, manifest.name)))
+    return out
+
+
 def _bench(
     manifests: list[Manifest],
     names: list[str],
     config: EnginesConfig,
     batches: list[int] | None,
     iterations: int,
+    threads: list[int] | None = None,
 ) -> tuple[dict[str, Any], int]:
+    """Time each backend (ONNX Runtime at each `threads`), one loaded at a time."""
     rows: list[dict[str, Any]] = []
     for m in manifests:
-        loaded, _ = _load_all(m, names, config)
         sizes = sorted(set(batches)) if batches else list(m.batch_sizes)
-        for name, backend in loaded.items():
+        report = LoadReport(engine=m.name)
+        for name, configured in _bench_variants(m, names, config, threads):
+            backend = _load_one(m, name, configured, config, report)
+            if backend is None:
+                continue
+            details = backend.describe()
+            n_threads = details.get("intra_op_threads")
+            spinning = details.get("intra_op_spinning")
+            no_spin = " (no spin)" if n_threads and n_threads > 1 and spinning is False else ""
             engine = Engine(m, backend)
             for batch in sizes:
                 if batch > m.batch_sizes[-1]:
@@ -251,10 +295,13 @@ def _bench(
                 r = bench_engine(engine, batch, iterations)
                 chunks = f", {r.chunks_per_s:.0f} chunks/s" if r.chunks_per_s else ""
                 _say(
-                    f"  {m.name:<12} {name:<12} batch {batch:<3} p50 {r.p50_ms:8.2f} ms  "
-                    f"p99 {r.p99_ms:8.2f} ms  {r.windows_per_s:9.1f} windows/s{chunks}"
+                    f"  {m.name:<12} {name:<12} threads {n_threads or '-':<3} batch {batch:<3} "
+                    f"p50 {r.p50_ms:8.2f} ms  p99 {r.p99_ms:8.2f} ms  "
+                    f"{r.windows_per_s:9.1f} windows/s{chunks}{no_spin}"
                 )
-                rows.append({**r.as_dict(), "details": backend.describe()})
+                rows.append(
+                    {**r.as_dict(), "threads": n_threads, "spinning": spinning, "details": details}
+                )
             backend.close()
     return {"bench": rows, "iterations": iterations}, 0 if rows else 1
 

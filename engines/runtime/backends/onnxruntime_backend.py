@@ -8,7 +8,11 @@ TensorRT engines itself, with the cache keys and progress logging this project n
 Threads: one intra-op thread by default on a machine with at most 4 cores. The service runs
 one executor thread per engine, and engines are small; on a 2-core box two engines each with
 one thread use both cores without oversubscription (ONNX Runtime's default, one thread per core
-per session, makes concurrent sessions fight). Override with `threads`.
+per session, makes concurrent sessions fight). Override with `threads` (the service passes
+`engines.onnxruntime_threads`): one engine alone on a 2-core box runs avfusion at batch 8 about
+faster on 2 threads when the second core is idle (README, Performance). With the second core
+busy, 2 spinning threads halve the rate (each waits on the other's core); `spinning=False`
+(`engines.onnxruntime_spinning`) lets them sleep and keeps the one-thread rate there.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from engines.runtime.manifest import Manifest
 logger = logging.getLogger(__name__)
 
 GPU_PROVIDERS = ("CUDAExecutionProvider",)
+SPINNING_KEY = "session.intra_op.allow_spinning"
 
 
 def default_threads() -> int:
@@ -40,8 +45,19 @@ class OnnxRuntimeBackend(Backend):
 
     name = "onnxruntime"
 
-    def __init__(self, threads: int | None = None, use_gpu: bool = True) -> None:
+    def __init__(
+        self, threads: int | None = None, use_gpu: bool = True, spinning: bool = True
+    ) -> None:
+        """`threads`: intra-op threads of the session; None or 0 = `default_threads()`.
+
+        `spinning`: with more than one thread, ONNX Runtime's threads spin-wait for work between
+        operators (its default). False lets them sleep: on cores shared with other work a spinning
+        thread holds the core that the thread it waits for needs.
+        """
+        if threads is not None and threads < 0:
+            raise ValueError(f"onnxruntime threads must be >= 0 (0 = auto), not {threads}")
         self._threads = threads or default_threads()
+        self._spinning = spinning
         self._use_gpu = use_gpu
         self._session: Any = None
         self._outputs: list[str] = []
@@ -65,6 +81,15 @@ class OnnxRuntimeBackend(Backend):
             raise EngineError(f"{manifest.name}: {why}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self._threads
+        opts.add_session_config_entry(SPINNING_KEY, "1" if self._spinning else "0")
+        cores = os.cpu_count() or 1
+        if self._threads > cores:
+            logger.warning(
+                "onnxruntime for %s: %d intra-op threads on %d cores (oversubscribed)",
+                manifest.name,
+                self._threads,
+                cores,
+            )
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -98,6 +123,21 @@ class OnnxRuntimeBackend(Backend):
             k: np.asarray(v, dtype=np.float32) for k, v in zip(self._outputs, values, strict=True)
         }
 
+    @property
+    def threads(self) -> int:
+        """Intra-op threads: read back from the session once loaded, else the one requested."""
+        if self._session is not None:
+            return int(self._session.get_session_options().intra_op_num_threads)
+        return self._threads
+
+    @property
+    def spinning(self) -> bool:
+        """Whether the intra-op threads spin-wait: read back from the session once loaded."""
+        if self._session is not None:
+            options = self._session.get_session_options()
+            return bool(options.get_session_config_entry(SPINNING_KEY) == "1")
+        return self._spinning
+
     def describe(self) -> dict[str, Any]:
         """Provider that really runs, device, thread count, versions."""
         import onnxruntime as ort
@@ -108,7 +148,8 @@ class OnnxRuntimeBackend(Backend):
             "provider": providers[0] if providers else None,
             "providers": providers,
             "device": "cuda" if providers and providers[0] in GPU_PROVIDERS else "cpu",
-            "intra_op_threads": self._threads,
+            "intra_op_threads": self.threads,
+            "intra_op_spinning": self.spinning,
             "onnxruntime": ort.__version__,
         }
 
