@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.lab.training.calibrate import ACTION_MIN, RANGE, best_f1_thresholds, event_thresholds
+from engines.lab.training.calibrate import (
+    ACTION_MIN,
+    ACTION_MIN_BY_LABEL,
+    RANGE,
+    best_f1_thresholds,
+    event_thresholds,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -52,6 +58,17 @@ def test_labels_acted_on_are_calibrated_from_action_min_up() -> None:
     care = np.ones_like(truth)
     assert best_f1_thresholds(truth, scores, care, ["a"])["a"] < ACTION_MIN  # 0.42 is a hit
     assert best_f1_thresholds(truth, scores, care, ["a"], acted_on=["a"])["a"] >= ACTION_MIN
+
+
+def test_emergency_vehicle_has_its_own_higher_floor() -> None:
+    """Best F1 sits at 0.5 here; `emergency_vehicle` is not searched below its own floor."""
+    truth = np.array([[1, 1], [1, 1], [0, 0], [0, 0]], np.float32)
+    scores = np.array([[0.55, 0.55], [0.95, 0.95], [0.45, 0.45], [0.1, 0.1]], np.float32)
+    care = np.ones_like(truth)
+    labels = ["collision", "emergency_vehicle"]
+    got = best_f1_thresholds(truth, scores, care, labels, acted_on=labels)
+    assert got["collision"] == pytest.approx(0.5)
+    assert got["emergency_vehicle"] >= ACTION_MIN_BY_LABEL["emergency_vehicle"] == 0.8
 
 
 def test_a_lasting_label_gets_its_min_duration() -> None:
