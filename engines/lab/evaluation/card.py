@@ -64,7 +64,9 @@ the labels that needed them cleared), validation each epoch, early stopping (pat
 ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
-0.3–0.8, ties to 0.5; `engine.toml` `[thresholds.<label>]` `on`, with `off` 0.2 below):
+0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from 0.8: see
+`engines/lab/training/calibrate.py`; `engine.toml` `[thresholds.<label>]` `on`, with `off`
+0.2 below):
 {thresholds}. The tables below score windows at these thresholds.
 
 ## Measured (held-out)
