@@ -105,14 +105,6 @@ async def _cancel(task: asyncio.Task[Any]) -> None:
         await task
 
 
-async def _page_objects(page: Any) -> list[dict[str, str]]:
-    """The objects the live page drew last: engine, class, track id (empty for a detection)."""
-    items: list[dict[str, str]] = await page.eval_on_selector_all(
-        "#objects li", "els => els.map(e => ({...e.dataset, text: e.textContent}))"
-    )
-    return items
-
-
 async def _watch_boxes(page: Any, url: str, stream: str, ready: asyncio.Event) -> list[Any]:
     """Open the live page watching `stream`; once its feed is open set `ready`; then collect
     what it draws until the stream's boxes come, and screenshot the view."""
@@ -121,8 +113,16 @@ async def _watch_boxes(page: Any, url: str, stream: str, ready: asyncio.Event) -
     ready.set()
     tracked = f'#objects li[data-engine="{ENGINE}"][data-track]:not([data-track=""])'
     await page.wait_for_selector(tracked, timeout=60_000)
-    drawn = await _page_objects(page)
-    count = int(await page.get_attribute("#boxes", "data-count") or "0")
+    # One evaluation reads both: between two separate reads the page can draw the next scene
+    # message (seen once: 122 boxes counted, 123 objects listed).
+    snap: dict[str, Any] = await page.evaluate(
+        """() => ({
+            drawn: [...document.querySelectorAll('#objects li')]
+                .map(e => ({...e.dataset, text: e.textContent})),
+            count: Number(document.querySelector('#boxes').dataset.count || 0),
+        })"""
+    )
+    drawn, count = snap["drawn"], int(snap["count"])
     await asyncio.to_thread(ARTIFACTS.mkdir, exist_ok=True)
     await page.locator("#view").screenshot(path=str(ARTIFACTS / "live-page-boxes.png"))
     return [drawn, count]
