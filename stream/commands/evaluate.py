@@ -19,14 +19,11 @@ grid, next to `avfusion`'s learned labels on the same windows (`engines.lab.eval
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
-from typing import Any
 
 from engines.errors import UserError
 from engines.lab.evaluation import cross
 from engines.lab.evaluation.scoring import Scorer, load_scorer
-from engines.lab.evaluation.suite import evaluate, finite, render, write
+from engines.lab.evaluation.suite import evaluate, render, write
 from engines.runtime.interface import EngineError, ManifestError
 
 CROSS_SETS = ("in", "cross", "all")
@@ -74,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(render(result))
         return 0
     text = cross.markdown(result)
-    _write_report(result, text, args.json, args.markdown)
+    write(result, args.json, args.markdown, text)
     if card:
         cross.write_card_section(card_path, text)
     print(text)
@@ -108,32 +105,20 @@ def _run_rules(args: argparse.Namespace) -> int:
     except (EngineError, ManifestError, ValueError) as exc:
         raise UserError(str(exc)) from exc
     text = markdown(result)
-    _write_report(result, text, args.json, args.markdown)
+    write(result, args.json, args.markdown, text)
     print(text)
     return 0
 
 
-def _write_report(
-    result: dict[str, Any], text: str, json_path: Path | None, md_path: Path | None
-) -> None:
-    """The report as JSON (non-finite numbers as null) and its markdown, where asked."""
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
-    if md_path:
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(text)
-
-
 def _run_real(scorer: Scorer, args: argparse.Namespace) -> int:
     """`--set real`: the real-sound evaluation set (engines/lab/realsounds)."""
-    from engines.lab.realsounds.evaluate import evaluate_real, markdown, write_report
+    from engines.lab.realsounds.evaluate import evaluate_real, markdown
 
     try:
         result = evaluate_real(scorer)
     finally:
         scorer.close()
     text = markdown(result)
-    write_report(result, text, args.json, args.markdown)
+    write(result, args.json, args.markdown, text)
     print(text)
     return 0

@@ -124,14 +124,17 @@ def render(result: dict[str, Any]) -> str:
     return text
 
 
-def write(result: dict[str, Any], json_path: Path | None, md_path: Path | None) -> None:
-    """Write JSON (NaN as null) and markdown."""
+def write(
+    result: dict[str, Any], json_path: Path | None, md_path: Path | None, text: str | None = None
+) -> None:
+    """Write the report as JSON (NaN as null) and as markdown (`text`, else `render(result)`),
+    where asked."""
     if json_path:
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
     if md_path:
         md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(render(result))
+        md_path.write_text(render(result) if text is None else text)
 
 
 def finite(x: Any) -> Any:

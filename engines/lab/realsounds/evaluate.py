@@ -11,7 +11,6 @@ scored and only their false-positive rate is reported (they should never fire).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Sequence
@@ -26,7 +25,6 @@ from engines.errors import UserError
 from engines.lab.evaluation.metrics import label_scores
 from engines.lab.evaluation.report import threshold_record, threshold_text
 from engines.lab.evaluation.scoring import Scorer
-from engines.lab.evaluation.suite import finite
 from engines.lab.realsounds import clips
 from engines.lab.realsounds.fetch import DEFAULT_CACHE
 from engines.lab.realsounds.manifest import Entry, eval_entries, load_manifest
@@ -318,15 +316,3 @@ def markdown(result: dict[str, Any]) -> str:
             cells = " | ".join(_cell(c["video_and_fused_fpr"][label]) for c in conds.values())
             lines.append(f"| {label} | {cells} |")
     return "\n".join(lines) + "\n"
-
-
-def write_report(
-    result: dict[str, Any], text: str, json_path: Path | None, md_path: Path | None
-) -> None:
-    """Write the JSON (NaN as null) and the markdown where asked."""
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(finite(result), indent=2) + "\n")
-    if md_path:
-        md_path.parent.mkdir(parents=True, exist_ok=True)
-        md_path.write_text(text)
