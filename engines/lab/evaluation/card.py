@@ -22,8 +22,9 @@ view; an impact sound at the instant an approaching object stops).
 ## Inputs and network
 - `video` uint8 `[B, {frames}, {height}, {width}, 3]` at {fps} fps, `audio` float32
   `[B, {samples}]` at {sample_rate} Hz; output `scores` (logits; the runtime applies the sigmoid).
-- Preprocessing is in the graph: uint8→float and normalisation; log-mel (Conv1d with a fixed
-  Hann-windowed DFT basis, power, 64-band mel matmul, log; n_fft 512, hop 160; fp32).
+- Preprocessing is in the graph: uint8→float and normalisation; log-mel (frames from
+  hop-sized chunks, Hann window, a two-stage 16 x 32 Cooley-Tukey DFT as two matmuls, power,
+  64-band mel matmul, log; n_fft 512, hop 160; fp32).
 - Video branch: each frame stacked with its difference to the previous frame (6 channels), a
   4x4 patchify stem and a depthwise-separable 2-D CNN per frame, its 4x4 feature map flattened
   (position and size survive), a temporal conv over frame embeddings and their differences.

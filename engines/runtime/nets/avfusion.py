@@ -32,6 +32,7 @@ from engines.runtime.nets.logmel import LogMel, LogMelSpec
 # the graph independent of any dataset file.
 PIXEL_MEAN = 0.45
 PIXEL_STD = 0.25
+FRONT_END = "audio.logmel."  # state-dict prefix of the fixed log-mel front end
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +199,10 @@ def load_checkpoint(path: Path) -> AVFusion:
     """A model in eval mode from a file written by `save_checkpoint`."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
     model = AVFusion(AVFusionConfig.from_dict(payload["config"]))
-    model.load_state_dict(payload["state_dict"])
+    # Checkpoints before the two-stage DFT saved the fixed front end's constants (`basis`,
+    # `mel`); the front end now derives them from its spec and saves none.
+    state = {k: v for k, v in payload["state_dict"].items() if not k.startswith(FRONT_END)}
+    model.load_state_dict(state)
     return model.eval()
 
 
