@@ -59,10 +59,10 @@ generator's rule (a label is on when it covers at least half of the window's las
 ## Training
 CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), warm-up + cosine
 schedule on progress (steps or wall time, whichever is further), batch {batch}, kind-balanced
-sampling (exponent {balance}), masked BCE, modality dropout {mdrop} (silence / black frames with
-the labels that needed them cleared), validation each epoch, early stopping (patience
-{patience}), best epoch kept. {augment}{init}Ran {epochs_run} epochs in {minutes:.1f} min
-({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
+sampling (exponent {balance}){shortcuts}, masked BCE, modality dropout {mdrop} (silence /
+black frames with the labels that needed them cleared), validation each epoch, early
+stopping (patience {patience}), best epoch kept. {augment}{init}Ran {epochs_run} epochs in
+{minutes:.1f} min ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
 0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from 0.8: see
@@ -160,6 +160,12 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         batch=tr["batch"],
         mdrop=tr["modality_dropout"],
         balance=tr.get("kind_balance", 0.0),
+        shortcuts=(
+            " with lights/siren windows that show no approach drawn up to "
+            f"{tr['shortcut_max_weight']:g}x as often (`training/sampling.py`)"
+            if tr.get("shortcuts")
+            else ""
+        ),
         patience=tr["patience"],
         epochs_run=res["epochs_run"],
         minutes=res["minutes"],

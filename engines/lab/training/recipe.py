@@ -17,6 +17,7 @@ import torch
 from engines.lab.export import HOP_S
 from engines.lab.training.data import WindowSet, build_set
 from engines.lab.training.progress import ProgressBar
+from engines.lab.training.sampling import SHORTCUT_MAX_WEIGHT
 from engines.lab.training.trainer import TrainConfig, TrainResult
 from engines.runtime.nets.avfusion import (
     AVFusion,
@@ -110,6 +111,8 @@ def write_training_record(
             "patience": settings.patience,
             "modality_dropout": settings.modality_dropout,
             "kind_balance": settings.kind_balance,
+            "shortcuts": settings.shortcuts,  # sampling.shortcut_weights
+            "shortcut_max_weight": SHORTCUT_MAX_WEIGHT if settings.shortcuts else None,
             "augment": settings.augment,
             "seed": settings.seed,
             "minutes_limit": settings.minutes,

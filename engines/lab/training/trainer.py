@@ -14,6 +14,10 @@ came from the cross-generator evaluation: a parked car filmed by a camera that j
 fired `approaching_object` (0.9+), and 1–2 px of jitter added to windows that scored < 0.2 made
 12–17 % of them fire; only growth may mean approaching.
 
+Sampling (`sampling.py`): scene kinds balanced (rare distractors drawn more often), and windows
+that break a label co-occurrence of the generator (lights or siren without an approach) drawn
+up to twice as often.
+
 Modality dropout: with probability `modality_dropout` a training window loses its audio (the
 log-mel of silence) or its video (black frames), and the labels that need the lost modality are
 cleared. The live service fills a missing modality with zeros, so the model must know what
@@ -38,6 +42,7 @@ from engines.lab.evaluation.metrics import label_scores, macro_f1
 from engines.lab.scenes.base import AUDIO_LABELS, FUSED_LABELS, LABELS, VIDEO_LABELS
 from engines.lab.training.data import WindowSet
 from engines.lab.training.progress import ProgressBar
+from engines.lab.training.sampling import SHORTCUTS, kind_weights, shortcut_weights
 from engines.runtime.nets.avfusion import AVFusion, save_checkpoint
 from engines.runtime.nets.logmel import LOG_FLOOR
 
@@ -60,6 +65,7 @@ class TrainConfig:
     seed: int = 0
     modality_dropout: float = 0.1
     kind_balance: float = 0.75  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
+    shortcuts: bool = True  # draw windows that break generator label co-occurrences more often
     augment: bool = True  # audio gain, SpecAugment masks, video mirror, camera motion
 
 
@@ -188,15 +194,6 @@ def camera_motion(video: torch.Tensor, gen: torch.Generator, fps: float) -> torc
     return out
 
 
-def kind_weights(kinds: list[str], balance: float) -> npt.NDArray[np.float64]:
-    """Per-window sampling probabilities: a kind with c windows gets weight c^(1-balance)
-    in total (0 = as generated, 1 = every kind equally often)."""
-    names, inverse, counts = np.unique(np.asarray(kinds), return_inverse=True, return_counts=True)
-    del names
-    w = counts[inverse].astype(np.float64) ** -balance
-    return np.asarray(w / w.sum())
-
-
 def learning_rate(peak: float, progress: float, warmup: float = 0.1) -> float:
     """Linear warm-up to `peak` over the first `warmup` of progress, then cosine to 2% of it."""
     if progress < warmup:
@@ -237,6 +234,10 @@ class _Loop:
         self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.loss_fn = nn.BCEWithLogitsLoss(reduction="none")
         self.sampling = kind_weights(train_set.kinds, cfg.kind_balance)
+        if cfg.shortcuts:
+            self.sampling = shortcut_weights(
+                self.sampling, train_set.labels, train_set.care, LABELS, SHORTCUTS
+            )
         self.budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
         self.started = time.monotonic()
         self.done_steps = 0
