@@ -15,8 +15,8 @@ fired `approaching_object` (0.9+), and 1–2 px of jitter added to windows that 
 12–17 % of them fire; only growth may mean approaching.
 
 Sampling (`sampling.py`): scene kinds balanced (rare distractors drawn more often), and windows
-that break a label co-occurrence of the generator (lights or siren without an approach) drawn
-up to twice as often.
+that break a label co-occurrence of the generator (flashing lights without an approach) drawn
+up to 4x as often.
 
 Modality dropout: with probability `modality_dropout` a training window loses its audio (the
 log-mel of silence) or its video (black frames), and the labels that need the lost modality are
