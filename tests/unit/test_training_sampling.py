@@ -42,10 +42,10 @@ def test_shortcut_weights_move_the_cue_odds_toward_the_base_odds() -> None:
     cue, rest = labels[:, 1] > 0.5, labels[:, 1] < 0.5
     before = _odds(p0, labels, cue) / _odds(p0, labels, rest)
     assert before > 5  # the shortcut is there
-    uncapped = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",)),), 100.0)
+    uncapped = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",), ()),), 100.0)
     assert uncapped.sum() == pytest.approx(1.0)
     assert _odds(uncapped, labels, cue) == pytest.approx(_odds(uncapped, labels, rest), rel=1e-6)
-    capped = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",)),), 2.0)
+    capped = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",), ()),), 2.0)
     ratio = _odds(capped, labels, cue) / _odds(capped, labels, rest)
     assert ratio == pytest.approx(before / 2.0, rel=1e-6)
     # Only the cue-on/target-off windows change weight, relative to one another unchanged.
@@ -59,7 +59,7 @@ def test_shortcut_weights_leave_a_cue_that_predicts_absence() -> None:
     labels, care = _set(np.random.default_rng(1))
     labels[:, 0] = np.where(labels[:, 1] > 0.5, 0.0, labels[:, 0])  # never with the cue
     p0 = kind_weights(["a"] * len(labels), 0.75)
-    out = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",)),))
+    out = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",), ()),))
     assert np.allclose(out, p0)
 
 
@@ -67,7 +67,19 @@ def test_shortcut_weights_skip_undecidable_windows() -> None:
     labels, care = _set(np.random.default_rng(2))
     care[:100, 0] = 0.0
     p0 = np.full(len(labels), 1.0 / len(labels))
-    out = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",)),), 100.0)
+    out = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",), ()),), 100.0)
     # An undecidable window keeps its weight relative to the untouched decidable ones.
     untouched = (labels[:, 1] < 0.5) & (care[:, 0] > 0.5)
     assert np.allclose(out[:100] / out[untouched][0], 1.0)
+
+
+def test_shortcut_weights_spare_the_unless_labels() -> None:
+    labels, care = _set(np.random.default_rng(3))
+    p0 = np.full(len(labels), 1.0 / len(labels))
+    out = shortcut_weights(p0, labels, care, NAMES, (("target", ("cue",), ("other",)),), 2.0)
+    scale = out / p0
+    boosted = (labels[:, 1] > 0.5) & (labels[:, 0] < 0.5)
+    spared = boosted & (labels[:, 2] > 0.5)
+    assert spared.any()
+    assert np.allclose(scale[boosted & ~spared], 2.0 * scale[~boosted][0])
+    assert np.allclose(scale[spared], scale[~boosted][0])
