@@ -161,7 +161,7 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         mdrop=tr["modality_dropout"],
         balance=tr.get("kind_balance", 0.0),
         shortcuts=(
-            " with windows of flashing lights and no approach drawn up to "
+            " with windows of flashing lights, no approach and no emergency vehicle drawn up to "
             f"{tr['shortcut_max_weight']:g}x as often (`training/sampling.py`)"
             if tr.get("shortcuts")
             else ""
