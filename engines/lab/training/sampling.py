@@ -18,12 +18,12 @@ import numpy.typing as npt
 
 Array = npt.NDArray[np.float64]
 
-# (target, cues, unless): windows with any cue on, the target off and no `unless` label on are
-# drawn more often.
-# Sirens are no cue: after kind balancing an approach is about as likely with one as without.
-# With lights, kind balancing leaves it 8x as likely; these weights bring that to 3x.
-Shortcut = tuple[str, tuple[str, ...], tuple[str, ...]]  # (target, cues, unless)
+Shortcut = tuple[str, tuple[str, ...], tuple[str, ...]]
+"""(target, cues, unless): windows with any cue on, the target off and no `unless` label on are
+drawn more often."""
 
+# Flashing lights only: after kind balancing an approach is 8x as likely with them as without
+# (these weights bring that to about 3x); with a siren it is about as likely as without.
 # Emergency vehicles stay as drawn: boosting every lights-and-no-approach window (their
 # non-approaching emergency vehicles too) made the model call emergency vehicles more eagerly
 # (held-out distractor false positives 0.8 -> 1.4 %).

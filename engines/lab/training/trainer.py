@@ -42,7 +42,7 @@ from engines.lab.evaluation.metrics import label_scores, macro_f1
 from engines.lab.scenes.base import AUDIO_LABELS, FUSED_LABELS, LABELS, VIDEO_LABELS
 from engines.lab.training.data import WindowSet
 from engines.lab.training.progress import ProgressBar
-from engines.lab.training.sampling import SHORTCUTS, kind_weights, shortcut_weights
+from engines.lab.training.sampling import kind_weights, shortcut_weights
 from engines.runtime.nets.avfusion import AVFusion, save_checkpoint
 from engines.runtime.nets.logmel import LOG_FLOOR
 
@@ -236,7 +236,7 @@ class _Loop:
         self.sampling = kind_weights(train_set.kinds, cfg.kind_balance)
         if cfg.shortcuts:
             self.sampling = shortcut_weights(
-                self.sampling, train_set.labels, train_set.care, LABELS, SHORTCUTS
+                self.sampling, train_set.labels, train_set.care, LABELS
             )
         self.budget_s = cfg.minutes * 60 if cfg.minutes else math.inf
         self.started = time.monotonic()

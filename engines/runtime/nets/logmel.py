@@ -79,14 +79,18 @@ def dft_factors(n_fft: int) -> tuple[int, int]:
     return n1, n_fft // n1
 
 
-def two_stage_dft(n_fft: int) -> dict[str, npt.NDArray[np.float64]]:
+def two_stage_dft(
+    n_fft: int,
+) -> tuple[dict[str, npt.NDArray[np.float64]], npt.NDArray[np.int64]]:
     """Constants of the Cooley-Tukey DFT of a real frame `x[n]`, `n = N2*n1 + n2`,
     `k = k1 + N1*k2`, for the bins `k <= n_fft // 2`:
 
     - `stage1` `[N1, 2*N1]`: `x[n1, n2]` over `n1` → `Y[n2, k1]` (real parts, then imaginary);
     - `twiddle_re`, `twiddle_im` `[N2, N1]`: `exp(-2 pi i n2 k1 / N)`;
     - `stage2` `[2*N2, 2*K2]`: `Z[k1, n2]` (real, then imaginary) over `n2` → `X[k1, k2]`;
-    - `order` `[N1 * K2]`: the bin `k` of each output `(k1, k2)` (row-major), `-1` past Nyquist.
+
+    and the output order `[N1 * K2]`: the bin `k` of each output `(k1, k2)` (row-major), `-1`
+    past Nyquist.
     """
     n1, n2 = dft_factors(n_fft)
     k2_count = (n_fft // 2) // n1 + 1
@@ -99,13 +103,8 @@ def two_stage_dft(n_fft: int) -> dict[str, npt.NDArray[np.float64]]:
     stage2 = np.block([[c, -s], [s, c]])
     k = np.arange(n1)[:, None] + n1 * np.arange(k2_count)[None, :]  # [k1, k2]
     order = np.where(k <= n_fft // 2, k, -1).reshape(-1)
-    return {
-        "stage1": stage1,
-        "twiddle_re": np.cos(t),
-        "twiddle_im": np.sin(t),
-        "stage2": stage2,
-        "order": order.astype(np.float64),
-    }
+    consts = {"stage1": stage1, "twiddle_re": np.cos(t), "twiddle_im": np.sin(t), "stage2": stage2}
+    return consts, order
 
 
 class LogMel(nn.Module):
@@ -122,8 +121,7 @@ class LogMel(nn.Module):
         super().__init__()
         self.spec = spec or LogMelSpec()
         self.n1, self.n2 = dft_factors(self.spec.n_fft)
-        consts = two_stage_dft(self.spec.n_fft)
-        order = consts.pop("order").astype(np.int64)
+        consts, order = two_stage_dft(self.spec.n_fft)
         # The mel filterbank's rows in the DFT's output order (zero rows past Nyquist).
         fb = mel_filterbank(self.spec)
         mel = np.where(order[:, None] >= 0, fb[np.maximum(order, 0)], 0.0)
