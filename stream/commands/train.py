@@ -71,8 +71,7 @@ def run(args: argparse.Namespace) -> int:
         val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels,
         acted_on=FUSED_LABELS,
     )  # fmt: skip
-    lasting = {"emergency_vehicle": spec.hop_s}  # see engines/lab/training/calibrate.py
-    write_engine_dir(model, out, thresholds=event_thresholds(window, lasting))
+    write_engine_dir(model, out, thresholds=event_thresholds(window))
     write_training_record(
         out, model, settings, result, len(train_set), len(val_set), window,
         init=str(init) if init is not None else None,

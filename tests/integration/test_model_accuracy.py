@@ -132,8 +132,9 @@ def test_scripted_events_are_found_without_false_fused_events(
 def test_onset_latency_near_one_hop_plus_the_budget(scripted: dict[str, Any]) -> None:
     """The event target: the window that starts an event ends at most one hop plus the engine's
     budget after the true onset (p95 over every event of the scripts). The shipped model
-    measures 0.90 s here against the 0.7 s target (`emergency_vehicle` must hold for two
-    windows): the floor guards against worse, the card reports the miss."""
+    measures 0.87 s on these five seeds (siren 0.90, `emergency_vehicle` 0.84: few events,
+    late grid phases) and 0.60 s on the card's 40 scripted scenes, against the 0.7 s target:
+    the floor guards against worse, the card reports the measure."""
     assert scripted["latency_target_s"] == pytest.approx(0.7)
     per_label = {k: v["onset_latency_p95_s"] for k, v in scripted["labels"].items()}
     assert scripted["onset_latency_p95_s"] <= FLOORS["onset_latency_p95_max_s"], per_label

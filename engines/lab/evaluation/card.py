@@ -65,7 +65,7 @@ stopping (patience {patience}), best epoch kept. {augment}{init}Ran {epochs_run}
 {minutes:.1f} min ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
-0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from 0.8: see
+0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` at 0.9: see
 `engines/lab/training/calibrate.py`; `engine.toml` `[thresholds.<label>]` `on`, with `off`
 0.2 below):
 {thresholds}. The tables below score windows at these thresholds.
