@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -90,8 +91,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _initial_weights(path: Path, cfg: AVFusionConfig) -> dict[str, torch.Tensor]:
-    """The weights of a previous avfusion checkpoint (`model.pt`) of the same shapes."""
-    from engines.runtime.nets.avfusion import load_checkpoint
+    """The weights of a previous avfusion checkpoint (`model.pt`) of the same shapes, or of
+    one from before the long frame difference (its stem gains zero weights for it)."""
+    from engines.runtime.nets.avfusion import load_checkpoint, with_long_diff
 
     if not path.is_file():
         raise UserError(f"--init {path}: no such checkpoint file")
@@ -99,6 +101,8 @@ def _initial_weights(path: Path, cfg: AVFusionConfig) -> dict[str, torch.Tensor]
         previous = load_checkpoint(path)
     except (OSError, RuntimeError, KeyError, TypeError) as exc:
         raise UserError(f"--init {path}: not an avfusion checkpoint ({exc})") from exc
+    if previous.cfg.long_diff == 0 and replace(previous.cfg, long_diff=cfg.long_diff) == cfg:
+        return with_long_diff(previous, cfg.long_diff)
     if previous.cfg != cfg:
         raise UserError(f"--init {path}: its shapes differ from this recipe's ({previous.cfg})")
     return previous.state_dict()

@@ -20,7 +20,7 @@ from engines.lab.training.data import build_set
 from engines.lab.training.trainer import TrainConfig, train
 from engines.lab.training.user_data import load_user_dir
 from engines.runtime.manifest import load_manifest
-from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig, load_checkpoint
+from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig, load_checkpoint, save_checkpoint
 from stream.commands import evaluate as eval_cli
 from stream.commands import train as train_cli
 
@@ -151,6 +151,14 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     record = json.loads((tuned / "training.json").read_text())
     assert record["train"]["init"] == str(out / "model.pt")
     assert record["train"]["lr"] == pytest.approx(1e-3)
+    # A release from before the long frame difference: its stem is widened (zero weights).
+    save_checkpoint(AVFusion(AVFusionConfig(long_diff=0)), tmp_path / "legacy.pt")
+    args.init = tmp_path / "legacy.pt"
+    assert train_cli.run(args) == 0
+    save_checkpoint(AVFusion(AVFusionConfig(video_width=64)), tmp_path / "other.pt")
+    args.init = tmp_path / "other.pt"
+    with pytest.raises(UserError, match="shapes differ"):
+        train_cli.run(args)
     args.init = tmp_path / "missing.pt"
     with pytest.raises(UserError, match="no such checkpoint"):
         train_cli.run(args)

@@ -10,11 +10,17 @@ import torch
 from engines.lab.export import example_inputs
 from engines.lab.scenes.base import LABELS
 from engines.runtime.nets.avfusion import (
+    PIXEL_MEAN,
+    PIXEL_STD,
     AVFusion,
+    AVFusionConfig,
+    VideoBranch,
     count_parameters,
     gflops_per_window,
+    load_checkpoint,
     load_for_engine,
     save_checkpoint,
+    with_long_diff,
 )
 
 pytestmark = pytest.mark.unit
@@ -79,3 +85,45 @@ def test_load_for_engine(tmp_path: Path, model: AVFusion) -> None:
     inputs = example_inputs(model, batch=1)
     with torch.no_grad():
         assert torch.equal(loaded(**inputs), model(**inputs))
+
+
+def _stacked_stem(branch: VideoBranch, video: torch.Tensor) -> torch.Tensor:
+    """The stem as its docstring defines it: normalised frames stacked with their differences
+    to the frames `lags` back (the first frame standing in before the start), then the conv."""
+    b, t, h, w, _ = video.shape
+    x = ((video.float() / 255.0 - PIXEL_MEAN) / PIXEL_STD).permute(0, 1, 4, 2, 3)
+    parts = [x] + [x - x[:, torch.clamp(torch.arange(t) - lag, min=0)] for lag in branch.lags]
+    stacked = torch.cat(parts, dim=2).reshape(b * t, 3 * len(parts), h, w)
+    out: torch.Tensor = branch.frame_cnn[0](stacked)
+    return out
+
+
+@pytest.mark.parametrize("long_diff", [0, 4, 7])
+def test_the_raw_frame_stem_equals_the_stacked_one(long_diff: int) -> None:
+    torch.manual_seed(long_diff)
+    branch = VideoBranch(AVFusionConfig(long_diff=long_diff))
+    torch.nn.init.normal_(branch.frame_cnn[0].weight)
+    assert branch.lags == ((1, long_diff) if long_diff else (1,))
+    video = torch.randint(0, 256, (2, 8, 64, 64, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        want, got = _stacked_stem(branch, video), branch.stem(video)
+    assert torch.allclose(got, want, atol=1e-4 * float(want.abs().max()))
+
+
+def test_a_checkpoint_without_the_long_difference_loads_and_widens(tmp_path: Path) -> None:
+    """Checkpoints from before `long_diff` load as they were; widened for a model with it,
+    they give the same scores (the new stem inputs start at zero weight)."""
+    torch.manual_seed(1)
+    save_checkpoint(AVFusion(AVFusionConfig(long_diff=0)), tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    del payload["config"]["long_diff"]  # as written before the option existed
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_checkpoint(tmp_path / "old.pt")
+    assert old.cfg.long_diff == 0
+    wide = AVFusion(AVFusionConfig(long_diff=4)).eval()
+    wide.load_state_dict(with_long_diff(old, 4))
+    inputs = example_inputs(wide, batch=2, seed=3)
+    with torch.no_grad():
+        assert torch.allclose(wide(**inputs), old(**inputs), atol=1e-5)
+    with pytest.raises(ValueError, match="already"):
+        with_long_diff(wide, 4)

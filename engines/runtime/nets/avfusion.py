@@ -3,10 +3,12 @@
 The multimodal recipe: one branch per modality, fused, multi-label head.
 
 - Video: uint8 NHWC frames are turned into floats and normalised in the graph. Each frame is
-  stacked with its difference to the previous frame (6 channels), because flashing lights are a
-  temporal change and an approaching object is growth; a 4x4 patchify stem and a small
-  depthwise-separable 2-D CNN embed each frame (its 4x4 map flattened, keeping layout and size);
-  a 1-D temporal conv runs across the T frame embeddings and their differences.
+  stacked with its difference to the previous frame and to the frame `long_diff` back (9
+  channels), because flashing lights are a temporal change and an approaching object is growth
+  (slow growth moves an edge well under a pixel per frame: the long difference sees it); a 4x4
+  patchify stem and a small depthwise-separable 2-D CNN embed each frame (its 4x4 map
+  flattened, keeping layout and size); a 1-D temporal conv runs across the T frame embeddings
+  and their differences.
 - Audio: log-mel in the graph (`LogMel`), then a small 2-D CNN whose time axis is pooled down to
   the same T steps as the video.
 - Fusion is *time-aligned*: both branches give a `[B, C, T]` sequence, concatenated per step and
@@ -49,7 +51,16 @@ class AVFusionConfig:
     video_width: int = 96
     audio_width: int = 96
     fusion_width: int = 128
+    # The stem also sees each frame's difference to the frame this many back (0: only to the
+    # previous one). 4 frames = 0.5 s: an object growing 1.25x/s by 20 px moves its edges
+    # 0.6 px a frame, 2 px over four.
+    long_diff: int = 4
     labels: tuple[str, ...] = LABELS
+
+    @property
+    def frame_lags(self) -> tuple[int, ...]:
+        """How far back each frame difference the stem sees reaches, in frames."""
+        return (1, self.long_diff) if self.long_diff > 1 else (1,)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for checkpoints."""
@@ -59,8 +70,8 @@ class AVFusionConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AVFusionConfig:
-        """Inverse of `to_dict`."""
-        return cls(**{**d, "labels": tuple(d["labels"])})
+        """Inverse of `to_dict`; checkpoints from before `long_diff` had none."""
+        return cls(**{"long_diff": 0, **d, "labels": tuple(d["labels"])})
 
 
 def _conv_bn(c_in: int, c_out: int, stride: int = 1, groups: int = 1, k: int = 3) -> nn.Sequential:
@@ -76,6 +87,13 @@ def _separable(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(_conv_bn(c_in, c_in, stride, groups=c_in), _conv_bn(c_in, c_out, k=1))
 
 
+def _delayed(x: torch.Tensor, lag: int) -> torch.Tensor:
+    """`x` `[B, T, ...]` delayed by `lag` steps along T; its first step stands in before it."""
+    t = x.shape[1]
+    head = x[:, :1].expand(-1, min(lag, t), *x.shape[2:])
+    return torch.cat([head, x[:, : max(t - lag, 0)]], dim=1)
+
+
 class VideoBranch(nn.Module):
     """`[B, T, H, W, 3]` uint8 → `[B, C, T]` per-frame features with temporal context."""
 
@@ -88,7 +106,7 @@ class VideoBranch(nn.Module):
         # measured held-out macro-F1 0.93 for this stem + flattened map against 0.89 for the
         # stride-2 stem + average pool, and about 2x faster steps.
         self.frame_cnn = nn.Sequential(
-            nn.Conv2d(6, 32, 4, 4, bias=False),  # 16x16
+            nn.Conv2d(3 * (1 + len(cfg.frame_lags)), 32, 4, 4, bias=False),  # 16x16
             nn.BatchNorm2d(32),
             nn.ReLU(inplace=True),
             _separable(32, 64, stride=2),  # 8x8
@@ -103,31 +121,33 @@ class VideoBranch(nn.Module):
         self.temporal = nn.Sequential(
             nn.Conv1d(2 * w, w, 3, padding=1), nn.BatchNorm1d(w), nn.ReLU(inplace=True)
         )
+        self.lags = cfg.frame_lags
 
     def stem(self, video: torch.Tensor) -> torch.Tensor:
         """The stem conv (before its norm) of each normalised frame stacked with its difference
-        to the previous one (zero for the first frame), `[B*T, 32, H/4, W/4]`.
+        to the frame each of `frame_lags` back, `[B*T, 32, H/4, W/4]`. Before the first frame
+        the first frame stands in (the first frame's differences are zero).
 
-        Computed without building the 6-channel input: the stem is a linear patchify (stride =
-        kernel, no padding), so with frame weights `Wf`, difference weights `Wd` and the pixel
-        map `x = a*v + c`, `Wf*x_t + Wd*(x_t - x_t-1) = a(Wf+Wd)*v_t - a*Wd*v_t-1 + c*sum(Wf)`.
-        One conv of the raw frames with both weight sets, a shift by one frame and a subtraction
-        at a quarter of the resolution replace the normalisation, the difference and the
-        channel concat at full resolution (the same numbers; faster on CPU).
+        Computed without building the stacked input: the stem is a linear patchify (stride =
+        kernel, no padding), so with frame weights `Wf`, difference weights `Wk` and the pixel
+        map `x = a*v + c`, `Wf*x_t + sum_k Wk*(x_t - x_t-k)` is
+        `a(Wf + sum_k Wk)*v_t - sum_k a*Wk*v_t-k + c*sum(Wf)`. One conv of the raw frames with
+        all the weight sets, shifts by whole frames and subtractions at a quarter of the
+        resolution replace the normalisation, the differences and the channel concat at full
+        resolution (the same numbers; faster on CPU).
         """
         b, t, h, w, c = video.shape
         conv = self.frame_cnn[0]
         assert isinstance(conv, nn.Conv2d)
-        w_frame, w_diff = conv.weight[:, :c], conv.weight[:, c:]
-        both = torch.cat([w_frame + w_diff, w_diff]) * (1.0 / (255.0 * PIXEL_STD))
+        w_frame = conv.weight[:, :c]
+        w_diffs = [conv.weight[:, c * i : c * (i + 1)] for i in range(1, 1 + len(self.lags))]
+        weights = torch.cat([w_frame + sum(w_diffs), *w_diffs]) * (1.0 / (255.0 * PIXEL_STD))
         frames = video.permute(0, 1, 4, 2, 3).reshape(b * t, c, h, w).float()
-        y = F.conv2d(frames, both, stride=conv.stride)
-        y = y.reshape(b, t, 2, w_frame.shape[0], *y.shape[2:])
-        now, before = y[:, :, 0], y[:, :, 1]
-        # The first frame's "previous frame" is itself: its difference is zero.
-        before = torch.cat([before[:, :1], before[:, :-1]], dim=1)
-        offset = (-PIXEL_MEAN / PIXEL_STD) * w_frame.sum(dim=(1, 2, 3))
-        out = now - before + offset[:, None, None]
+        y = F.conv2d(frames, weights, stride=conv.stride)
+        y = y.reshape(b, t, 1 + len(w_diffs), w_frame.shape[0], *y.shape[2:])
+        out = y[:, :, 0] + ((-PIXEL_MEAN / PIXEL_STD) * w_frame.sum(dim=(1, 2, 3)))[:, None, None]
+        for i, lag in enumerate(self.lags, start=1):
+            out = out - _delayed(y[:, :, i], lag)
         return out.reshape(b * t, *out.shape[2:])
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -227,6 +247,20 @@ def load_checkpoint(path: Path) -> AVFusion:
     state = {k: v for k, v in payload["state_dict"].items() if not k.startswith(FRONT_END)}
     model.load_state_dict(state)
     return model.eval()
+
+
+def with_long_diff(model: AVFusion, long_diff: int) -> dict[str, torch.Tensor]:
+    """The weights of `model` (without a long frame difference) for the same model with one:
+    the stem's new inputs start at zero weight, so the widened model computes the same scores
+    until it is trained."""
+    if model.cfg.long_diff > 1:
+        raise ValueError("the model already sees a long frame difference")
+    state = model.state_dict()
+    key = "video.frame_cnn.0.weight"
+    stem = state[key]
+    c = stem.shape[1] // 2  # frame + difference to the previous one
+    state[key] = torch.cat([stem, torch.zeros_like(stem[:, :c])], dim=1) if long_diff > 1 else stem
+    return state
 
 
 def load_for_engine(engine_dir: Path | str) -> nn.Module:
