@@ -145,7 +145,8 @@ HOP_S = 0.5
 
 THRESHOLDS_HEADER = """
 # Per-label event thresholds calibrated on the validation split (best window-level F1, from
-# 0.5 up for the fused labels, 0.9 for `emergency_vehicle`; engines/lab/training/calibrate.py):
+# 0.5 up for the fused labels, a higher floor for `emergency_vehicle`; see
+# engines/lab/training/calibrate.py):
 # an event starts at `on` and ends under `off`. The service's configuration overrides them;
 # `scenestream evaluate` scores windows at `on`.
 """

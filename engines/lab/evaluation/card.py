@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from engines.lab.training.calibrate import ACTION_MIN_BY_LABEL
+
 CARD = """\
 # Model card: `avfusion` (reference audio-visual fusion engine)
 
@@ -25,7 +27,7 @@ view; an impact sound at the instant an approaching object stops).
 - Preprocessing is in the graph: uint8→float and normalisation; log-mel (frames from
   hop-sized chunks, Hann window, a two-stage 16 x 32 Cooley-Tukey DFT as two matmuls, power,
   64-band mel matmul, log; n_fft 512, hop 160; fp32).
-- Video branch: each frame stacked with its difference to the previous frame (6 channels), a
+- Video branch: each frame stacked with its difference to the previous frame{long_diff}, a
   4x4 patchify stem and a depthwise-separable 2-D CNN per frame, its 4x4 feature map flattened
   (position and size survive), a temporal conv over frame embeddings and their differences.
   Audio branch: 2-D CNN over the log-mel, pooled to the same {frames} time steps.
@@ -65,7 +67,7 @@ stopping (patience {patience}), best epoch kept. {augment}{init}Ran {epochs_run}
 {minutes:.1f} min ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
-0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` at 0.9: see
+0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from {ev_floor:g}: see
 `engines/lab/training/calibrate.py`; `engine.toml` `[thresholds.<label>]` `on`, with `off`
 0.2 below):
 {thresholds}. The tables below score windows at these thresholds.
@@ -143,6 +145,13 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
     text = CARD.format(
         labels=", ".join(f"`{x}`" for x in cfg["labels"]),
         frames=cfg["frames"],
+        ev_floor=ACTION_MIN_BY_LABEL["emergency_vehicle"],
+        long_diff=(
+            f" and to the frame {cfg['long_diff']} back (9 channels; slow growth shows over"
+            f" {cfg['long_diff'] / cfg['fps']:g} s)"
+            if cfg.get("long_diff", 0) > 1
+            else " (6 channels)"
+        ),
         height=cfg["height"],
         width=cfg["width"],
         fps=cfg["fps"],
