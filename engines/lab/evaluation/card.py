@@ -147,7 +147,7 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         frames=cfg["frames"],
         ev_floor=ACTION_MIN_BY_LABEL["emergency_vehicle"],
         long_diff=(
-            f" and to the frame {cfg['long_diff']} back (9 channels; slow growth shows over"
+            f" and to the\n  frame {cfg['long_diff']} back (9 channels; slow growth shows over"
             f" {cfg['long_diff'] / cfg['fps']:g} s)"
             if cfg.get("long_diff", 0) > 1
             else " (6 channels)"
