@@ -101,7 +101,8 @@ def _initial_weights(path: Path, cfg: AVFusionConfig) -> dict[str, torch.Tensor]
         previous = load_checkpoint(path)
     except (OSError, RuntimeError, KeyError, TypeError) as exc:
         raise UserError(f"--init {path}: not an avfusion checkpoint ({exc})") from exc
-    if previous.cfg.long_diff == 0 and replace(previous.cfg, long_diff=cfg.long_diff) == cfg:
+    widened = len(previous.cfg.frame_lags) < len(cfg.frame_lags)
+    if widened and replace(previous.cfg, long_diff=cfg.long_diff) == cfg:
         return with_long_diff(previous, cfg.long_diff)
     if previous.cfg != cfg:
         raise UserError(f"--init {path}: its shapes differ from this recipe's ({previous.cfg})")

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from engines.lab.training.calibrate import ACTION_MIN_BY_LABEL
+from engines.runtime.nets.avfusion import AVFusionConfig
 
 CARD = """\
 # Model card: `avfusion` (reference audio-visual fusion engine)
@@ -142,14 +143,15 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
     """Fill the card from `training.json` and the evaluation `result`."""
     training = json.loads((engine_dir / "training.json").read_text())
     cfg, tr, res = training["config"], training["train"], training["result"]
+    lags = AVFusionConfig.from_dict(cfg).frame_lags
     text = CARD.format(
         labels=", ".join(f"`{x}`" for x in cfg["labels"]),
         frames=cfg["frames"],
         ev_floor=ACTION_MIN_BY_LABEL["emergency_vehicle"],
         long_diff=(
-            f" and to the\n  frame {cfg['long_diff']} back (9 channels; slow growth shows over"
-            f" {cfg['long_diff'] / cfg['fps']:g} s)"
-            if cfg.get("long_diff", 0) > 1
+            f" and to the\n  frame {lags[-1]} back (9 channels; slow growth shows over"
+            f" {lags[-1] / cfg['fps']:g} s)"
+            if len(lags) > 1
             else " (6 channels)"
         ),
         height=cfg["height"],

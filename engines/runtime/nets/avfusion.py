@@ -20,7 +20,7 @@ The multimodal recipe: one branch per modality, fused, multi-label head.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -253,13 +253,15 @@ def with_long_diff(model: AVFusion, long_diff: int) -> dict[str, torch.Tensor]:
     """The weights of `model` (without a long frame difference) for the same model with one:
     the stem's new inputs start at zero weight, so the widened model computes the same scores
     until it is trained."""
-    if model.cfg.long_diff > 1:
+    if len(model.cfg.frame_lags) > 1:
         raise ValueError("the model already sees a long frame difference")
+    if len(replace(model.cfg, long_diff=long_diff).frame_lags) == 1:
+        raise ValueError(f"long_diff {long_diff} adds no frame difference")
     state = model.state_dict()
     key = "video.frame_cnn.0.weight"
     stem = state[key]
     c = stem.shape[1] // 2  # frame + difference to the previous one
-    state[key] = torch.cat([stem, torch.zeros_like(stem[:, :c])], dim=1) if long_diff > 1 else stem
+    state[key] = torch.cat([stem, torch.zeros_like(stem[:, :c])], dim=1)
     return state
 
 
