@@ -9,9 +9,10 @@ are superseded by the next anyway). Lifecycle events are read from each stream's
 dropped connection or a Redis restart the subscriber resumes exactly where it was and misses no
 event that reached the log. With `streams=None`, new streams' logs are discovered by `SCAN`
 about once a second and read from their first entry. The publisher writes the log at least once
-(a batch whose reply was lost to a dropped connection is sent again), so an entry that repeats
-one of the last `REPEAT_MEMORY` entries of its log byte for byte is dropped (and counted in
-`repeats`): every genuine event message differs at least in `published_at`.
+(a batch whose reply was lost to a dropped connection is sent again, with `published_at`
+stamped again), so an entry whose `uid` field repeats one of the last `REPEAT_MEMORY` entries of
+its log is dropped (and counted in `repeats`); an entry without a `uid` (written by something
+else) is compared by its bytes instead.
 
 Every message is parsed and validated against the shipped JSON Schema; invalid ones are logged
 and skipped. Use `Subscription` as an async context manager when you need to know the
@@ -113,7 +114,7 @@ class Subscription:
         self.invalid = 0
         self.cursors: dict[str, str] = {}  # log key -> last id read
         self.repeats = 0  # log entries dropped as repeats of a recent one (at-least-once writes)
-        self._recent: dict[str, deque[bytes]] = {}  # log key -> last entries' payloads
+        self._recent: dict[str, deque[bytes]] = {}  # log key -> last entries' uids (or bytes)
         self._queue: asyncio.Queue[Message | BaseException] = asyncio.Queue(maxsize=queue_max)
         self._client: AnyRedis | None = None
         self._scene_streams: set[str] = set()  # cluster, streams=None: discovered so far
@@ -282,10 +283,11 @@ class Subscription:
                 for entry_id, fields in entries:
                     self.cursors[name] = entry_id.decode()
                     data = fields.get(b"data", b"")
-                    if data in recent:
+                    seen = fields.get(b"uid") or data
+                    if seen in recent:
                         self.repeats += 1
                         continue
-                    recent.append(data)
+                    recent.append(seen)
                     await self._emit(data)
 
     async def _resync_cursors(self) -> None:

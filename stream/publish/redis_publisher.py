@@ -4,7 +4,10 @@ Keys (prefix configurable, README "Redis: channels and messages"): `{prefix}:{st
 `{prefix}:{stream}:events` (pub/sub), `{prefix}:status` (pub/sub), and every lifecycle event is
 also appended to the Redis Stream `{prefix}:{stream}:log` (`XADD MAXLEN ~ N`) for consumers
 that were away. The log entry is written before the PUBLISH in the same pipeline, so a
-subscriber that sees an event live can always find it in the log.
+subscriber that sees an event live can always find it in the log. Each log entry carries, next
+to the message (`data`), a `uid` unique to that message and the same on every resend: delivery
+is at-least-once and a resent message is stamped again (`published_at`), so subscribers drop a
+repeat by its `uid`, not by its bytes.
 
 `publish` never blocks: messages go into a bounded `Outbox` and one writer task sends them in
 pipelined batches. When Redis is unreachable the service keeps working, the outbox buffers
@@ -22,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +88,7 @@ class RedisPublisher:
         self.connected = False
         self.protocol_errors = 0  # replies that did not match their commands (never expected)
         self._client: AnyRedis | None = None
+        self._writer_id = secrets.token_hex(6)  # with an outbox key: a log entry's `uid`
         self._writer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -208,7 +213,7 @@ class RedisPublisher:
                 if item.kind == "event":
                     pipe.xadd(
                         self.log_key(stream),
-                        {"data": text},
+                        {"data": text, "uid": f"{self._writer_id}-{item.key}"},
                         maxlen=self.log_maxlen,
                         approximate=True,
                     )

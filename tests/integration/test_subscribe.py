@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -134,6 +135,43 @@ async def test_resume_after_redis_restart_gets_every_outage_event(
     ids = [x["id"] for x in got]
     assert before == 20
     assert ids == [f"cam1-siren-{n}" for n in range(90)]  # in order, none missing, no repeat
+
+
+async def test_a_batch_resent_after_its_reply_was_lost_is_delivered_once(
+    redis_server: EmbeddedRedis, pub: RedisPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis applies a batch but the connection breaks before its reply: the publisher sends it
+    # again, stamped again (`published_at` differs), so only the entries' `uid` tells the repeat.
+    real_send = pub._send
+    lost = 0
+
+    async def send_reply_lost(batch: list[Any]) -> None:
+        nonlocal lost
+        await real_send(batch)
+        if lost < 2:
+            lost += 1
+            await asyncio.sleep(0.01)  # the resend's clock moves on
+            raise ConnectionError("connection reset before the reply")
+
+    monkeypatch.setattr(pub, "_send", send_reply_lost)
+    got: list[m.Message] = []
+    async with Subscription(
+        redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
+    ) as sub:
+        reader = asyncio.create_task(collect(sub, got, 6))
+        await produce(pub, 6, 0.05)
+        async with asyncio.timeout(10):
+            await reader
+        client = aioredis.Redis.from_url(redis_server.url)
+        entries = await client.xrange("ss:cam1:log")
+        await client.aclose()
+    assert lost == 2
+    assert [x["id"] for x in got] == [f"cam1-siren-{n}" for n in range(6)]
+    uids = [fields[b"uid"] for _, fields in entries]
+    assert len(entries) >= 8  # two batches were written twice
+    assert len(set(uids)) == 6  # ... and each message kept its uid
+    assert len({fields[b"data"] for _, fields in entries}) == len(entries)  # restamped resends
+    assert sub.repeats == len(entries) - 6
 
 
 async def test_log_recreated_with_lower_ids_after_restart_is_read_from_its_start(
