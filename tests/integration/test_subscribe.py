@@ -42,6 +42,11 @@ async def produce(pub: RedisPublisher, count: int, every_s: float, start: int = 
         await asyncio.sleep(every_s)
 
 
+def cam1_events(url: str) -> Subscription:
+    """A subscription to cam1's lifecycle events that polls the log every 0.2 s."""
+    return Subscription(url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200)
+
+
 async def collect(sub: Subscription, into: list[m.Message], until: int) -> None:
     async for msg in sub:
         into.append(msg)
@@ -117,9 +122,7 @@ async def test_resume_after_redis_restart_gets_every_outage_event(
     await pub.start()
     got: list[m.Message] = []
     try:
-        async with Subscription(
-            redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
-        ) as sub:
+        async with cam1_events(redis_server.url) as sub:
             reader = asyncio.create_task(collect(sub, got, 90))
             await produce(pub, 20, 0.01)
             await wait_for(lambda: len(got) >= 20, 5, "the subscriber to read them")
@@ -155,9 +158,7 @@ async def test_a_batch_resent_after_its_reply_was_lost_is_delivered_once(
 
     monkeypatch.setattr(pub, "_send", send_reply_lost)
     got: list[m.Message] = []
-    async with Subscription(
-        redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
-    ) as sub:
+    async with cam1_events(redis_server.url) as sub:
         reader = asyncio.create_task(collect(sub, got, 6))
         await produce(pub, 6, 0.05)
         async with asyncio.timeout(10):
@@ -180,9 +181,7 @@ async def test_log_recreated_with_lower_ids_after_restart_is_read_from_its_start
     # A restarted Redis without persistence whose clock is behind gives ids below our cursor:
     # they must be delivered, not skipped.
     got: list[m.Message] = []
-    async with Subscription(
-        redis_server.url, prefix="ss", streams=["cam1"], kinds=["events"], block_ms=200
-    ) as sub:
+    async with cam1_events(redis_server.url) as sub:
         reader = asyncio.create_task(collect(sub, got, 5))
         await produce(pub, 2, 0.01)
         await wait_for(lambda: len(got) >= 2, 5, "the subscriber to read them")
