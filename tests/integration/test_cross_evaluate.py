@@ -29,6 +29,7 @@ def _edge_set(spec: object) -> CrossSet:
         scene = make_scene(3, i, spec, kind=kind)  # type: ignore[arg-type]
         parts.append((kind, list(windows(scene, spec, f"edge-{i}"))))  # type: ignore[arg-type]
     rows = [(k, i, r) for i, (k, rs) in enumerate(parts) for r in rs]
+    cuts = [float(make_scene(3, i, spec, kind=k).params["edge_s"]) for k, i, _ in rows]  # type: ignore[arg-type]
     return CrossSet(
         video=np.stack([r[0].video for _, _, r in rows]),  # type: ignore[misc]
         audio=np.stack([r[0].audio for _, _, r in rows]),  # type: ignore[misc]
@@ -36,6 +37,7 @@ def _edge_set(spec: object) -> CrossSet:
         care=np.stack([r[2] for _, _, r in rows]),
         ends=np.array([r[0].end for _, _, r in rows]),
         scene=np.array([i for _, i, _ in rows]),
+        cuts=np.array(cuts),
         kinds=[k for k, _, _ in rows],
     )
 
@@ -54,7 +56,36 @@ def test_stream_edges_count_events_on_scenes_with_no_label() -> None:
         assert e["scenes"] == 1
         assert e["false_events"] == sum(e["by_label"].values())
         assert e["scenes_with_false_event"] == int(e["false_events"] > 0)
+        assert 0 <= e["at_cut"] <= e["false_events"]
         assert set(e["by_label"]) <= set(LABELS)
+
+
+def test_stream_edge_events_are_told_apart_by_whether_their_window_spans_the_cut() -> None:
+    """Scores made by hand: in the start scene, speech fires on the first window (no picture
+    yet, before the cut) and horn on the first window that sees the picture start; in the stop
+    scene, alarm fires on a window long after the cut."""
+    scorer = load_scorer(BUNDLED, backend="onnxruntime")
+    try:
+        data = _edge_set(scorer.spec)
+        length = scorer.spec.length_s
+        scores = np.zeros((len(data), len(scorer.labels)), np.float32)
+        start = np.flatnonzero(data.scene == 0)
+        assert data.ends[start[0]] < data.cuts[start[0]]
+        scores[start[0], scorer.labels.index("speech")] = 1.0
+        spans = start[
+            (data.ends[start] >= data.cuts[start]) & (data.ends[start] <= data.cuts[start] + length)
+        ]
+        scores[spans[0], scorer.labels.index("horn")] = 1.0
+        stop = np.flatnonzero(data.scene == 1)
+        scores[stop[-1], scorer.labels.index("alarm")] = 1.0
+        assert data.ends[stop[-1]] > data.cuts[stop[-1]] + length
+        edges = stream_edges(scorer, data, scores)
+    finally:
+        scorer.close()
+    assert edges["stream_start"]["by_label"] == {"horn": 1, "speech": 1}
+    assert edges["stream_start"]["at_cut"] == 1
+    assert edges["stream_stop"]["by_label"] == {"alarm": 1}
+    assert edges["stream_stop"]["at_cut"] == 0
 
 
 def test_evaluate_cross_writes_json_and_the_card(

@@ -110,6 +110,7 @@ class CrossSet:
     care: npt.NDArray[np.float32]  # [N, L]
     ends: npt.NDArray[np.float64]  # [N] window end in its scene (s)
     scene: npt.NDArray[np.int64]  # [N] scene index
+    cuts: npt.NDArray[np.float64]  # [N] where the scene's stream starts or stops (s); else NaN
     kinds: list[str]  # [N] scene kind
 
     def __len__(self) -> int:
@@ -124,6 +125,7 @@ def _scene_arrays(scene: Scene, spec: WindowSpec) -> dict[str, npt.NDArray[np.ge
         "labels": np.stack([y for _, y, _ in rows]),
         "care": np.stack([c for _, _, c in rows]),
         "ends": np.array([w.end for w, _, _ in rows]),
+        "cuts": np.full(len(rows), float(scene.params.get("edge_s", np.nan))),
     }
 
 
@@ -164,6 +166,7 @@ def build_cross_set(
         care=cat["care"].astype(np.float32),
         ends=cat["ends"].astype(np.float64),
         scene=scene_idx.astype(np.int64),
+        cuts=cat["cuts"].astype(np.float64),
         kinds=kinds,
     )
 

@@ -113,14 +113,17 @@ def score_scenes(scorer: Scorer, data: CrossSet, e_idx: list[int]) -> Array:
 
 def stream_edges(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str, Any]:
     """False events (the service's tracker, the manifest's thresholds) in stream start/stop
-    scenes, where nothing happens and every event is false."""
+    scenes, where nothing happens and every event is false. Those whose first window spans the
+    cut (the picture and sound starting or stopping) are counted apart (`at_cut`): the rest
+    fired on the quiet scene itself, with the picture steady."""
     thresholds = events.scene_thresholds(scorer)
     kinds = np.asarray(data.kinds)
+    length = scorer.spec.length_s
     result: dict[str, Any] = {}
     for kind in STREAM_EDGE_KINDS:
         scenes = np.unique(data.scene[kinds == kind])
         per_label: dict[str, int] = {}
-        with_event = 0
+        with_event = at_cut = 0
         for s in scenes:
             rows = np.flatnonzero(data.scene == s)
             tracker = EventTracker(stream=f"edge-{s}", thresholds=thresholds)
@@ -131,11 +134,13 @@ def stream_edges(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str,
                     if ev.phase == "start":
                         started += 1
                         per_label[ev.label] = per_label.get(ev.label, 0) + 1
+                        at_cut += bool(data.cuts[r] <= ev.start <= data.cuts[r] + length)
             with_event += started > 0
         result[kind] = {
             "scenes": len(scenes),
             "scenes_with_false_event": with_event,
             "false_events": sum(per_label.values()),
+            "at_cut": at_cut,
             "by_label": dict(sorted(per_label.items())),
         }
     return result
@@ -260,16 +265,17 @@ def markdown(result: dict[str, Any]) -> str:
     if "cross" in result:
         lines += [
             "",
-            "Stream edges (cross; nothing happens, so every event is false):",
+            'Stream edges (cross; nothing happens, so every event is false; "at the cut": the '
+            "event's first window spans the picture and sound starting or stopping):",
             "",
-            "| edge | scenes | scenes with a false event | false events | by label |",
-            "| --- | --- | --- | --- | --- |",
+            "| edge | scenes | scenes with a false event | false events | at the cut | by label |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for kind, e in result["cross"]["stream_edges"].items():
             by = ", ".join(f"{k} {v}" for k, v in e["by_label"].items()) or "—"
             lines.append(
                 f"| {kind} | {e['scenes']} | {e['scenes_with_false_event']} | "
-                f"{e['false_events']} | {by} |"
+                f"{e['false_events']} | {e.get('at_cut', '—')} | {by} |"
             )
     for n, r in sets:
         lines += [
