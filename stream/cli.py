@@ -132,6 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
         "of starting from scratch; the learning rate peaks at a third",
     )
     p.add_argument(
+        "--lr",
+        type=float,
+        help="peak learning rate (default 0.003 from scratch, a third of it with --init)",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "

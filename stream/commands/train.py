@@ -38,6 +38,8 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of `scenestream train`."""
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     started = time.monotonic()
+    init = getattr(args, "init", None)
+    lr = _peak_lr(getattr(args, "lr", None), fine_tune=init is not None)  # checked before work
     cfg = AVFusionConfig()
     spec = window_spec(cfg)
     seed = int(args.seed)
@@ -52,7 +54,6 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("no training windows")
     torch.manual_seed(seed)
     model = AVFusion(cfg)
-    init = getattr(args, "init", None)
     if init is not None:
         model.load_state_dict(_initial_weights(Path(init), cfg))
     settings = TrainConfig(
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
         minutes=DEFAULT_MINUTES if args.minutes is None else args.minutes,
         seed=seed,
         batch=min(TrainConfig().batch, len(train_set)),
-        # fine-tuning starts from a trained optimum: a third of the from-scratch peak rate
-        lr=TrainConfig().lr / 3 if init is not None else TrainConfig().lr,
+        lr=lr,
     )
     out = Path(args.out)
     # Checkpoints live with the cache, not in the engine directory that ships.
@@ -88,6 +88,16 @@ def run(args: argparse.Namespace) -> int:
         evaluate_bundle(out, seed=seed)
     print(f"total {(time.monotonic() - started) / 60:.1f} min")
     return 0
+
+
+def _peak_lr(given: float | None, *, fine_tune: bool) -> float:
+    """`--lr` when given, else the recipe's: fine-tuning starts from a trained optimum, so a
+    third of the from-scratch peak rate."""
+    if given is None:
+        return TrainConfig().lr / 3 if fine_tune else TrainConfig().lr
+    if not 0 < given < 1:
+        raise UserError(f"--lr {given}: a peak learning rate is above 0 and below 1")
+    return given
 
 
 def _initial_weights(path: Path, cfg: AVFusionConfig) -> dict[str, torch.Tensor]:

@@ -151,6 +151,14 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     record = json.loads((tuned / "training.json").read_text())
     assert record["train"]["init"] == str(out / "model.pt")
     assert record["train"]["lr"] == pytest.approx(1e-3)
+    # `--lr` sets the peak rate; one outside (0, 1) is one clear error, before any training.
+    args.out, args.lr = tmp_path / "slow", 5e-4
+    assert train_cli.run(args) == 0
+    assert json.loads((args.out / "training.json").read_text())["train"]["lr"] == 5e-4
+    args.lr = 0.0
+    with pytest.raises(UserError, match=r"--lr 0\.0: a peak learning rate"):
+        train_cli.run(args)
+    args.lr = None
     # A release from before the long frame difference: its stem is widened (zero weights).
     save_checkpoint(AVFusion(AVFusionConfig(long_diff=0)), tmp_path / "legacy.pt")
     args.init = tmp_path / "legacy.pt"
