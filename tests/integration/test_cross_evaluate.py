@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from engines.lab.crossgen import CrossSet, make_scene, windows
-from engines.lab.evaluation.cross import CARD_BEGIN, score_scenes, stream_edges
+from engines.lab.evaluation.cross import (
+    CARD_BEGIN,
+    score_scenes,
+    still,
+    still_picture,
+    stream_edges,
+)
 from engines.lab.evaluation.scoring import load_scorer
 from engines.labels import LABELS
 from stream.commands import evaluate as eval_cli
@@ -23,13 +29,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 BUNDLED = Path(__file__).resolve().parents[2] / "engines" / "bundled" / "avfusion"
 
 
-def _edge_set(spec: object) -> CrossSet:
+def _scene_set(spec: object, kinds: tuple[str, ...]) -> CrossSet:
     parts = []
-    for i, kind in enumerate(("stream_start", "stream_stop")):
+    for i, kind in enumerate(kinds):
         scene = make_scene(3, i, spec, kind=kind)  # type: ignore[arg-type]
         parts.append((kind, list(windows(scene, spec, f"edge-{i}"))))  # type: ignore[arg-type]
     rows = [(k, i, r) for i, (k, rs) in enumerate(parts) for r in rs]
-    cuts = [float(make_scene(3, i, spec, kind=k).params["edge_s"]) for k, i, _ in rows]  # type: ignore[arg-type]
+    cuts = [make_scene(3, i, spec, kind=k).params.get("edge_s", np.nan) for k, i, _ in rows]  # type: ignore[arg-type]
     return CrossSet(
         video=np.stack([r[0].video for _, _, r in rows]),  # type: ignore[misc]
         audio=np.stack([r[0].audio for _, _, r in rows]),  # type: ignore[misc]
@@ -40,6 +46,10 @@ def _edge_set(spec: object) -> CrossSet:
         cuts=np.array(cuts),
         kinds=[k for k, _, _ in rows],
     )
+
+
+def _edge_set(spec: object) -> CrossSet:
+    return _scene_set(spec, ("stream_start", "stream_stop"))
 
 
 def test_stream_edges_count_events_on_scenes_with_no_label() -> None:
@@ -113,3 +123,39 @@ def test_evaluate_cross_writes_json_and_the_card(
     assert card.count(CARD_BEGIN) == 1
     assert "from 3 scenes" in card
     assert (tmp_path / ".cache" / "scenestream" / "crossgen").is_dir()
+    assert "Still picture" in card
+    assert "| flashing_lights |" in card
+
+
+def test_a_frozen_window_repeats_its_last_frame() -> None:
+    video = np.random.default_rng(0).integers(0, 256, (3, 8, 4, 4, 3), dtype=np.uint8)
+    frozen = still(video)
+    assert frozen.shape == video.shape
+    assert (frozen == video[:, -1:]).all()
+
+
+def test_still_picture_scores_the_picture_labels_on_frozen_windows() -> None:
+    """Lights and an emergency vehicle, live and with the picture frozen: the shipped model
+    fires on the live flashing and (mostly) not on the frozen picture."""
+    scorer = load_scorer(BUNDLED, backend="onnxruntime")
+    try:
+        data = _scene_set(scorer.spec, ("lights", "emergency"))
+        scores = score_scenes(scorer, data, list(range(len(scorer.labels))))
+        result = still_picture(scorer, data, scores)
+    finally:
+        scorer.close()
+    assert set(result) == {
+        "flashing_lights",
+        "approaching_object",
+        "emergency_vehicle",
+        "collision",
+    }
+    lights = result["flashing_lights"]
+    on = (data.labels[:, LABELS.index("flashing_lights")] > 0.5) & (
+        data.care[:, LABELS.index("flashing_lights")] > 0.5
+    )
+    assert lights["positives"] == int(on.sum()) > 0
+    for v in result.values():
+        for key in ("live_positives_fire", "frozen_positives_fire", "frozen_all_fire"):
+            assert np.isnan(v[key]) or 0.0 <= v[key] <= 1.0
+    assert lights["live_positives_fire"] > 0.5 > lights["frozen_positives_fire"]

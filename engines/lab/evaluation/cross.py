@@ -5,12 +5,14 @@ independent generator `engines/lab/crossgen`, written from the label definitions
 gap between the two says how much of a score is the training generator's own habits. Both are
 summarised the same way: per-label P/R/F1, macro-F1, the false-positive rate on distractor
 windows, the most frequent confusions, and (cross only: the training generator has no such
-scenes) false events at stream starts and stops through the service's event tracker.
+scenes) false events at stream starts and stops through the service's event tracker, and the
+labels that need the picture scored again on the same windows with it frozen.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,7 @@ from engines.lab.evaluation.report import (
     window_metrics,
 )
 from engines.lab.evaluation.scoring import Scorer
-from engines.labels import LABELS
+from engines.labels import FUSED_LABELS, LABELS, VIDEO_LABELS
 
 CROSS_SCENES = 440
 CROSS_SEED = 11
@@ -146,6 +148,35 @@ def stream_edges(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str,
     return result
 
 
+def still(video: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Windows `[N, T, H, W, 3]` whose every frame is the window's last one: a frozen picture."""
+    return np.repeat(video[:, -1:], video.shape[1], axis=1)
+
+
+def still_picture(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str, Any]:
+    """The labels that need the picture, on the same windows with their picture frozen (sound
+    kept): nothing can flash, approach or collide in a still picture, so every firing there is
+    false. Per label: how often it fires on its own positives live and frozen, and on all frozen
+    windows. A label that still fires on its frozen positives reads the look of a scene (a light
+    bar, a big car) rather than the change."""
+    names = [x for x in VIDEO_LABELS + FUSED_LABELS if x in scorer.labels]
+    cols = [scorer.labels.index(x) for x in names]
+    frozen = score_scenes(scorer, replace(data, video=still(data.video)), cols)
+    on = scorer.window_thresholds(names, THRESHOLD)
+    out: dict[str, Any] = {}
+    for j, (label, col) in enumerate(zip(names, cols, strict=True)):
+        t = LABELS.index(label)
+        pos = (data.labels[:, t] > 0.5) & (data.care[:, t] > 0.5)
+        live, still_pos = scores_all[pos, col] >= on[j], frozen[pos, j] >= on[j]
+        out[label] = {
+            "positives": int(pos.sum()),
+            "live_positives_fire": float(live.mean()) if pos.any() else float("nan"),
+            "frozen_positives_fire": float(still_pos.mean()) if pos.any() else float("nan"),
+            "frozen_all_fire": float(np.mean(frozen[:, j] >= on[j])),
+        }
+    return out
+
+
 def evaluate_cross(
     scorer: Scorer, scenes: int = CROSS_SCENES, seed: int = CROSS_SEED
 ) -> dict[str, Any]:
@@ -172,6 +203,7 @@ def evaluate_cross(
         unscored=int((data.care[:, t_idx] < 0.5).sum()),
         windows_per_kind={k: data.kinds.count(k) for k in sorted(set(data.kinds))},
         stream_edges=stream_edges(scorer, data, all_scores),
+        still_picture=still_picture(scorer, data, all_scores),
     )
     return res
 
@@ -276,6 +308,21 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {kind} | {e['scenes']} | {e['scenes_with_false_event']} | "
                 f"{e['false_events']} | {e.get('at_cut', '—')} | {by} |"
+            )
+    if "still_picture" in result.get("cross", {}):
+        lines += [
+            "",
+            "Still picture (cross windows with every frame replaced by the last, sound kept; "
+            "nothing can flash, approach or collide, so every firing on them is false; the share "
+            "of the label's positives it fires on live and frozen, and of all frozen windows):",
+            "",
+            "| label | positives | live | frozen | all windows frozen |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for label, v in result["cross"]["still_picture"].items():
+            lines.append(
+                f"| {label} | {v['positives']} | {_f(v['live_positives_fire'])} | "
+                f"{_f(v['frozen_positives_fire'])} | {_f(v['frozen_all_fire'])} |"
             )
     for n, r in sets:
         lines += [
