@@ -30,12 +30,12 @@ BUNDLED = Path(__file__).resolve().parents[2] / "engines" / "bundled" / "avfusio
 
 
 def _scene_set(spec: object, kinds: tuple[str, ...]) -> CrossSet:
-    parts = []
+    parts, cut_of = [], []
     for i, kind in enumerate(kinds):
         scene = make_scene(3, i, spec, kind=kind)  # type: ignore[arg-type]
-        parts.append((kind, list(windows(scene, spec, f"edge-{i}"))))  # type: ignore[arg-type]
+        parts.append((kind, list(windows(scene, spec, f"scene-{i}"))))  # type: ignore[arg-type]
+        cut_of.append(float(scene.params.get("edge_s", np.nan)))
     rows = [(k, i, r) for i, (k, rs) in enumerate(parts) for r in rs]
-    cuts = [make_scene(3, i, spec, kind=k).params.get("edge_s", np.nan) for k, i, _ in rows]  # type: ignore[arg-type]
     return CrossSet(
         video=np.stack([r[0].video for _, _, r in rows]),  # type: ignore[misc]
         audio=np.stack([r[0].audio for _, _, r in rows]),  # type: ignore[misc]
@@ -43,7 +43,7 @@ def _scene_set(spec: object, kinds: tuple[str, ...]) -> CrossSet:
         care=np.stack([r[2] for _, _, r in rows]),
         ends=np.array([r[0].end for _, _, r in rows]),
         scene=np.array([i for _, i, _ in rows]),
-        cuts=np.array(cuts),
+        cuts=np.array([cut_of[i] for _, i, _ in rows]),
         kinds=[k for k, _, _ in rows],
     )
 

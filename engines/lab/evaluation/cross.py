@@ -307,7 +307,7 @@ def markdown(result: dict[str, Any]) -> str:
             by = ", ".join(f"{k} {v}" for k, v in e["by_label"].items()) or "—"
             lines.append(
                 f"| {kind} | {e['scenes']} | {e['scenes_with_false_event']} | "
-                f"{e['false_events']} | {e.get('at_cut', '—')} | {by} |"
+                f"{e['false_events']} | {e['at_cut']} | {by} |"
             )
     if "still_picture" in result.get("cross", {}):
         lines += [
