@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="peak learning rate (default 0.003 from scratch, a third of it with --init)",
     )
     p.add_argument(
+        "--freeze",
+        action="append",
+        choices=("audio", "video"),
+        default=[],
+        help="with --init: keep this branch as the checkpoint has it (repeatable); a fine-tune "
+        "for the picture labels with --freeze audio cannot drift the sound labels' features",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "

@@ -40,6 +40,9 @@ def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     init = getattr(args, "init", None)
     lr = _peak_lr(getattr(args, "lr", None), fine_tune=init is not None)  # checked before work
+    freeze = tuple(getattr(args, "freeze", None) or ())
+    if freeze and init is None:
+        raise UserError("--freeze keeps a branch of the --init checkpoint: give --init too")
     cfg = AVFusionConfig()
     spec = window_spec(cfg)
     seed = int(args.seed)
@@ -62,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
         seed=seed,
         batch=min(TrainConfig().batch, len(train_set)),
         lr=lr,
+        freeze=freeze,
     )
     out = Path(args.out)
     # Checkpoints live with the cache, not in the engine directory that ships.

@@ -159,6 +159,22 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"--lr 0\.0: a peak learning rate"):
         train_cli.run(args)
     args.lr = None
+    # `--freeze audio`: the audio branch leaves the fine-tune exactly as it came (weights and
+    # batch-norm statistics), the picture branch is trained; without --init it is refused.
+    args.out, args.freeze = tmp_path / "frozen", ["audio"]
+    assert train_cli.run(args) == 0
+    assert json.loads((args.out / "training.json").read_text())["train"]["freeze"] == ["audio"]
+    before, after = load_checkpoint(out / "model.pt"), load_checkpoint(args.out / "model.pt")
+    for key, value in before.audio.state_dict().items():
+        assert torch.equal(value, after.audio.state_dict()[key]), key
+    moved = [k for k, v in before.video.state_dict().items() if v.is_floating_point()]
+    assert any(
+        not torch.equal(before.video.state_dict()[k], after.video.state_dict()[k]) for k in moved
+    )
+    init, args.init = args.init, None
+    with pytest.raises(UserError, match="--freeze keeps a branch of the --init checkpoint"):
+        train_cli.run(args)
+    args.init, args.freeze = init, []
     # A release from before the long frame difference: its stem is widened (zero weights).
     save_checkpoint(AVFusion(AVFusionConfig(long_diff=0)), tmp_path / "legacy.pt")
     args.init = tmp_path / "legacy.pt"

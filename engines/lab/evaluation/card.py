@@ -62,10 +62,11 @@ generator's rule (a label is on when it covers at least half of the window's las
 ## Training
 CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), warm-up + cosine
 schedule on progress (steps or wall time, whichever is further), batch {batch}, kind-balanced
-sampling (exponent {balance}){shortcuts}, masked BCE, modality dropout {mdrop} (silence /
-black frames with the labels that needed them cleared), validation each epoch, early
-stopping (patience {patience}), best epoch kept. {augment}{init}Ran {epochs_run} epochs in
-{minutes:.1f} min ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
+sampling (exponent {balance}){shortcuts}, masked BCE, modality dropout {mdrop} (silence or
+a lost picture: black, a flat colour or one frame frozen; the labels that needed it cleared),
+validation each epoch, early stopping (patience {patience}), best epoch kept.
+{augment}{init}Ran {epochs_run} epochs in {minutes:.1f} min ({stopped}); best validation
+macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
 0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from {ev_floor:g}: see
@@ -194,7 +195,14 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         ),
         init=(
             f"Fine-tuned from `{Path(tr['init']).name}` (lr peak a third of the from-scratch "
-            'one), not trained from scratch; README.md ("Engines") says how the release was made. '
+            "one)"
+            + (
+                f", with the {' and '.join(tr['freeze'])} branch kept as it was (weights and "
+                "normalisation statistics)"
+                if tr.get("freeze")
+                else ""
+            )
+            + ', not trained from scratch; README.md ("Engines") says how the release was made. '
             if tr.get("init")
             else ""
         ),

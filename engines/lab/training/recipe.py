@@ -114,6 +114,7 @@ def write_training_record(
             "shortcuts": settings.shortcuts,  # sampling.shortcut_weights
             "shortcut_max_weight": SHORTCUT_MAX_WEIGHT if settings.shortcuts else None,
             "augment": settings.augment,
+            "freeze": list(settings.freeze),  # branches kept from `init`
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
             "init": init,  # the checkpoint fine-tuned from, or None (from scratch)

@@ -19,9 +19,11 @@ that break a label co-occurrence of the generator (flashing lights without an ap
 up to 4x as often.
 
 Modality dropout: with probability `modality_dropout` a training window loses its audio (the
-log-mel of silence) or its video (black frames), and the labels that need the lost modality are
-cleared. The live service fills a missing modality with zeros, so the model must know what
-"nothing there" means, and it teaches the fused labels to require both modalities.
+log-mel of silence) or its picture (`lost_picture`: black, a flat colour or one frame frozen),
+and the labels that need the lost modality are cleared. The live service fills a missing
+modality with zeros, so the model must know what "nothing there" means, and it teaches the
+fused labels to require both modalities; the frozen frame teaches that what a still picture
+shows (a light bar, a big car) is not a flash or an approach without a change.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +70,7 @@ class TrainConfig:
     kind_balance: float = 0.75  # sample kinds ∝ count^(1 - kind_balance): rare distractors more
     shortcuts: bool = True  # draw windows that break generator label co-occurrences more often
     augment: bool = True  # audio gain, SpecAugment masks, video mirror, camera motion
+    freeze: tuple[str, ...] = ()  # branches kept as they are ("audio", "video"): a fine-tune
 
 
 @dataclass(slots=True)
@@ -102,6 +106,24 @@ def batch_tensors(
     )
 
 
+FLAT_LEVELS = (60, 170)  # a flat decoder frame's channel values (uint8), drawn per channel
+
+
+def lost_picture(video: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """What `video` uint8 `[B, T, H, W, 3]` looks like without a live picture, per row: black,
+    a flat colour, or one of its frames repeated over the whole window (a third each)."""
+    b, t = video.shape[:2]
+    if b == 0:
+        return video
+    style = torch.randint(0, 3, (b,), generator=gen)  # black, flat, frozen
+    flat = torch.randint(*FLAT_LEVELS, (b, 1, 1, 1, 3), generator=gen, dtype=torch.uint8)
+    frame = torch.randint(0, t, (b,), generator=gen)
+    frozen = video[torch.arange(b), frame][:, None].expand_as(video)
+    out = torch.zeros_like(video)
+    out = torch.where((style == 1).view(b, 1, 1, 1, 1), flat.expand_as(video), out)
+    return torch.where((style == 2).view(b, 1, 1, 1, 1), frozen, out)
+
+
 def drop_modalities(
     video: torch.Tensor,
     logmel: torch.Tensor,
@@ -109,7 +131,10 @@ def drop_modalities(
     p: float,
     gen: torch.Generator,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Silence audio / blank video on random rows and clear the labels that needed them."""
+    """Silence audio / take the picture away on random rows and clear the labels that needed
+    them. A lost picture is black (what the service fills in), a flat decoder colour, or one
+    frame of the window frozen (a stalled decoder, a stream that has not started): nothing in it
+    changes, so nothing in it flashes, grows or collides, whatever the frame shows."""
     if p <= 0:
         return video, logmel, labels
     n = labels.shape[0]
@@ -118,7 +143,7 @@ def drop_modalities(
     no_video = (draw >= p) & (draw < 2 * p)
     video, logmel, labels = video.clone(), logmel.clone(), labels.clone()
     logmel[no_audio] = SILENT_LOGMEL
-    video[no_video] = 0
+    video[no_video] = lost_picture(video[no_video], gen)
     labels[no_audio] *= 1.0 - NEEDS_AUDIO
     labels[no_video] *= 1.0 - NEEDS_VIDEO
     return video, logmel, labels
@@ -194,6 +219,26 @@ def camera_motion(video: torch.Tensor, gen: torch.Generator, fps: float) -> torc
     return out
 
 
+BRANCHES = ("audio", "video")
+
+
+def frozen_branches(model: AVFusion, names: Sequence[str]) -> list[nn.Module]:
+    """The branches `names` of `model` with their weights frozen (no gradient, so the optimiser
+    never sees them); the caller keeps them in eval mode so their batch-norm statistics stay
+    too. A fine-tune aimed at one modality's labels then cannot drift the other's features: the
+    lost-picture fine-tune moved `horn`, `alarm` and `speech` until the audio branch was kept."""
+    unknown = sorted(set(names) - set(BRANCHES))
+    if unknown:
+        raise ValueError(f"cannot freeze {unknown}: the branches are {list(BRANCHES)}")
+    out: list[nn.Module] = []
+    for name in dict.fromkeys(names):
+        branch: nn.Module = getattr(model, name)
+        for q in branch.parameters():
+            q.requires_grad_(False)
+        out.append(branch)
+    return out
+
+
 def learning_rate(peak: float, progress: float, warmup: float = 0.1) -> float:
     """Linear warm-up to `peak` over the first `warmup` of progress, then cosine to 2% of it."""
     if progress < warmup:
@@ -231,7 +276,9 @@ class _Loop:
         self.gen = torch.Generator().manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.steps = max(len(train_set) // cfg.batch, 1)
-        self.opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.frozen = frozen_branches(model, cfg.freeze)
+        trained = [q for q in model.parameters() if q.requires_grad]
+        self.opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
         self.loss_fn = nn.BCEWithLogitsLoss(reduction="none")
         self.sampling = kind_weights(train_set.kinds, cfg.kind_balance)
         if cfg.shortcuts:
@@ -272,6 +319,8 @@ class _Loop:
     def epoch(self, bar: ProgressBar) -> tuple[int, float]:
         """One pass of `steps` kind-balanced batches; (steps run, smoothed loss)."""
         self.model.train()
+        for branch in self.frozen:
+            branch.eval()  # its normalisation statistics stay as they were too
         order = self.rng.choice(
             len(self.data), size=(self.steps, self.cfg.batch), p=self.sampling, replace=True
         )
