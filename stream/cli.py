@@ -145,6 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
         "for the picture labels with --freeze audio cannot drift the sound labels' features",
     )
     p.add_argument(
+        "--lost-picture",
+        action="store_true",
+        help="modality dropout takes the picture away as black, a flat colour or one frame "
+        "frozen (a third each) instead of black only",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "

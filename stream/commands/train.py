@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from engines.errors import UserError
+from engines.lab.evaluation.report import distractor_rows
 from engines.lab.export import write_engine_dir
 from engines.lab.scenes.base import FUSED_LABELS
 from engines.lab.training.calibrate import best_f1_thresholds, event_thresholds
@@ -66,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         batch=min(TrainConfig().batch, len(train_set)),
         lr=lr,
         freeze=freeze,
+        lost_picture=bool(getattr(args, "lost_picture", False)),
     )
     out = Path(args.out)
     # Checkpoints live with the cache, not in the engine directory that ships.
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     # per-label thresholds: best F1 on the validation split (never on an evaluation set)
     window = best_f1_thresholds(
         val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels,
-        acted_on=FUSED_LABELS,
+        acted_on=FUSED_LABELS, distractors=distractor_rows(val_set.kinds),
     )  # fmt: skip
     write_engine_dir(model, out, thresholds=event_thresholds(window))
     write_training_record(

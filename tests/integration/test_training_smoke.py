@@ -161,9 +161,11 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     args.lr = None
     # `--freeze audio`: the audio branch leaves the fine-tune exactly as it came (weights and
     # batch-norm statistics), the picture branch is trained; without --init it is refused.
-    args.out, args.freeze = tmp_path / "frozen", ["audio"]
+    args.out, args.freeze, args.lost_picture = tmp_path / "frozen", ["audio"], True
     assert train_cli.run(args) == 0
-    assert json.loads((args.out / "training.json").read_text())["train"]["freeze"] == ["audio"]
+    frozen_record = json.loads((args.out / "training.json").read_text())["train"]
+    assert frozen_record["freeze"] == ["audio"]
+    assert frozen_record["lost_picture"] is True
     before, after = load_checkpoint(out / "model.pt"), load_checkpoint(args.out / "model.pt")
     for key, value in before.audio.state_dict().items():
         assert torch.equal(value, after.audio.state_dict()[key]), key
@@ -174,7 +176,7 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     init, args.init = args.init, None
     with pytest.raises(UserError, match="--freeze keeps a branch of the --init checkpoint"):
         train_cli.run(args)
-    args.init, args.freeze = init, []
+    args.init, args.freeze, args.lost_picture = init, [], False
     # A release from before the long frame difference: its stem is widened (zero weights).
     save_checkpoint(AVFusion(AVFusionConfig(long_diff=0)), tmp_path / "legacy.pt")
     args.init = tmp_path / "legacy.pt"

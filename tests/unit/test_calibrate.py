@@ -8,6 +8,7 @@ import pytest
 from engines.lab.training.calibrate import (
     ACTION_MIN,
     ACTION_MIN_BY_LABEL,
+    DISTRACTOR_FPR_MAX,
     RANGE,
     best_f1_thresholds,
     event_thresholds,
@@ -69,6 +70,32 @@ def test_emergency_vehicle_has_its_own_higher_floor() -> None:
     got = best_f1_thresholds(truth, scores, care, labels, acted_on=labels)
     assert got["collision"] == pytest.approx(0.5)
     assert got["emergency_vehicle"] == ACTION_MIN_BY_LABEL["emergency_vehicle"] == 0.93
+
+
+def test_a_label_acted_on_keeps_its_distractor_false_positives_within_the_target() -> None:
+    """Best F1 sits at 0.5, where 3 of the 100 distractor windows fire (3 %): the label moves
+    up to the first threshold at which at most 2 of them do; a label nobody acts on, or a call
+    without distractor rows, keeps its best F1."""
+    n_pos, n_dis = 40, 100
+    pos = np.concatenate([np.full(n_pos - 10, 0.9), np.full(10, 0.51)]).astype(np.float32)
+    dis = np.concatenate([[0.52, 0.95, 0.95], np.full(n_dis - 3, 0.1)]).astype(np.float32)
+    truth = np.concatenate([np.ones(n_pos), np.zeros(n_dis)]).astype(np.float32)[:, None]
+    scores = np.concatenate([pos, dis])[:, None]
+    truth, scores = np.hstack([truth, truth]), np.hstack([scores, scores])
+    care = np.ones_like(truth)
+    rows = np.concatenate([np.zeros(n_pos, bool), np.ones(n_dis, bool)])
+    labels = ["collision", "horn"]
+    assert best_f1_thresholds(truth, scores, care, labels, acted_on=["collision"]) == {
+        "collision": 0.5,
+        "horn": 0.5,
+    }
+    got = best_f1_thresholds(truth, scores, care, labels, acted_on=["collision"], distractors=rows)
+    assert got == {"collision": 0.525, "horn": 0.5}
+    assert np.mean(dis >= got["collision"]) <= DISTRACTOR_FPR_MAX
+    # no threshold in range gets there: the highest one
+    loud = np.where(rows[:, None], 0.95, scores).astype(np.float32)
+    hot = best_f1_thresholds(truth, loud, care, labels, acted_on=["collision"], distractors=rows)
+    assert hot["collision"] == pytest.approx(RANGE[1])
 
 
 def test_a_lasting_label_gets_its_min_duration() -> None:

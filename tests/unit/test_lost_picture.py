@@ -51,7 +51,7 @@ def test_dropped_rows_lose_the_labels_their_modality_carried_and_keep_the_others
     video, logmel = _moving_video(b, size=8), torch.randn(b, 1, 64, 101)
     labels = torch.ones(b, len(LABELS))
     out_v, out_m, out_y = drop_modalities(
-        video, logmel, labels, 0.25, torch.Generator().manual_seed(1)
+        video, logmel, labels, 0.25, torch.Generator().manual_seed(1), lost=True
     )
     picture = [LABELS.index(x) for x in VIDEO_LABELS + FUSED_LABELS]
     sound = [LABELS.index(x) for x in AUDIO_LABELS + FUSED_LABELS]
@@ -70,6 +70,16 @@ def test_dropped_rows_lose_the_labels_their_modality_carried_and_keep_the_others
     assert torch.equal(out_v[kept], video[kept])
     assert (out_y[kept] == 1).all()
     assert torch.equal(labels, torch.ones(b, len(LABELS))), "the inputs are not changed in place"
+
+
+def test_without_lost_picture_a_dropped_picture_is_black_as_before() -> None:
+    b = 200
+    video, logmel = _moving_video(b, size=8), torch.randn(b, 1, 64, 101)
+    labels = torch.ones(b, len(LABELS))
+    out_v, _, _ = drop_modalities(video, logmel, labels, 0.25, torch.Generator().manual_seed(1))
+    dropped = (out_v != video).flatten(1).any(dim=1)
+    assert int(dropped.sum()) > 20
+    assert not out_v[dropped].any(), "every dropped picture is black"
 
 
 def test_freezing_a_branch_takes_only_its_weights_out_of_training() -> None:

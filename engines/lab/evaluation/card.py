@@ -62,11 +62,10 @@ generator's rule (a label is on when it covers at least half of the window's las
 ## Training
 CPU, {threads} threads, seed {seed}: AdamW (lr {lr}, weight decay {wd}), warm-up + cosine
 schedule on progress (steps or wall time, whichever is further), batch {batch}, kind-balanced
-sampling (exponent {balance}){shortcuts}, masked BCE, modality dropout {mdrop} (silence or
-a lost picture: black, a flat colour or one frame frozen; the labels that needed it cleared),
-validation each epoch, early stopping (patience {patience}), best epoch kept.
-{augment}{init}Ran {epochs_run} epochs in {minutes:.1f} min ({stopped}); best validation
-macro-F1 {best_f1:.4f} at epoch {best_epoch}.
+sampling (exponent {balance}){shortcuts}, masked BCE, modality dropout {mdrop} (silence /
+{lost} with the labels that needed them cleared), validation each epoch, early
+stopping (patience {patience}), best epoch kept. {augment}{init}Ran {epochs_run} epochs in
+{minutes:.1f} min ({stopped}); best validation macro-F1 {best_f1:.4f} at epoch {best_epoch}.
 
 Decision thresholds per label, calibrated on the validation split (best window-level F1 in
 0.3–0.8, ties to 0.5; the fused labels from 0.5 up, `emergency_vehicle` from {ev_floor:g}: see
@@ -171,6 +170,11 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
         wd=tr["weight_decay"],
         batch=tr["batch"],
         mdrop=tr["modality_dropout"],
+        lost=(
+            "a lost picture: black, a flat colour or one frame frozen"
+            if tr.get("lost_picture")
+            else "black frames"
+        ),
         balance=tr.get("kind_balance", 0.0),
         shortcuts=(
             " with windows of flashing lights, no approach and no emergency vehicle drawn up to "

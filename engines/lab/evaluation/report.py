@@ -51,6 +51,11 @@ def distractor_kinds(kinds: Sequence[str]) -> list[str]:
     return sorted(k for k in set(kinds) if k in FALLBACK_DISTRACTORS)
 
 
+def distractor_rows(kinds: Sequence[str]) -> npt.NDArray[np.bool_]:
+    """Which windows (by their scene kind) are distractors."""
+    return np.isin(np.asarray(kinds, dtype=object), distractor_kinds(kinds))
+
+
 def _columns(scorer_labels: Sequence[str], truth_labels: Sequence[str]) -> list[tuple[int, int]]:
     """(engine column, truth column) for labels both know."""
     return [

@@ -16,11 +16,19 @@ one live run of three, and at 0.5 in two runs of six, always for a single window
 `emergency_vehicle` is searched from `ACTION_MIN_BY_LABEL` (0.93), above `RANGE`: held-out
 renderings of the `radio-siren` script (seeds 16-35, a tail-lit car passing during a radio siren;
 the `emergency` script found in 20 of 20 at every threshold) raised a false event in 8 of 20 runs
-at 0.5, 3 at 0.8 and 1 at 0.9 with the release before this one, and in 4 at 0.9, 1 at 0.93 and
-0 at 0.97 with this one (fine-tuned twice more: either fine-tune, with or without the long frame
-difference, gave 4 at 0.9). Two releases required two consecutive windows at 0.8 instead
-(`min_duration_s` one hop): that published every `emergency_vehicle` event a hop later (onset
-p95 1.10 s against the 0.7 s target); one window this high is both earlier and stricter.
+at 0.5, 3 at 0.8 and 1 at 0.9 with an early release, and in 4 at 0.9, 1 at 0.93 and 0 at 0.97
+with a later one (the release today: 3 at 0.93; a fine-tune with the audio branch frozen, not
+shipped: 5 at 0.93, 4 at 0.95, 2 at 0.97). Two releases required two consecutive windows at
+0.8 instead (`min_duration_s` one hop): that published every `emergency_vehicle` event a hop
+later (onset p95 1.10 s against the 0.7 s target); one window this high is both earlier and
+stricter.
+
+Among those, a fused label only takes thresholds at which it fires on at most
+`DISTRACTOR_FPR_MAX` (2 %, the issue's target) of the validation split's distractor windows
+where it is false (a lone impact, a siren with nothing in view): a fine-tune with the audio
+branch frozen (not shipped) peaked in `collision` F1 at 0.5, where it fired on 2.9 % of them
+(2.5 % of the held-out ones; at the 0.6 this rule gives, 1.3 % and 2.0 %). The release's 0.55
+fires on 1.8 % of them, so the rule leaves it where it is.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ OFF_MIN = 0.05
 DEFAULT = 0.5
 ACTION_MIN = 0.5
 ACTION_MIN_BY_LABEL = {"emergency_vehicle": 0.93}  # where ACTION_MIN let distractors through
+DISTRACTOR_FPR_MAX = 0.02  # the fused labels' target on distractor windows
 
 
 def _f1(truth: npt.NDArray[np.bool_], pred: npt.NDArray[np.bool_]) -> float:
@@ -53,11 +62,14 @@ def best_f1_thresholds(
     care: npt.NDArray[np.float32],
     labels: Sequence[str],
     acted_on: Sequence[str] = (),
+    distractors: npt.NDArray[np.bool_] | None = None,
 ) -> dict[str, float]:
     """The best-F1 threshold per label (`RANGE`, step `STEP`; from `ACTION_MIN`, or the label's
     `ACTION_MIN_BY_LABEL`, for the labels in `acted_on`: a floor above `RANGE` is the label's
     only candidate); `DEFAULT` for a label without positives in the set (nothing to calibrate
-    on)."""
+    on). With `distractors` (the rows that are distractor windows), a label in `acted_on` only
+    takes thresholds that keep its false-positive rate on them within `DISTRACTOR_FPR_MAX`
+    (the highest candidate if none does)."""
     full = np.round(np.arange(RANGE[0], RANGE[1] + 1e-9, STEP), 4)
     out: dict[str, float] = {}
     for j, label in enumerate(labels):
@@ -69,10 +81,24 @@ def best_f1_thresholds(
         if not t.any():
             out[label] = DEFAULT
             continue
+        if distractors is not None and label in acted_on:
+            grid = _within_fpr(grid, s[distractors[keep] & ~t])
         f1 = np.array([_f1(t, s >= g) for g in grid])
         near = np.flatnonzero(f1 >= f1.max() - TIE)
         out[label] = float(grid[near[np.argmin(np.abs(grid[near] - DEFAULT))]])
     return out
+
+
+def _within_fpr(
+    grid: npt.NDArray[np.float64], negatives: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """The thresholds of `grid` at which at most `DISTRACTOR_FPR_MAX` of the `negatives`'
+    scores fire (the highest one when none)."""
+    if negatives.size == 0:
+        return grid
+    fpr = np.array([np.mean(negatives >= g) for g in grid])
+    ok = fpr <= DISTRACTOR_FPR_MAX + 1e-12
+    return grid[ok] if ok.any() else grid[-1:]
 
 
 def event_thresholds(

@@ -115,6 +115,7 @@ def write_training_record(
             "shortcut_max_weight": SHORTCUT_MAX_WEIGHT if settings.shortcuts else None,
             "augment": settings.augment,
             "freeze": list(settings.freeze),  # branches kept from `init`
+            "lost_picture": settings.lost_picture,  # dropped pictures black, flat or frozen
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
             "init": init,  # the checkpoint fine-tuned from, or None (from scratch)
