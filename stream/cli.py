@@ -157,6 +157,18 @@ def build_parser() -> argparse.ArgumentParser:
         "training windows stops after 20 min with what it has)",
     )
 
+    p = sub.add_parser(
+        "average", help="average the weights of avfusion fine-tunes of one release into one engine"
+    )
+    p.add_argument("engines", nargs="+", type=Path, help="engine directories (model.pt)")
+    p.add_argument("--out", type=Path, required=True, help="engine directory to write")
+    p.add_argument("--weights", type=float, nargs="+", help="one per engine (default equal)")
+    p.add_argument("--cache", type=Path, help="directory for the generated validation set")
+    p.add_argument(
+        "--val-windows", type=int, default=1200, help="validation windows to calibrate on"
+    )
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+
     p = sub.add_parser("evaluate", help="evaluate an engine on a labelled set")
     p.add_argument(
         "--engine",
@@ -266,6 +278,10 @@ def _command(name: str) -> Callable[[argparse.Namespace], int]:
         from stream.commands.train import run as run_train
 
         return run_train
+    elif name == "average":
+        from stream.commands.average import run as run_average
+
+        return run_average
     elif name == "evaluate":
         from stream.commands.evaluate import run as run_evaluate
 

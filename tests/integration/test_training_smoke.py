@@ -21,6 +21,7 @@ from engines.lab.training.trainer import TrainConfig, train
 from engines.lab.training.user_data import load_user_dir
 from engines.runtime.manifest import load_manifest
 from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig, load_checkpoint, save_checkpoint
+from stream.commands import average as average_cli
 from stream.commands import evaluate as eval_cli
 from stream.commands import train as train_cli
 
@@ -194,3 +195,49 @@ def test_bad_labels_csv_is_one_clear_error(user_dir: Path) -> None:
     (user_dir / "labels.csv").write_text("file,start_s,end_s,label\na.mkv,0,1,unicorn\n")
     with pytest.raises(UserError, match=r"labels.csv:2: unknown label 'unicorn'"):
         load_user_dir(user_dir, SPEC)
+
+
+def test_average_writes_one_calibrated_engine_from_fine_tunes(tmp_path: Path) -> None:
+    bundled = Path(__file__).resolve().parents[2] / "engines" / "bundled" / "avfusion"
+    if not (bundled / "model.pt").exists():
+        pytest.skip("no bundled avfusion model")
+    nudged = tmp_path / "nudged"
+    nudged.mkdir()
+    model = load_checkpoint(bundled / "model.pt")
+    with torch.no_grad():
+        for q in model.head.parameters():
+            q.add_(0.01)
+    save_checkpoint(model, nudged / "model.pt")
+    (nudged / "training.json").write_text((bundled / "training.json").read_text())
+    out = tmp_path / "soup"
+    args = argparse.Namespace(
+        engines=[bundled, nudged],
+        out=out,
+        weights=None,
+        cache=tmp_path / "cache",
+        val_windows=64,
+        no_eval=True,
+    )
+    assert average_cli.run(args) == 0
+    record = json.loads((out / "training.json").read_text())
+    assert record["average"]["engines"] == [str(bundled), str(nudged)]
+    assert record["average"]["val_windows"] == 64
+    assert set(load_manifest(out).doc.thresholds) == set(LABELS)
+    got = load_checkpoint(out / "model.pt").head.state_dict()
+    for key, value in load_checkpoint(bundled / "model.pt").head.state_dict().items():
+        if value.is_floating_point() and "running" not in key:
+            assert torch.allclose(got[key], value + 0.005, atol=1e-6), key
+    # Refused before any work: one engine, a directory without a model, other shapes.
+    args.engines = [bundled]
+    with pytest.raises(UserError, match="at least two"):
+        average_cli.run(args)
+    args.engines = [bundled, tmp_path]
+    with pytest.raises(UserError, match=r"no model\.pt"):
+        average_cli.run(args)
+    other = tmp_path / "other"
+    other.mkdir()
+    save_checkpoint(AVFusion(AVFusionConfig(video_width=64)), other / "model.pt")
+    (other / "training.json").write_text("{}")
+    args.engines = [bundled, other]
+    with pytest.raises(UserError, match="differ in shapes"):
+        average_cli.run(args)
