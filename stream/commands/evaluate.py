@@ -60,16 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--card writes one engine's numbers: leave out --compare")
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
-        other = None if against is None else load_scorer(against, backend=args.backend)
     except (EngineError, ManifestError) as exc:
         raise UserError(str(exc)) from exc
-    if other is not None:
-        try:
-            cross.check_comparable(scorer, other)
-        except ValueError as exc:
-            scorer.close()
-            other.close()
-            raise UserError(str(exc)) from exc
+    other = None if against is None else _comparable(scorer, against, args.backend)
     if args.set_name == "real":
         return _run_real(scorer, args)
     card_path = scorer.engine.manifest.dir / "MODEL_CARD.md"
@@ -92,6 +85,22 @@ def run(args: argparse.Namespace) -> int:
         cross.write_card_section(card_path, text)
     print(text)
     return 0
+
+
+def _comparable(scorer: Scorer, name: str, backend: str | None) -> Scorer:
+    """The `--compare` engine, loaded and checked against `scorer` (both closed on an error)."""
+    try:
+        other = load_scorer(name, backend=backend)
+    except (EngineError, ManifestError) as exc:
+        scorer.close()
+        raise UserError(str(exc)) from exc
+    try:
+        cross.check_comparable(scorer, other)
+    except ValueError as exc:
+        scorer.close()
+        other.close()
+        raise UserError(str(exc)) from exc
+    return other
 
 
 def _run_rules(args: argparse.Namespace) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from engines.lab.training.calibrate import ACTION_MIN_BY_LABEL
+from engines.lab.training.trainer import TrainConfig
 from engines.runtime.nets.avfusion import AVFusionConfig
 
 CARD = """\
@@ -198,8 +200,13 @@ def write_card(engine_dir: Path, result: dict[str, Any], table: str) -> Path:
             else ""
         ),
         init=(
-            f"Fine-tuned from `{Path(tr['init']).name}` (lr peak a third of the from-scratch "
-            "one)"
+            f"Fine-tuned from `{Path(tr['init']).name}` ("
+            + (
+                "lr peak a third of the from-scratch one"
+                if math.isclose(tr["lr"], TrainConfig().lr / 3)
+                else f"lr peak {tr['lr']:g}, {tr['lr'] / TrainConfig().lr:.2g}x the from-scratch"
+            )
+            + ")"
             + (
                 f", with the {' and '.join(tr['freeze'])} branch kept as it was (weights and "
                 "normalisation statistics)"
