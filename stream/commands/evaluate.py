@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 
 from engines.errors import UserError
-from engines.lab.evaluation import cross
+from engines.lab.evaluation import cross, cross_markdown
 from engines.lab.evaluation.scoring import Scorer, load_scorer
 from engines.lab.evaluation.suite import evaluate, render, write
 from engines.runtime.interface import EngineError, ManifestError
@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
         write(result, args.json, args.markdown)
         print(render(result))
         return 0
-    text = cross.markdown(result)
+    text = cross_markdown.markdown(result)
     write(result, args.json, args.markdown, text)
     if card:
-        cross.write_card_section(card_path, text)
+        cross_markdown.write_card_section(card_path, text)
     print(text)
     return 0
 

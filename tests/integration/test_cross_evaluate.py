@@ -15,12 +15,12 @@ import pytest
 from engines.errors import UserError
 from engines.lab.crossgen import CrossSet, make_scene, windows
 from engines.lab.evaluation.cross import (
-    CARD_BEGIN,
     score_scenes,
     still,
     still_picture,
     stream_edges,
 )
+from engines.lab.evaluation.cross_markdown import CARD_BEGIN
 from engines.lab.evaluation.scoring import load_scorer
 from engines.labels import LABELS
 from stream.commands import evaluate as eval_cli

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from engines.lab.evaluation.cross import (
+from engines.lab.evaluation.cross import summarise
+from engines.lab.evaluation.cross_markdown import (
     CARD_BEGIN,
     CARD_END,
     markdown,
-    summarise,
     write_card_section,
 )
 

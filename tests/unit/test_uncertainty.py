@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engines.lab.evaluation.cross import markdown, summarise
+from engines.lab.evaluation.cross import summarise
+from engines.lab.evaluation.cross_markdown import markdown
 from engines.lab.evaluation.metrics import label_scores, macro_f1
 from engines.lab.evaluation.uncertainty import intervals, paired_delta, unit_counts
 
