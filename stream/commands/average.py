@@ -19,14 +19,11 @@ from pathlib import Path
 import torch
 
 from engines.errors import UserError
-from engines.lab.evaluation.report import distractor_rows
 from engines.lab.export import write_engine_dir
-from engines.lab.scenes.base import FUSED_LABELS
 from engines.lab.training.average import average_states
-from engines.lab.training.calibrate import best_f1_thresholds, event_thresholds
+from engines.lab.training.calibrate import event_thresholds
 from engines.lab.training.data import build_set
-from engines.lab.training.recipe import DEFAULT_CACHE, window_spec
-from engines.lab.training.trainer import predict
+from engines.lab.training.recipe import DEFAULT_CACHE, calibrated_thresholds, window_spec
 from engines.runtime.nets.avfusion import AVFusion, load_checkpoint
 
 
@@ -63,10 +60,7 @@ def run(args: argparse.Namespace) -> int:
     model.eval()
     cache = Path(args.cache) if args.cache else DEFAULT_CACHE
     val = build_set(window_spec(model.cfg), args.val_windows, seed=1, split="val", cache_dir=cache)
-    window = best_f1_thresholds(
-        val.labels, predict(model, val), val.care, model.cfg.labels,
-        acted_on=FUSED_LABELS, distractors=distractor_rows(val.kinds),
-    )  # fmt: skip
+    window = calibrated_thresholds(model, val)
     out = Path(args.out)
     write_engine_dir(model, out, thresholds=event_thresholds(window))
     record = json.loads((dirs[-1] / "training.json").read_text())

@@ -17,21 +17,20 @@ from pathlib import Path
 import torch
 
 from engines.errors import UserError
-from engines.lab.evaluation.report import distractor_rows
 from engines.lab.export import write_engine_dir
-from engines.lab.scenes.base import FUSED_LABELS
-from engines.lab.training.calibrate import best_f1_thresholds, event_thresholds
+from engines.lab.training.calibrate import event_thresholds
 from engines.lab.training.recipe import (
     DEFAULT_CACHE,
     DEFAULT_MINUTES,
     TRAIN_WINDOWS,
     VAL_WINDOWS,
+    calibrated_thresholds,
     generated_sets,
     user_sets,
     window_spec,
     write_training_record,
 )
-from engines.lab.training.trainer import TrainConfig, predict, train
+from engines.lab.training.trainer import TrainConfig, train
 from engines.runtime.nets.avfusion import AVFusion, AVFusionConfig
 
 
@@ -73,11 +72,7 @@ def run(args: argparse.Namespace) -> int:
     # Checkpoints live with the cache, not in the engine directory that ships.
     checkpoints = (Path(args.cache) if args.cache else DEFAULT_CACHE) / "checkpoints"
     result = train(model, train_set, val_set, settings, checkpoints)
-    # per-label thresholds: best F1 on the validation split (never on an evaluation set)
-    window = best_f1_thresholds(
-        val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels,
-        acted_on=FUSED_LABELS, distractors=distractor_rows(val_set.kinds),
-    )  # fmt: skip
+    window = calibrated_thresholds(model, val_set)
     write_engine_dir(model, out, thresholds=event_thresholds(window))
     write_training_record(
         out, model, settings, result, len(train_set), len(val_set), window,

@@ -14,11 +14,14 @@ from pathlib import Path
 
 import torch
 
+from engines.lab.evaluation.report import distractor_rows
 from engines.lab.export import HOP_S
+from engines.lab.scenes.base import FUSED_LABELS
+from engines.lab.training.calibrate import best_f1_thresholds
 from engines.lab.training.data import WindowSet, build_set
 from engines.lab.training.progress import ProgressBar
 from engines.lab.training.sampling import SHORTCUT_MAX_WEIGHT
-from engines.lab.training.trainer import TrainConfig, TrainResult
+from engines.lab.training.trainer import TrainConfig, TrainResult, predict
 from engines.runtime.nets.avfusion import (
     AVFusion,
     AVFusionConfig,
@@ -87,6 +90,16 @@ def user_sets(directory: Path, spec: WindowSpec) -> tuple[WindowSet, WindowSet]:
     from engines.lab.training.user_data import load_user_dir, split_user_sets
 
     return split_user_sets(load_user_dir(directory, spec))
+
+
+def calibrated_thresholds(model: AVFusion, val_set: WindowSet) -> dict[str, float]:
+    """Per-label window thresholds: best F1 on the validation split, never on an evaluation set
+    (`calibrate.best_f1_thresholds`; the fused labels from their floors and within the
+    distractor false-positive rate)."""
+    return best_f1_thresholds(
+        val_set.labels, predict(model, val_set), val_set.care, model.cfg.labels,
+        acted_on=FUSED_LABELS, distractors=distractor_rows(val_set.kinds),
+    )  # fmt: skip
 
 
 def write_training_record(
