@@ -197,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--scenes", type=int, help="cross-generator scenes (default 440; with --rules 24)"
     )
     p.add_argument(
+        "--cross-seed",
+        type=int,
+        help="with --set cross|all: which cross-generator set (default 11, the model card's); "
+        "another seed gives scenes no model was ever chosen on",
+    )
+    p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
     )
     p.add_argument(

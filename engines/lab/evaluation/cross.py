@@ -276,10 +276,15 @@ def evaluate_in(
 
 
 def evaluate_sets(
-    scorer: Scorer, which: str, windows: int | None, scenes: int, compare: Scorer | None = None
+    scorer: Scorer,
+    which: str,
+    windows: int | None,
+    scenes: int,
+    compare: Scorer | None = None,
+    seed: int = CROSS_SEED,
 ) -> dict[str, Any]:
     """`which` in {"in", "cross", "all"}: the reports asked for, side by side (with `compare`,
-    each with the paired difference to that engine)."""
+    each with the paired difference to that engine; the cross set is set `seed`)."""
     _, _, labels = _columns(scorer)
     if compare is not None:
         check_comparable(scorer, compare)
@@ -291,5 +296,5 @@ def evaluate_sets(
     if which in ("in", "all"):
         out["in"] = evaluate_in(scorer, windows, compare)
     if which in ("cross", "all"):
-        out["cross"] = evaluate_cross(scorer, scenes, compare=compare)
+        out["cross"] = evaluate_cross(scorer, scenes, seed=seed, compare=compare)
     return out
