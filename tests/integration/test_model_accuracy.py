@@ -8,8 +8,8 @@ scene's clock, so not a timing test either).
 
 The floors are not the targets. Since the training generator gained its sound and sight
 variety (issue 16), the held-out split is much harder (the release before that variety scores
-0.64 macro-F1 on the first varied generator; the shipped model 0.87 on the model card's 2,000
-windows of today's and 0.92 on these 320), and the shipped model misses some of the targets
+0.64 macro-F1 on the first varied generator; the shipped model 0.88 on the model card's 2,000
+windows of today's and 0.91 on these 320), and the shipped model misses some of the targets
 (`TARGETS`: macro-F1 0.95, fused F1 0.90, onset p95 within one hop plus the budget); the model
 card and the README report them as measured, pass or fail. The floors sit a little below what the
 shipped model measures here, so a retrained model that is worse fails CI.
@@ -31,8 +31,10 @@ from engines.lab.training.data import build_set
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 BUNDLED = Path(__file__).resolve().parents[2] / "engines" / "bundled" / "avfusion"
-# Measured on this set with the shipped model: macro-F1 0.921; emergency_vehicle / collision
-# F1 0.949 / 0.951, distractor false positives 1.0 % / 0.0 %; onset p95 0.68 s (target 0.7).
+# Measured on this set with the shipped model: macro-F1 0.907; emergency_vehicle / collision
+# F1 0.962 / 0.952, distractor false positives 1.0 % / 1.0 %; onset p95 0.88 s (target 0.7; the
+# model card's 40 scripted scenes 0.60 s): `siren` reaches its 0.65 threshold a window later
+# than the previous release its 0.5 here (p95 0.90 s against 0.69 s on these 25 runs).
 FLOORS = {
     "macro_f1_min": 0.88,
     "fused_f1_min": TARGETS["fused_f1_min"],

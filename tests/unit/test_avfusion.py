@@ -50,6 +50,16 @@ def test_cost_within_budget(model: AVFusion) -> None:
     assert count_parameters(model) < 2_000_000
 
 
+def test_parameter_count_includes_a_frozen_branch() -> None:
+    net = AVFusion()
+    total = count_parameters(net)
+    audio = sum(p.numel() for p in net.audio.parameters())
+    for p in net.audio.parameters():
+        p.requires_grad_(False)  # what train --freeze audio does
+    assert audio > 0
+    assert count_parameters(net) == total
+
+
 def test_precomputed_logmel_path_is_identical(model: AVFusion) -> None:
     inputs = example_inputs(model, batch=2, seed=4)
     with torch.no_grad():

@@ -271,8 +271,9 @@ def load_for_engine(engine_dir: Path | str) -> nn.Module:
 
 
 def count_parameters(model: nn.Module) -> int:
-    """Trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+    """Learned parameters, frozen ones included (a fine-tune with `--freeze` has the same model
+    size as any other)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def gflops_per_window(model: AVFusion) -> float:
