@@ -3,11 +3,14 @@ follow the engine window contract, and the truth rule is the model card's."""
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
 from engines.lab.crossgen import KINDS, make_scene, windows
 from engines.lab.crossgen.dataset import build_cross_set
+from engines.lab.crossgen.sounds import alarm
 from engines.lab.crossgen.truth import coverage, window_truth
 from engines.labels import LABELS
 from engines.window import AudioSpec, VideoSpec, Window, WindowSpec
@@ -75,6 +78,29 @@ def test_alarm_and_horn_labels_sit_on_their_sounds() -> None:
         e_on = np.mean([np.mean(a[-4800:].astype(np.float64) ** 2) for a in on])
         e_off = np.mean([np.mean(a[-4800:].astype(np.float64) ** 2) for a in off])
         assert e_on > e_off, kind
+
+
+def test_alarm_pauses_between_repeats_are_not_scored() -> None:
+    """A smoke alarm's T3 rings through its 1.5 s pauses by the model card's definition; this
+    generator called them off: the pauses are left unscored, the beeps stay on, and a long
+    silence after the alarm stays off."""
+    j = LABELS.index("alarm")
+    for seed in range(200):
+        src = alarm(16000 * 8, 16000, (1.0, 6.0), np.random.default_rng(seed))
+        if src.params["pattern"] == "smoke_t3":
+            break
+    assert src.params["pattern"] == "smoke_t3"
+    assert len(src.spans) >= 2  # two or more T3 groups, each one span (beep gaps 0.5 s merged)
+    assert src.unsure == [(a[1], b[0]) for a, b in pairwise(src.spans)]
+    assert all(1.4 < e - s <= 1.6 for s, e in src.unsure)  # T3: 0.5 s off + 1 s pause
+    on, unsure = {"alarm": src.spans}, {"alarm": src.unsure}
+    mid_pause = (src.unsure[0][0] + src.unsure[0][1]) / 2 + 0.15
+    y, care = window_truth(on, unsure, LABELS, end=mid_pause)
+    assert (y[j], care[j]) == (0, 0)
+    y, care = window_truth(on, unsure, LABELS, end=src.spans[0][0] + 0.8)  # in the first group
+    assert (y[j], care[j]) == (1, 1)
+    y, care = window_truth(on, unsure, LABELS, end=src.spans[-1][1] + 1.0)  # after the alarm
+    assert (y[j], care[j]) == (0, 1)
 
 
 def test_flashing_lights_windows_flicker_in_red_or_blue() -> None:

@@ -57,6 +57,7 @@ class SceneDraft:
         self.params.setdefault("sources", []).append(src.params)
         if label is None:
             return
+        self.dont_care.setdefault(label, []).extend(src.unsure)
         if src.gain is None:
             self.on.setdefault(label, []).extend(src.spans)
         else:  # a distant source under the bed is not called: on only where audible
