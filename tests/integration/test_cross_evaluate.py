@@ -53,6 +53,23 @@ def _edge_set(spec: object) -> CrossSet:
     return _scene_set(spec, ("stream_start", "stream_stop"))
 
 
+def _evaluate_args(**given: object) -> argparse.Namespace:
+    """`scenestream evaluate` arguments: the bundled engine on a few cross scenes unless given."""
+    args = {
+        "engine": "avfusion",
+        "set_name": "cross",
+        "backend": "onnxruntime",
+        "json": None,
+        "markdown": None,
+        "windows": None,
+        "scenes": 2,
+        "card": False,
+        "compare": None,
+        "cross_seed": None,
+    }
+    return argparse.Namespace(**{**args, **given})
+
+
 def test_stream_edges_count_events_on_scenes_with_no_label() -> None:
     scorer = load_scorer(BUNDLED, backend="onnxruntime")
     try:
@@ -105,16 +122,7 @@ def test_evaluate_cross_writes_json_and_the_card(
     engine = tmp_path / "avfusion"
     shutil.copytree(BUNDLED, engine)
     monkeypatch.chdir(tmp_path)  # the scene cache goes under the working directory
-    args = argparse.Namespace(
-        engine=str(engine),
-        set_name="cross",
-        backend="onnxruntime",
-        json=tmp_path / "cross.json",
-        markdown=None,
-        windows=None,
-        scenes=3,
-        card=True,
-    )
+    args = _evaluate_args(engine=str(engine), json=tmp_path / "cross.json", scenes=3, card=True)
     assert eval_cli.run(args) == 0
     report = json.loads((tmp_path / "cross.json").read_text())["cross"]
     assert report["scenes"] == 3
@@ -134,15 +142,11 @@ def test_evaluate_compare_reports_intervals_and_the_paired_difference(
     engine = tmp_path / "candidate"
     shutil.copytree(BUNDLED, engine)
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(
+    args = _evaluate_args(
         engine=str(engine),
-        set_name="cross",
-        backend="onnxruntime",
         json=tmp_path / "cross.json",
         markdown=tmp_path / "cross.md",
-        windows=None,
         scenes=4,
-        card=False,
         compare="avfusion",
     )
     assert eval_cli.run(args) == 0
@@ -157,36 +161,24 @@ def test_evaluate_compare_reports_intervals_and_the_paired_difference(
 
 
 @pytest.mark.parametrize(
-    ("set_name", "card", "other", "reason"),
+    ("given", "reason"),
     [
-        ("heldout", False, "avfusion", "--set in|cross|all"),
-        ("cross", True, "avfusion", "leave out --compare"),
-        ("cross", False, "silero-vad", "labels"),
-        ("cross", False, "no-such-engine", "no-such-engine"),
+        ({"set_name": "heldout", "compare": "avfusion"}, "--set in\\|cross\\|all"),
+        ({"card": True, "compare": "avfusion"}, "leave out --compare"),
+        ({"compare": "silero-vad"}, "labels"),
+        ({"compare": "no-such-engine"}, "no-such-engine"),
+        ({"set_name": "heldout", "cross_seed": 12}, "--set cross\\|all"),
+        ({"set_name": "in", "cross_seed": 12}, "--set cross\\|all"),
+        ({"set_name": "all", "card": True, "cross_seed": 12}, "leave out --cross-seed"),
+        ({"cross_seed": -1}, "0 or more"),
     ],
 )
-def test_evaluate_compare_refuses_before_any_work(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    set_name: str,
-    card: bool,
-    other: str,
-    reason: str,
+def test_evaluate_refuses_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: dict[str, object], reason: str
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(
-        engine="avfusion",
-        set_name=set_name,
-        backend="onnxruntime",
-        json=None,
-        markdown=None,
-        windows=None,
-        scenes=4,
-        card=card,
-        compare=other,
-    )
     with pytest.raises(UserError, match=reason):
-        eval_cli.run(args)
+        eval_cli.run(_evaluate_args(**given))
     assert not (tmp_path / ".cache").exists()  # nothing generated
 
 
@@ -196,17 +188,7 @@ def test_evaluate_cross_seed_scores_another_set_of_scenes(
     monkeypatch.chdir(tmp_path)
     reports = {}
     for seed in (None, 12):
-        args = argparse.Namespace(
-            engine="avfusion",
-            set_name="cross",
-            backend="onnxruntime",
-            json=tmp_path / f"cross-{seed}.json",
-            markdown=None,
-            windows=None,
-            scenes=2,
-            card=False,
-            cross_seed=seed,
-        )
+        args = _evaluate_args(json=tmp_path / f"cross-{seed}.json", cross_seed=seed)
         assert eval_cli.run(args) == 0
         reports[seed] = json.loads(args.json.read_text())["cross"]
     assert (reports[None]["seed"], reports[12]["seed"]) == (11, 12)
@@ -215,40 +197,6 @@ def test_evaluate_cross_seed_scores_another_set_of_scenes(
     folder = next((tmp_path / ".cache" / "scenestream" / "crossgen").iterdir())
     with np.load(folder / "s11-0.npz") as a, np.load(folder / "s12-0.npz") as b:
         assert a["audio"].shape != b["audio"].shape or not np.array_equal(a["audio"], b["audio"])
-
-
-@pytest.mark.parametrize(
-    ("set_name", "card", "seed", "reason"),
-    [
-        ("heldout", False, 12, "--set cross\\|all"),
-        ("in", False, 12, "--set cross\\|all"),
-        ("all", True, 12, "leave out --cross-seed"),
-        ("cross", False, -1, "0 or more"),
-    ],
-)
-def test_evaluate_cross_seed_refusals_generate_nothing(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    set_name: str,
-    card: bool,
-    seed: int,
-    reason: str,
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    args = argparse.Namespace(
-        engine="avfusion",
-        set_name=set_name,
-        backend="onnxruntime",
-        json=None,
-        markdown=None,
-        windows=None,
-        scenes=2,
-        card=card,
-        cross_seed=seed,
-    )
-    with pytest.raises(UserError, match=reason):
-        eval_cli.run(args)
-    assert not (tmp_path / ".cache").exists()
 
 
 def test_a_frozen_window_repeats_its_last_frame() -> None:
