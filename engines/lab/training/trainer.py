@@ -24,9 +24,10 @@ cleared. The live service fills a missing modality with zeros, so the model must
 "nothing there" means, and it teaches the fused labels to require both modalities. With
 `lost_picture` (`train --lost-picture`) the picture is lost as black, a flat colour or one frame
 frozen (`lost_picture()`, a third each): what a still picture shows (a light bar, a big car) is
-then not a flash or an approach without a change. It is off by default: in fine-tunes it cut
-`flashing_lights` on frozen pictures from 7.3 % to 1 % of their positives without raising
-window F1 (README, "What remains").
+then not a flash or an approach without a change. It is off by default, so the from-scratch
+recipe (`make model`) is unchanged; the release was fine-tuned with it and the audio branch
+frozen, which cut `flashing_lights` on frozen pictures from 7.3 % to 1 % of their positives
+(README, "Engines").
 
 `freeze` (`train --freeze audio|video`, with `--init`) keeps a branch of the checkpoint as it
 is, so a fine-tune for one modality's labels cannot move the other's features.
