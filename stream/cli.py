@@ -151,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
         "frozen (a third each) instead of black only",
     )
     p.add_argument(
+        "--filter-augment",
+        action="store_true",
+        help="pass each training window's sound through a random smooth filter (±6 dB across "
+        "the mel axis): a label cannot rest on one synthesizer's balance of harmonics",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "

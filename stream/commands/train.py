@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         lr=lr,
         freeze=freeze,
         lost_picture=bool(getattr(args, "lost_picture", False)),
+        filter_augment=bool(getattr(args, "filter_augment", False)),
     )
     out = Path(args.out)
     # Checkpoints live with the cache, not in the engine directory that ships.

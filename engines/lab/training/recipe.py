@@ -129,6 +129,7 @@ def write_training_record(
             "augment": settings.augment,
             "freeze": list(settings.freeze),  # branches kept from `init`
             "lost_picture": settings.lost_picture,  # dropped pictures black, flat or frozen
+            "filter_augment": settings.filter_augment,  # random smooth filter on the log-mel
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
             "init": init,  # the checkpoint fine-tuned from, or None (from scratch)

@@ -29,6 +29,10 @@ recipe (`make model`) is unchanged; the release was fine-tuned with it and the a
 frozen, which cut `flashing_lights` on frozen pictures from 7.3 % to 1 % of their positives
 (README, "Engines").
 
+With `filter_augment` (`train --filter-augment`) each training row's log-mel also passes
+through a random smooth filter (`random_filter`: ±6 dB across the mel axis), so a label cannot
+rest on one synthesizer's balance of harmonics.
+
 `freeze` (`train --freeze audio|video`, with `--init`) keeps a branch of the checkpoint as it
 is, so a fine-tune for one modality's labels cannot move the other's features.
 """
@@ -79,6 +83,7 @@ class TrainConfig:
     augment: bool = True  # audio gain, SpecAugment masks, video mirror, camera motion
     freeze: tuple[str, ...] = ()  # branches kept as they are ("audio", "video"): a fine-tune
     lost_picture: bool = False  # dropped pictures: black, flat or frozen (not only black)
+    filter_augment: bool = False  # each row's log-mel through a random smooth filter
 
 
 @dataclass(slots=True)
@@ -191,6 +196,29 @@ def augment_batch(
     if torch.rand(1, generator=gen).item() < 0.5:
         video = video.flip(dims=(3,))
     return video, logmel
+
+
+FILTER_DB = 6.0  # random filter: each control point's gain within ±FILTER_DB
+FILTER_POINTS = (3, 6)  # control points across the mel axis, both ends included (inclusive)
+DB_TO_LN_POWER = float(np.log(10.0) / 10.0)
+
+
+def random_filter(logmel: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """`logmel` `[B, 1, M, F]` with each row passed through its own smooth random filter: a gain
+    curve across the mel axis, linear between 3-6 control points (the ends and random interior
+    bins) each within ±`FILTER_DB` (FilterAugment's linear type, Nam et al., ICASSP 2022). The
+    same sound through another loudspeaker, at another distance or through a wall tilts its
+    spectrum like this; the labels do not change. Floored like the front end."""
+    b, _, mels, _ = logmel.shape
+    bins = np.arange(mels, dtype=np.float64)
+    curves = np.empty((b, mels), np.float32)
+    for i in range(b):
+        k = int(torch.randint(FILTER_POINTS[0], FILTER_POINTS[1] + 1, (1,), generator=gen))
+        inner = torch.rand(k - 2, generator=gen).double().numpy() * (mels - 1)
+        xs = np.concatenate([[0.0], np.sort(inner), [mels - 1.0]])
+        db = (torch.rand(k, generator=gen).double().numpy() * 2.0 - 1.0) * FILTER_DB
+        curves[i] = np.interp(bins, xs, db) * DB_TO_LN_POWER
+    return torch.clamp(logmel + torch.from_numpy(curves).view(b, 1, mels, 1), min=SILENT_LOGMEL)
 
 
 MOTION_FRACTION = 0.4  # of training rows: the camera moves during the window
@@ -309,6 +337,8 @@ class _Loop:
         if cfg.augment:
             video, logmel = augment_batch(video, logmel, self.gen)
             video = camera_motion(video, self.gen, self.model.cfg.fps)
+            if cfg.filter_augment:
+                logmel = random_filter(logmel, self.gen)
         video, logmel, labels = drop_modalities(
             video, logmel, labels, cfg.modality_dropout, self.gen, lost=cfg.lost_picture
         )
