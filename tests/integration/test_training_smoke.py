@@ -152,10 +152,15 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     record = json.loads((tuned / "training.json").read_text())
     assert record["train"]["init"] == str(out / "model.pt")
     assert record["train"]["lr"] == pytest.approx(1e-3)
+    assert record["train"]["filter_augment"] is False
     # `--lr` sets the peak rate; one outside (0, 1) is one clear error, before any training.
-    args.out, args.lr = tmp_path / "slow", 5e-4
+    # `--filter-augment` trains through the random filter and says so in the record.
+    args.out, args.lr, args.filter_augment = tmp_path / "slow", 5e-4, True
     assert train_cli.run(args) == 0
-    assert json.loads((args.out / "training.json").read_text())["train"]["lr"] == 5e-4
+    slow_record = json.loads((args.out / "training.json").read_text())["train"]
+    assert slow_record["lr"] == 5e-4
+    assert slow_record["filter_augment"] is True
+    args.filter_augment = False
     args.lr = 0.0
     with pytest.raises(UserError, match=r"--lr 0\.0: a peak learning rate"):
         train_cli.run(args)
