@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from engines.lab.crossgen import KINDS, make_scene, windows
-from engines.lab.crossgen.dataset import build_cross_set, pooled_cross_set
+from engines.lab.crossgen.dataset import build_cross_set
 from engines.lab.crossgen.sounds import alarm
 from engines.lab.crossgen.truth import coverage, window_truth
+from engines.lab.evaluation.cross import pooled_cross_set
 from engines.labels import LABELS
 from engines.window import AudioSpec, VideoSpec, Window, WindowSpec
 

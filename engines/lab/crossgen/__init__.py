@@ -4,14 +4,7 @@ in the model card (a label is on for a window when it covers at least half of th
 0.3 s). It shares nothing with `engines/lab/scenes` but the label names and the window contract.
 """
 
-from .dataset import (
-    CrossSet,
-    build_cross_set,
-    fingerprint,
-    make_scene,
-    pooled_cross_set,
-    windows,
-)
+from .dataset import CrossSet, build_cross_set, fingerprint, make_scene, windows
 from .scenes import DISTRACTOR_KINDS, KINDS, STREAM_EDGE_KINDS
 
 __all__ = [
@@ -22,6 +15,5 @@ __all__ = [
     "build_cross_set",
     "fingerprint",
     "make_scene",
-    "pooled_cross_set",
     "windows",
 ]

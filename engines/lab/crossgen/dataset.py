@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,30 +168,6 @@ def build_cross_set(
         scene=scene_idx.astype(np.int64),
         cuts=cat["cuts"].astype(np.float64),
         kinds=kinds,
-    )
-
-
-def pooled_cross_set(
-    spec: WindowSpec,
-    scenes: int,
-    seeds: Sequence[int],
-    cache_dir: Path | None = CACHE_DIR,
-    progress: bool = False,
-) -> CrossSet:
-    """`scenes` scenes of each set in `seeds`, stacked as one set: scene indices run on from one
-    seed to the next (seed k's scene i is `k * scenes + i`), so each stays one bootstrap unit."""
-    sets = [build_cross_set(spec, scenes, s, cache_dir, progress) for s in seeds]
-    if len(sets) == 1:
-        return sets[0]
-    return CrossSet(
-        video=np.concatenate([d.video for d in sets]),
-        audio=np.concatenate([d.audio for d in sets]),
-        labels=np.concatenate([d.labels for d in sets]),
-        care=np.concatenate([d.care for d in sets]),
-        ends=np.concatenate([d.ends for d in sets]),
-        scene=np.concatenate([d.scene + k * scenes for k, d in enumerate(sets)]),
-        cuts=np.concatenate([d.cuts for d in sets]),
-        kinds=[kind for d in sets for kind in d.kinds],
     )
 
 

@@ -15,19 +15,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from engines.events import EventTracker
-from engines.lab.crossgen import (
-    DISTRACTOR_KINDS,
-    STREAM_EDGE_KINDS,
-    CrossSet,
-    pooled_cross_set,
-)
+from engines.lab.crossgen import DISTRACTOR_KINDS, STREAM_EDGE_KINDS, CrossSet, build_cross_set
 from engines.lab.crossgen import fingerprint as cross_fingerprint
+from engines.lab.crossgen.dataset import CACHE_DIR
 from engines.lab.evaluation import events
 from engines.lab.evaluation.report import (
     THRESHOLD,
@@ -39,6 +36,7 @@ from engines.lab.evaluation.report import (
 from engines.lab.evaluation.scoring import Scorer
 from engines.lab.evaluation.uncertainty import intervals, paired_delta, unit_counts
 from engines.labels import FUSED_LABELS, LABELS, VIDEO_LABELS
+from engines.window import WindowSpec
 
 CROSS_SCENES = 440
 CROSS_SEED = 11
@@ -224,6 +222,27 @@ def check_comparable(scorer: Scorer, other: Scorer) -> None:
         )
 
 
+def pooled_cross_set(
+    spec: WindowSpec, scenes: int, seeds: Sequence[int], cache_dir: Path | None = CACHE_DIR
+) -> CrossSet:
+    """`scenes` scenes of each cross set in `seeds`, stacked as one set: scene indices run on
+    from one seed to the next (seed k's scene i is `k * scenes + i`), so each scene stays one
+    bootstrap unit. (Here, not in `crossgen`: its sources are its fingerprint.)"""
+    sets = [build_cross_set(spec, scenes, s, cache_dir, progress=True) for s in seeds]
+    if len(sets) == 1:
+        return sets[0]
+    return CrossSet(
+        video=np.concatenate([d.video for d in sets]),
+        audio=np.concatenate([d.audio for d in sets]),
+        labels=np.concatenate([d.labels for d in sets]),
+        care=np.concatenate([d.care for d in sets]),
+        ends=np.concatenate([d.ends for d in sets]),
+        scene=np.concatenate([d.scene + k * scenes for k, d in enumerate(sets)]),
+        cuts=np.concatenate([d.cuts for d in sets]),
+        kinds=[kind for d in sets for kind in d.kinds],
+    )
+
+
 def evaluate_cross(
     scorer: Scorer,
     scenes: int = CROSS_SCENES,
@@ -232,7 +251,7 @@ def evaluate_cross(
 ) -> dict[str, Any]:
     """The cross-generator report on `scenes` scenes of each set in `seeds`, pooled (with
     `compare`: also the paired difference to that engine on the same windows)."""
-    data = pooled_cross_set(scorer.spec, scenes, seeds, progress=True)
+    data = pooled_cross_set(scorer.spec, scenes, seeds)
     e_idx, t_idx, labels = _columns(scorer)
     all_scores = np.zeros((len(data), len(scorer.labels)), np.float32)
     all_scores[:] = score_scenes(scorer, data, list(range(len(scorer.labels))))
