@@ -208,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="with --set cross|all: which cross-generator set (default 11, the model card's); "
         "another seed gives scenes no model was ever chosen on; several pool their scenes "
-        "(--scenes of each) into one set, for narrower intervals",
+        "(--scenes of each) into one set, for narrower intervals (about 2 GB of memory per seed)",
     )
     p.add_argument(
         "--card", action="store_true", help="with --set in|cross|all: write it into MODEL_CARD.md"
