@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from engines.lab.training.trainer import JITTER_PX, PAN_PX, SHAKE_PX, camera_motion
+from engines.lab.training.augment import JITTER_PX, PAN_PX, SHAKE_PX, camera_motion
 
 
 def _dot_video(b: int = 64, t: int = 8, size: int = 32) -> torch.Tensor:

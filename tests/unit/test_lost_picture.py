@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from engines.lab.training.trainer import FLAT_LEVELS, drop_modalities, frozen_branches, lost_picture
+from engines.lab.training.augment import FLAT_LEVELS, drop_modalities, lost_picture
+from engines.lab.training.trainer import frozen_branches
 from engines.labels import AUDIO_LABELS, FUSED_LABELS, LABELS, VIDEO_LABELS
 from engines.runtime.nets.avfusion import AVFusion
 

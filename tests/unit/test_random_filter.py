@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from engines.lab.training.trainer import (
+from engines.lab.training.augment import (
     DB_TO_LN_POWER,
     FILTER_DB,
     SILENT_LOGMEL,
