@@ -135,11 +135,14 @@ async def test_rtsp_camera_is_analysed_goes_offline_and_reconnects() -> None:
               f"restarted, windows again after {windows_s:.1f} s")  # fmt: skip
 
 
-CLIP_S = 8.0
-# The clip starts when the camera is connected; the first flash comes once the mapping has
-# settled on the camera's clock (within about a second of media after FFmpeg's probing burst;
-# at 2 s, one run in two saw the flash one frame late).
-EVENTS_S = (3.0, 5.0, 7.0)
+CLIP_S = 10.0
+# The clip starts when the camera is connected. Its Sender Reports come at RTCP's randomised
+# intervals (the first one 1-3 s into the session): media that arrived before a track's first
+# report keeps its arrival-time stamps, and a backward correction is slewed out at 10 % of media
+# time. Only the marks stamped once both tracks are on the sender clock are judged: a flash at
+# 3 s raced the video's first report and was one frame late in one CI run of several.
+EVENTS_S = (3.0, 5.0, 7.0, 9.0)
+SETTLE_S = 0.5  # after both tracks' first reports: room for the slew
 ALIGNED_S = 0.05  # flash and click within this on the capture clock (as for files)
 
 
@@ -157,6 +160,7 @@ async def test_rtsp_camera_on_its_rtcp_clock_keeps_flash_and_click_aligned(tmp_p
         row = cams.cameras["clip"].row
         # gst-rtsp-server's reports are on the host's clock: trusted as wall-clock time.
         await wait_for(lambda: row()["capture_clock"] == "sender", 15, "the sender clock")
+        settled = time.time() + SETTLE_S  # capture times are never after arrival
         sink = service.sink
 
         def flashes_seen() -> int:
@@ -168,14 +172,15 @@ async def test_rtsp_camera_on_its_rtcp_clock_keeps_flash_and_click_aligned(tmp_p
         ]
     windows = [w for w, _ in cut]
     flashes, clicks = flash_times(windows), click_times(windows, AUDIO_RATE)
-    skews = pair_marks(flashes, clicks)
-    assert len(skews) >= len(EVENTS_S), (flashes, clicks)
+    skews = pair_marks([f for f in flashes if f >= settled], clicks)
+    assert len(skews) >= 2, (flashes, clicks, settled)
     assert all(abs(s) <= ALIGNED_S for s in skews), f"click - flash = {skews}"
     # A capture time is never later than the media's arrival: no window ends after it was cut.
     lags = sorted(at - w.end for w, at in cut)
     assert lags[0] >= 0.0, f"windows ending after they were cut: {lags[:3]}"
     print(
-        f"rtsp on the sender clock: click - flash {[round(s * 1e3, 1) for s in skews]} ms, "
+        f"rtsp on the sender clock: click - flash {[round(s * 1e3, 1) for s in skews]} ms "
+        f"(of {len(flashes)} flashes, {len(flashes) - len(skews)} before it settled), "
         f"end-to-cut p50 {lags[len(lags) // 2] * 1e3:.0f} ms, max {lags[-1] * 1e3:.0f} ms"
     )
 
