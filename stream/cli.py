@@ -157,6 +157,13 @@ def build_parser() -> argparse.ArgumentParser:
         "the mel axis): a label cannot rest on one synthesizer's balance of harmonics",
     )
     p.add_argument(
+        "--lens",
+        action="store_true",
+        help="show 30 %% of the training windows through a random lens (a crop up to 1.3x "
+        "smaller resized back up, a Gaussian blur up to 1.2 px; the same for every frame): "
+        "lamps and vehicles bigger and softer than the generator draws them",
+    )
+    p.add_argument(
         "--windows",
         type=int,
         help="generated training windows (val: 1/8 of it, at most 1200; generation of the "

@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         freeze=freeze,
         lost_picture=bool(getattr(args, "lost_picture", False)),
         filter_augment=bool(getattr(args, "filter_augment", False)),
+        lens=bool(getattr(args, "lens", False)),
     )
     out = Path(args.out)
     # Checkpoints live with the cache, not in the engine directory that ships.

@@ -153,14 +153,16 @@ def test_train_on_user_directory(user_dir: Path, tmp_path: Path) -> None:
     assert record["train"]["init"] == str(out / "model.pt")
     assert record["train"]["lr"] == pytest.approx(1e-3)
     assert record["train"]["filter_augment"] is False
+    assert record["train"]["lens"] is False
     # `--lr` sets the peak rate; one outside (0, 1) is one clear error, before any training.
-    # `--filter-augment` trains through the random filter and says so in the record.
-    args.out, args.lr, args.filter_augment = tmp_path / "slow", 5e-4, True
+    # `--filter-augment` and `--lens` train through the random filter and lens and say so.
+    args.out, args.lr, args.filter_augment, args.lens = tmp_path / "slow", 5e-4, True, True
     assert train_cli.run(args) == 0
     slow_record = json.loads((args.out / "training.json").read_text())["train"]
     assert slow_record["lr"] == 5e-4
     assert slow_record["filter_augment"] is True
-    args.filter_augment = False
+    assert slow_record["lens"] is True
+    args.filter_augment = args.lens = False
     args.lr = 0.0
     with pytest.raises(UserError, match=r"--lr 0\.0: a peak learning rate"):
         train_cli.run(args)

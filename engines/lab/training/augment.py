@@ -27,6 +27,11 @@ through a random smooth filter (`random_filter`: ±6 dB across the mel axis), so
 rest on one synthesizer's balance of harmonics. It is off by default: a fine-tune
 of the release's sound branch with it lost cross-generator F1 on `siren` and `alarm` (README,
 "what remains").
+
+With `lens` (`train --lens`) 30 % of the rows are seen through a random lens (`lens()`): a crop
+up to 1.3x smaller than the frame, resized back up, and a Gaussian blur of up to 1.2 px, the
+same for every frame of the row, so growth rates and flash timing are untouched. Lamps and
+vehicles then come bigger and softer than the generator draws them. Off by default.
 """
 
 from __future__ import annotations
@@ -186,3 +191,54 @@ def camera_motion(video: torch.Tensor, gen: torch.Generator, fps: float) -> torc
     out = video.clone()
     out[rows] = video[rows][ni, ti, ys[:, :, :, None], xs[:, :, None, :]]
     return out
+
+
+LENS_FRACTION = 0.3  # of training rows: seen through another lens
+LENS_ZOOM = (1.0, 1.3)  # crop this much smaller than the frame, resized back up
+LENS_BLUR_PX = (0.0, 1.2)  # Gaussian blur's sigma, in output pixels
+
+
+def lens(video: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """`video` uint8 `[B, T, H, W, 3]` with, for `LENS_FRACTION` of the rows, every frame seen
+    through one random lens: a crop `LENS_ZOOM` times smaller than the frame (anywhere in it)
+    resized back up, then a Gaussian blur of `LENS_BLUR_PX`. Every frame of a row gets the same
+    crop and blur, so growth rates and flash timing are kept: no label changes. Objects and
+    lamps come out bigger and softer than the generator draws them."""
+    b, t, h, w, _ = video.shape
+    rows = (torch.rand(b, generator=gen) < LENS_FRACTION).nonzero().squeeze(1)
+    n = len(rows)
+    if n == 0:
+        return video
+    zoom = torch.empty(n).uniform_(*LENS_ZOOM, generator=gen)
+    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - 1 / zoom)  # crop centre, [-1, 1] coords
+    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - 1 / zoom)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1 / zoom
+    theta[:, 0, 2], theta[:, 1, 2] = cx, cy
+    frames = video[rows].permute(0, 1, 4, 2, 3).reshape(n * t, 3, h, w).float()
+    grid = torch.nn.functional.affine_grid(
+        theta.repeat_interleave(t, dim=0), [n * t, 3, h, w], align_corners=False
+    )
+    frames = torch.nn.functional.grid_sample(frames, grid, mode="bilinear", align_corners=False)
+    sigma = torch.empty(n).uniform_(*LENS_BLUR_PX, generator=gen).repeat_interleave(t)
+    frames = _gaussian_blur(frames, sigma)
+    out = video.clone()
+    out[rows] = (
+        frames.round().clamp(0, 255).to(torch.uint8).reshape(n, t, 3, h, w).permute(0, 1, 3, 4, 2)
+    )
+    return out
+
+
+def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor, radius: int = 3) -> torch.Tensor:
+    """`images` `[N, C, H, W]` float, each blurred with its own `sigma` (0 leaves it as it is);
+    separable (one grouped convolution per axis), edges replicated."""
+    n, c, h, w = images.shape
+    k = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    kernel = torch.exp(-0.5 * (k / sigma.clamp(min=1e-3).view(-1, 1)) ** 2)
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # [N*C, K]
+    x = torch.nn.functional.pad(images, (radius,) * 4, mode="replicate").reshape(
+        1, n * c, h + 2 * radius, w + 2 * radius
+    )
+    x = torch.nn.functional.conv2d(x, kernel.view(n * c, 1, 1, -1), groups=n * c)
+    x = torch.nn.functional.conv2d(x, kernel.view(n * c, 1, -1, 1), groups=n * c)
+    return x.reshape(n, c, h, w)

@@ -130,6 +130,7 @@ def write_training_record(
             "freeze": list(settings.freeze),  # branches kept from `init`
             "lost_picture": settings.lost_picture,  # dropped pictures black, flat or frozen
             "filter_augment": settings.filter_augment,  # random smooth filter on the log-mel
+            "lens": settings.lens,  # frames zoomed and blurred by a random lens
             "seed": settings.seed,
             "minutes_limit": settings.minutes,
             "init": init,  # the checkpoint fine-tuned from, or None (from scratch)

@@ -6,7 +6,8 @@ allowed, so a run cut short by the wall-time limit (a busy machine) still anneal
 rate to the end instead of stopping at full rate.
 
 Augmentation and modality dropout (`augment.py`): what each training batch goes through
-before the model sees it (on by default; `lost_picture` and `filter_augment` are opt-in).
+before the model sees it (on by default; `lost_picture`, `filter_augment` and `lens` are
+opt-in).
 
 Sampling (`sampling.py`): scene kinds balanced (rare distractors drawn more often), and windows
 that break a label co-occurrence of the generator (flashing lights without an approach) drawn
@@ -37,6 +38,7 @@ from engines.lab.training.augment import (
     augment_batch,
     camera_motion,
     drop_modalities,
+    lens,
     random_filter,
 )
 from engines.lab.training.data import WindowSet
@@ -66,6 +68,7 @@ class TrainConfig:
     freeze: tuple[str, ...] = ()  # branches kept as they are ("audio", "video"): a fine-tune
     lost_picture: bool = False  # dropped pictures: black, flat or frozen (not only black)
     filter_augment: bool = False  # each row's log-mel through a random smooth filter
+    lens: bool = False  # a share of rows' frames zoomed and blurred by one random lens
 
 
 @dataclass(slots=True)
@@ -175,6 +178,8 @@ class _Loop:
             video = camera_motion(video, self.gen, self.model.cfg.fps)
             if cfg.filter_augment:
                 logmel = random_filter(logmel, self.gen)
+            if cfg.lens:
+                video = lens(video, self.gen)
         video, logmel, labels = drop_modalities(
             video, logmel, labels, cfg.modality_dropout, self.gen, lost=cfg.lost_picture
         )
