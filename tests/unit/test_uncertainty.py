@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,15 @@ def test_markdown_shows_the_intervals_and_the_difference_table() -> None:
     assert "cross: 20 scenes" in text
     assert "Difference to `other`" in text
     assert "| **macro-F1** | **+0.000 [+0.000, +0.000]** |" in text
+
+
+def test_a_set_where_no_label_occurs_has_no_interval_and_no_warning() -> None:
+    # e.g. the distractor scenes alone: every label is off in every window
+    truth = np.zeros((20, len(LABELS)), np.float32)
+    scores = np.full_like(truth, 0.7)  # every window fires both: false positives only
+    counts = unit_counts(truth, scores, np.ones_like(truth), 0.5, np.arange(20) // 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = intervals(counts, LABELS, "scene")
+    assert all(np.isnan(result["macro_f1"]))
+    assert result["labels"]["siren"] == [0.0, 0.0]  # F1 0 wherever a draw has a false positive

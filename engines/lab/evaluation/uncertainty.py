@@ -74,6 +74,10 @@ def _macro(f1: npt.NDArray[np.float64], present: npt.NDArray[np.bool_]) -> npt.N
 
 
 def _interval(values: npt.NDArray[np.float64], level: float) -> list[float]:
+    """The central `level` interval of the draws; NaN (written as null) when no draw has a
+    value, e.g. a macro-F1 over a subset where no label occurs."""
+    if np.isnan(values).all():
+        return [float("nan"), float("nan")]
     tail = (1 - level) / 2 * 100
     lo, hi = np.nanpercentile(values, [tail, 100 - tail])
     return [float(lo), float(hi)]
